@@ -1,0 +1,259 @@
+"""Validated configuration: the pipeline config (seed shape) and per-environment deploy config.
+
+Both load through :func:`load_pipeline_config` / :func:`load_environment_config`, which
+turn any problem into a :class:`ConfigError` naming the file, the field and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SourceType = Literal["bigint", "int", "string", "date", "timestamp", "double"]
+_IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names file, field and problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceColumn(_Strict):
+    name: str
+    type: SourceType
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENT.match(value):
+            raise ValueError(f"{value!r} is not a lower-case identifier")
+        return value
+
+
+class ColumnTransformation(_Strict):
+    """Route invalid values of a summary column to ``replacement`` (NULL by default).
+
+    rule ``allowed_values``: the value must be one of ``values``;
+    rule ``range``: the value must lie in [min, max] (either bound optional).
+    """
+
+    column: str
+    rule: Literal["allowed_values", "range"]
+    values: Optional[List[str]] = None
+    min: Optional[float] = None
+    max: Optional[float] = None
+    replacement: Optional[Union[str, int]] = None
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _rule_has_its_parameters(self) -> ColumnTransformation:
+        if self.rule == "allowed_values" and not self.values:
+            raise ValueError(f"transformation of {self.column!r}: rule allowed_values needs a non-empty 'values'")
+        if self.rule == "range" and self.min is None and self.max is None:
+            raise ValueError(f"transformation of {self.column!r}: rule range needs 'min' or 'max'")
+        return self
+
+
+class RollingColumn(_Strict):
+    name: str
+    mapper_column: str = Field(description="the summary scalar column whose monthly values the array holds")
+
+    @field_validator("name")
+    @classmethod
+    def _suffix(cls, value: str) -> str:
+        if not value.endswith("_history"):
+            raise ValueError(f"rolling column {value!r} must end in '_history'")
+        return value
+
+
+class GridColumn(_Strict):
+    name: str
+    mapper_rolling_column: str
+    placeholder: str = "?"
+    separator: str = ""
+
+    @field_validator("placeholder")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError("placeholder must be exactly one character so the grid keeps one character per month")
+        return value
+
+
+class ShufflePartitions(_Strict):
+    """Shuffle partitions sized from input rows (the seed's 16-8192 rule)."""
+
+    min: int = Field(16, ge=1)
+    max: int = Field(8192, ge=1)
+    rows_per_partition: int = Field(100_000, ge=1)
+
+
+class PipelineConfig(_Strict):
+    namespace: str = "default"
+    source_table: str
+    destination_table: str
+    latest_history_table: str
+    history_length: int = Field(ge=1, le=120)
+    key_column: str = "cons_acct_key"
+    month_column: str = "rpt_as_of_mo"
+    timestamp_column: str = "base_ts"
+    source_schema: List[SourceColumn]
+    columns: Dict[str, str] = Field(description="accounts_all column -> summary column")
+    column_transformations: List[ColumnTransformation] = []
+    rolling_columns: List[RollingColumn]
+    grid_columns: List[GridColumn] = []
+    shuffle_partitions: ShufflePartitions = ShufflePartitions()
+    max_batch_rows: int = Field(50_000_000, ge=1, description="a batch above this many rows is rejected")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        source = {c.name for c in self.source_schema}
+        if len(source) != len(self.source_schema):
+            raise ValueError("source_schema names a column twice")
+        for required in (self.key_column, self.month_column, self.timestamp_column):
+            if required not in source:
+                raise ValueError(f"source_schema lacks the required column {required!r}")
+        types = {c.name: c.type for c in self.source_schema}
+        if types[self.key_column] != "bigint":
+            raise ValueError(f"key column {self.key_column!r} must be bigint")
+        if types[self.month_column] != "string":
+            raise ValueError(f"month column {self.month_column!r} must be string ('YYYY-MM')")
+        if types[self.timestamp_column] != "timestamp":
+            raise ValueError(f"timestamp column {self.timestamp_column!r} must be timestamp")
+        unknown = sorted(set(self.columns) - source)
+        if unknown:
+            raise ValueError(f"columns maps source columns not in source_schema: {unknown}")
+        targets = list(self.columns.values())
+        if len(set(targets)) != len(targets):
+            raise ValueError("columns maps two source columns to the same summary column")
+        for fixed in (self.key_column, self.month_column, self.timestamp_column):
+            if self.columns.get(fixed) != fixed:
+                raise ValueError(f"columns must map {fixed!r} to itself (it keys the tables)")
+        summary = set(targets)
+        for t in self.column_transformations:
+            if t.column not in summary:
+                raise ValueError(f"column_transformations names {t.column!r}, which is not a summary column")
+        rolling = set()
+        for r in self.rolling_columns:
+            if r.mapper_column not in summary:
+                raise ValueError(f"rolling column {r.name!r} maps {r.mapper_column!r}, not a summary column")
+            if r.name in summary:
+                raise ValueError(f"rolling column {r.name!r} clashes with a summary column")
+            rolling.add(r.name)
+        for g in self.grid_columns:
+            if g.mapper_rolling_column not in rolling:
+                raise ValueError(f"grid column {g.name!r} maps {g.mapper_rolling_column!r}, not a rolling column")
+        if self.shuffle_partitions.min > self.shuffle_partitions.max:
+            raise ValueError("shuffle_partitions.min is larger than shuffle_partitions.max")
+        return self
+
+    # --- derived views, one place for each -------------------------------------------------
+    @property
+    def source_types(self) -> Dict[str, str]:
+        return {c.name: c.type for c in self.source_schema}
+
+    @property
+    def summary_scalar_types(self) -> Dict[str, str]:
+        """Summary scalar column -> type, in source order."""
+        types = self.source_types
+        return {dest: types[src] for src, dest in self.columns.items()}
+
+    def rolling_type(self, rolling: RollingColumn) -> str:
+        return self.summary_scalar_types[rolling.mapper_column]
+
+    def rolling_by_name(self, name: str) -> RollingColumn:
+        return next(r for r in self.rolling_columns if r.name == name)
+
+
+class EmrSettings(_Strict):
+    release_label: str = "emr-7.12.0"
+    max_cpu: str = Field(pattern=r"^\d+ ?vCPU$")
+    max_memory: str = Field(pattern=r"^\d+ ?GB$")
+    max_disk: str = Field("1000 GB", pattern=r"^\d+ ?GB$")
+    idle_timeout_minutes: int = Field(15, ge=1, le=10080)
+    job_timeout_minutes: int = Field(ge=5, le=10080)
+    driver_cores: int = Field(4, ge=1, le=16)
+    driver_memory_gb: int = Field(16, ge=2, le=120)
+    executor_cores: int = Field(4, ge=1, le=16)
+    executor_memory_gb: int = Field(16, ge=2, le=120)
+    python_version: Literal["3.9", "3.11"] = "3.9"
+
+
+class ScheduleSettings(_Strict):
+    sweep_expression: str = Field("rate(1 hour)", pattern=r"^(rate|cron)\(.+\)$")
+    enabled: bool = True
+
+
+class AlarmSettings(_Strict):
+    notification_email: Optional[str] = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
+    lock_held_minutes: int = Field(360, ge=5)
+    rejected_batches_threshold: int = Field(1, ge=1)
+
+
+class LandingSettings(_Strict):
+    future_month_tolerance: int = Field(1, ge=0, le=24, description="months after the current one still accepted")
+    lock_lease_minutes: int = Field(30, ge=1, le=1440)
+
+
+class EnvironmentConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
+    account: str = Field(pattern=r"^(\d{12}|ACCOUNT_ID_PLACEHOLDER)$")
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    retain_data: bool
+    emr: EmrSettings
+    schedule: ScheduleSettings = ScheduleSettings()
+    alarms: AlarmSettings = AlarmSettings()
+    landing: LandingSettings = LandingSettings()
+    log_retention_days: int = Field(90, ge=1)
+    tags: Dict[str, str] = {}
+
+
+def _describe(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration ({error.error_count()} problem(s))"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  field '{field}': {message}")
+    return "\n".join(lines)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+
+
+def parse_pipeline_config(data: Any, source: str = "<pipeline config>") -> PipelineConfig:
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(Path(source), exc)) from exc
+
+
+def load_pipeline_config(path: Union[str, Path]) -> PipelineConfig:
+    path = Path(path)
+    return parse_pipeline_config(_read_json(path), str(path))
+
+
+def load_environment_config(path: Union[str, Path]) -> EnvironmentConfig:
+    path = Path(path)
+    data = _read_json(path)
+    try:
+        config = EnvironmentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from exc
+    if config.name != path.stem:
+        raise ConfigError(f"{path}: field 'name': is {config.name!r} but the file is named {path.stem!r}")
+    return config

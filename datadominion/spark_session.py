@@ -1,0 +1,134 @@
+"""SparkSession factory for the summary job, local or on EMR Serverless.
+
+Applies the stack facts in DESIGN.md section 5: matching catalog name, no catalog-table
+creation from Spark on SQLite, no table cache, UTC session time zone, and an explicit
+check that the Iceberg runtime really loaded (a missing jar only warns at start-up).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from datadominion.catalog import CatalogSettings
+
+SQLITE_JDBC_JAR = Path("/usr/share/java/sqlite-jdbc.jar")
+ICEBERG_JAR_NAME = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
+
+
+class SparkStackError(RuntimeError):
+    """The local Spark + Iceberg stack is incomplete; the message says what to install."""
+
+
+def iceberg_runtime_jar() -> Path:
+    try:
+        import snowpark_connect_deps_iceberg  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise SparkStackError(
+            "the Iceberg runtime jar is missing: install snowpark-connect-deps-iceberg==1.0.2 (run `make setup`)"
+        ) from exc
+    jar = Path(snowpark_connect_deps_iceberg.__file__).parent / "jars" / ICEBERG_JAR_NAME
+    if not jar.is_file():
+        raise SparkStackError(f"the Iceberg runtime jar {jar} is missing; reinstall snowpark-connect-deps-iceberg==1.0.2")
+    return jar
+
+
+def check_java() -> None:
+    java = shutil.which("java", path=os.path.join(os.environ.get("JAVA_HOME", ""), "bin") + os.pathsep
+                        + os.environ.get("PATH", ""))
+    if not java:
+        raise SparkStackError("Java 17 is required for Spark but `java` was not found (apt-get install openjdk-17-jre-headless)")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    if ' version "17' not in out:
+        first = out.splitlines()[0] if out else "unknown"
+        raise SparkStackError(f"Spark 3.5 here is verified with Java 17; found: {first}")
+
+
+def local_stack_jars() -> list[Path]:
+    check_java()
+    if not SQLITE_JDBC_JAR.is_file():
+        raise SparkStackError(
+            f"the SQLite JDBC driver {SQLITE_JDBC_JAR} is missing: apt-get install libxerial-sqlite-jdbc-java"
+        )
+    return [iceberg_runtime_jar(), SQLITE_JDBC_JAR]
+
+
+def catalog_spark_conf(settings: CatalogSettings) -> Dict[str, str]:
+    prefix = f"spark.sql.catalog.{settings.name}"
+    conf = {
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.warehouse": settings.warehouse,
+        f"{prefix}.cache-enabled": "false",
+        "spark.sql.defaultCatalog": settings.name,
+    }
+    if settings.kind == "local":
+        conf.update({
+            f"{prefix}.type": "jdbc",
+            f"{prefix}.uri": f"jdbc:sqlite:{settings.sqlite_path}",
+            f"{prefix}.jdbc.init-catalog-tables": "false",
+        })
+    else:
+        conf.update({
+            f"{prefix}.type": "glue",
+            f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        })
+    return conf
+
+
+def base_spark_conf(shuffle_partitions: int) -> Dict[str, str]:
+    return {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.sql.ansi.enabled": "false",
+    }
+
+
+def build_spark_session(
+    settings: CatalogSettings,
+    app_name: str = "datadominion-summary",
+    shuffle_partitions: int = 16,
+    extra_conf: Optional[Dict[str, str]] = None,
+) -> Any:
+    """Create (or return) the SparkSession wired to the catalog, and prove Iceberg loaded."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    conf = {**base_spark_conf(shuffle_partitions), **catalog_spark_conf(settings)}
+    if settings.kind == "local":
+        # Make sure pyiceberg created the catalog tables first (see catalog.py).
+        from datadominion.catalog import load_pyiceberg_catalog
+
+        load_pyiceberg_catalog(settings)
+        jars = local_stack_jars()
+        conf.update({
+            "spark.master": os.environ.get("DATADOMINION_SPARK_MASTER", "local[2]"),
+            "spark.jars": ",".join(str(j) for j in jars),
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.driver.memory": os.environ.get("DATADOMINION_DRIVER_MEMORY", "4g"),
+            "spark.sql.adaptive.advisoryPartitionSizeInBytes": "16m",
+            "spark.default.parallelism": "4",
+        })
+    conf.update(extra_conf or {})
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    verify_iceberg(spark, settings)
+    return spark
+
+
+def verify_iceberg(spark: Any, settings: CatalogSettings) -> str:
+    try:
+        return str(spark.sql(f"SELECT {settings.name}.system.iceberg_version()").first()[0])
+    except Exception as exc:  # the jar is absent or broken: Spark only warned at start-up
+        raise SparkStackError(
+            f"Iceberg is not usable in this Spark session ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            f"check that {ICEBERG_JAR_NAME} is on spark.jars"
+        ) from exc
