@@ -32,7 +32,9 @@ def iceberg_runtime_jar() -> Path:
         ) from exc
     jar = Path(snowpark_connect_deps_iceberg.__file__).parent / "jars" / ICEBERG_JAR_NAME
     if not jar.is_file():
-        raise SparkStackError(f"the Iceberg runtime jar {jar} is missing; reinstall snowpark-connect-deps-iceberg==1.0.2")
+        raise SparkStackError(
+            f"the Iceberg runtime jar {jar} is missing; reinstall snowpark-connect-deps-iceberg==1.0.2"
+        )
     return jar
 
 
@@ -40,7 +42,9 @@ def check_java() -> None:
     java = shutil.which("java", path=os.path.join(os.environ.get("JAVA_HOME", ""), "bin") + os.pathsep
                         + os.environ.get("PATH", ""))
     if not java:
-        raise SparkStackError("Java 17 is required for Spark but `java` was not found (apt-get install openjdk-17-jre-headless)")
+        raise SparkStackError(
+            "Java 17 is required for Spark but `java` was not found (apt-get install openjdk-17-jre-headless)"
+        )
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
     if ' version "17' not in out:
         first = out.splitlines()[0] if out else "unknown"
@@ -114,6 +118,10 @@ def build_spark_session(
             "spark.driver.memory": os.environ.get("DATADOMINION_DRIVER_MEMORY", "4g"),
             "spark.sql.adaptive.advisoryPartitionSizeInBytes": "16m",
             "spark.default.parallelism": "4",
+            "spark.datadominion.localShufflePartitionCap": "4",
+            # Whole-stage codegen of the wide array expressions costs seconds per query
+            # and buys nothing at local volumes.
+            "spark.sql.codegen.wholeStage": "false",
         })
     conf.update(extra_conf or {})
     for key, value in conf.items():

@@ -1,0 +1,1 @@
+"""PySpark jobs run on EMR Serverless (and locally): thin entrypoints over pure DataFrame transforms."""

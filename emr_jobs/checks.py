@@ -1,0 +1,95 @@
+"""Integrity checks on the rows a step touched (the seed's checks, automated).
+
+Run after both commits; any failure raises IntegrityError and fails the job, so the
+ledger records the step FAILED and the operator is told which rule broke.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from emr_jobs import transforms as tx
+from emr_jobs.tables import Tables, summary_column_names
+
+EXAMPLES = 5
+
+
+class IntegrityError(RuntimeError):
+    """One or more integrity checks failed; the message lists each with examples."""
+
+
+def row_rules(config: Any, alias: str = "") -> Dict[str, str]:
+    """SQL conditions that are TRUE for a summary row breaking a rule."""
+    h = config.history_length
+    p = f"{alias}." if alias else ""
+    rules = {}
+    for r in config.rolling_columns:
+        rules[f"{r.name} has {h} elements"] = f"{p}{r.name} IS NULL OR size({p}{r.name}) != {h}"
+        rules[f"{r.name}[0] equals {r.mapper_column}"] = f"NOT ({p}{r.name}[0] <=> {p}{r.mapper_column})"
+    for g in config.grid_columns:
+        rules[f"{g.name} matches {g.mapper_rolling_column}"] = f"NOT ({p}{g.name} <=> {tx.grid_sql(g, p)})"
+        if not g.separator:
+            rules[f"{g.name} is {h} characters"] = f"{p}{g.name} IS NULL OR length({p}{g.name}) != {h}"
+    return rules
+
+
+def check_rows(rows: DataFrame, config: Any, table: str) -> List[str]:
+    key, month = config.key_column, config.month_column
+    rules = row_rules(config)
+    counts = rows.agg(*[F.sum(F.when(F.expr(cond), 1).otherwise(0)).alias(f"r{i}")
+                        for i, cond in enumerate(rules.values())]).first()
+    failures = []
+    for i, (rule, cond) in enumerate(rules.items()):
+        bad = int(counts[f"r{i}"] or 0) if counts else 0
+        if bad:
+            examples = [(r[0], r[1]) for r in rows.where(F.expr(cond)).select(key, month).limit(EXAMPLES).collect()]
+            failures.append(f"{table}: {bad} row(s) break '{rule}', e.g. {examples}")
+    return failures
+
+
+def check_touched(spark: Any, tables: Tables, pairs: DataFrame) -> None:
+    """Check summary rows at the touched (account, month) pairs and those accounts' latest rows."""
+    config = tables.config
+    key, month = config.key_column, config.month_column
+    months = sorted(r[0] for r in pairs.select(month).distinct().collect())
+    if not months:
+        return
+    summary = spark.table(tables.summary).where(F.col(month).isin(months)).join(pairs, [key, month], "left_semi")
+    failures: List[str] = []
+    dupes = summary.groupBy(key, month).count().where("count > 1")
+    found = [(r[0], r[1]) for r in dupes.limit(EXAMPLES).collect()]
+    if found:
+        failures.append(f"{tables.summary}: duplicate ({key}, {month}) rows, e.g. {found}")
+    missing = pairs.join(summary, [key, month], "left_anti").limit(EXAMPLES).collect()
+    if missing:
+        failures.append(f"{tables.summary}: touched rows missing, e.g. {[(r[0], r[1]) for r in missing]}")
+    failures += check_rows(summary, config, tables.summary)
+
+    accounts = pairs.select(key).distinct()
+    latest = spark.table(tables.latest_summary).join(accounts, key, "left_semi")
+    failures += check_rows(latest, config, tables.latest_summary)
+    ldupes = [r[0] for r in latest.groupBy(key).count().where("count > 1").limit(EXAMPLES).collect()]
+    if ldupes:
+        failures.append(f"{tables.latest_summary}: several rows per account, e.g. {ldupes}")
+    newest_touched = summary.groupBy(key).agg(F.max(month).alias("_newest"))
+    stale = (
+        newest_touched.join(latest.select(key, F.col(month).alias("_latest")), key, "left")
+        .where(F.col("_latest").isNull() | (F.col("_latest") < F.col("_newest")))
+        .limit(EXAMPLES).collect()
+    )
+    if stale:
+        failures.append(
+            f"{tables.latest_summary}: older than the account's newest summary row, e.g. "
+            f"{[(r[key], r['_newest'], r['_latest']) for r in stale]}"
+        )
+    columns = summary_column_names(config)
+    same_month = summary.alias("s").join(latest.alias("t"), [key, month])
+    differs = same_month.where(F.expr(tx.null_safe_differs("s", "t", [c for c in columns if c not in (key, month)])))
+    diff = [r[0] for r in differs.select(key).limit(EXAMPLES).collect()]
+    if diff:
+        failures.append(f"{tables.latest_summary}: differs from the summary row of the same month, e.g. {diff}")
+    if failures:
+        raise IntegrityError("integrity checks failed:\n  " + "\n  ".join(failures))

@@ -1,0 +1,218 @@
+"""Ingest: validate landing batches, then append them to accounts_all exactly once.
+
+All batches of a step are read and validated before anything is written; the append is a
+single Iceberg commit whose snapshot summary lists the batch keys, so a batch already
+committed (a re-run, a redrive) is recognised and skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Sequence, Set, Tuple
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from datadominion.config import PipelineConfig
+from datadominion.steps import StepBatch
+from emr_jobs.tables import BATCHES_PROPERTY, Tables
+
+SPARK_TYPES = {
+    "bigint": T.LongType(),
+    "int": T.IntegerType(),
+    "string": T.StringType(),
+    "date": T.DateType(),
+    "timestamp": T.TimestampType(),
+    "double": T.DoubleType(),
+}
+EXAMPLES = 5
+
+
+class BatchValidationError(ValueError):
+    """A batch that breaks a rule: names the batch, the rule and example rows."""
+
+    def __init__(self, batch: StepBatch, rule: str, detail: str, examples: Sequence[Any] = ()):
+        self.batch, self.rule, self.detail = batch, rule, detail
+        self.examples = [str(e) for e in examples]
+        lines = [f"batch {batch.batch_key} ({batch.location}) rejected: rule '{rule}': {detail}"]
+        lines += [f"  e.g. {e}" for e in self.examples]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class ValidBatch:
+    batch: StepBatch
+    frame: DataFrame
+    rows: int
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    appended: Tuple[str, ...]
+    skipped: Tuple[str, ...]
+    rows_appended: int
+
+
+def read_batch(spark: Any, batch: StepBatch) -> DataFrame:
+    try:
+        return spark.read.option("pathGlobFilter", "*.parquet").option("mergeSchema", "true").parquet(batch.location)
+    except Exception as exc:  # unreadable footers, no files, conflicting file schemas
+        raise BatchValidationError(batch, "readable Parquet", _first_line(exc)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:500] if text else type(exc).__name__
+
+
+def check_schema(df: DataFrame, batch: StepBatch, config: PipelineConfig) -> None:
+    expected = config.source_types
+    actual: Dict[str, T.DataType] = {f.name: f.dataType for f in df.schema.fields}
+    missing = [c for c in expected if c not in actual]
+    if missing:
+        raise BatchValidationError(batch, "schema: missing columns", f"columns {missing} are absent")
+    extra = [c for c in actual if c not in expected]
+    if extra:
+        raise BatchValidationError(batch, "schema: extra columns", f"columns {extra} are not in the configured schema")
+    wrong = [
+        f"{name}: expected {kind}, found {actual[name].simpleString()}"
+        for name, kind in expected.items()
+        if actual[name] != SPARK_TYPES[kind]
+    ]
+    if wrong:
+        raise BatchValidationError(batch, "schema: column types", "; ".join(wrong))
+
+
+BATCH = "_batch"
+
+
+def validate_rows(union: DataFrame, batches: Sequence[StepBatch], config: PipelineConfig) -> Dict[str, int]:
+    """Row rules for every batch in one pass (``union`` carries a ``_batch`` column);
+    returns rows per batch. Examples are fetched only for a failing rule."""
+    key, month, ts = config.key_column, config.month_column, config.timestamp_column
+    rules = {
+        "month matches path": F.col(month).isNull() | (F.col(month) != F.col("_path_month")),
+        f"non-null {key}": F.col(key).isNull(),
+        f"non-null {ts}": F.col(ts).isNull(),
+    }
+    try:
+        counts = {
+            row[BATCH]: row
+            for row in union.groupBy(BATCH).agg(
+                F.count(F.lit(1)).alias("rows"),
+                *[F.sum(F.when(cond, 1).otherwise(0)).alias(f"r{i}") for i, cond in enumerate(rules.values())],
+            ).collect()
+        }
+    except Exception as exc:  # corrupt data pages surface only when rows are read
+        raise _unreadable(batches, exc) from exc
+    rows_per_batch = {}
+    for batch in batches:
+        found = counts.get(batch.batch_key)
+        rows = int(found["rows"]) if found else 0
+        if rows == 0:
+            raise BatchValidationError(batch, "non-empty", "the batch holds no rows")
+        if rows > config.max_batch_rows:
+            raise BatchValidationError(
+                batch, "size ceiling", f"{rows} rows exceed max_batch_rows={config.max_batch_rows}; split the batch"
+            )
+        for i, (rule, cond) in enumerate(rules.items()):
+            bad = int(found[f"r{i}"] or 0)
+            if bad:
+                examples = (union.where((F.col(BATCH) == batch.batch_key) & cond)
+                            .select(key, month, ts).limit(EXAMPLES).collect())
+                raise BatchValidationError(batch, rule, f"{bad} row(s) break it", [r.asDict() for r in examples])
+        rows_per_batch[batch.batch_key] = rows
+    return rows_per_batch
+
+
+def _unreadable(batches: Sequence[StepBatch], exc: BaseException) -> BatchValidationError:
+    text = str(exc)
+    culprit = next((b for b in batches if b.location.rstrip("/") in text), batches[0])
+    return BatchValidationError(culprit, "readable Parquet", _first_line(exc))
+
+
+def conflicting_versions(df: DataFrame, config: PipelineConfig) -> DataFrame:
+    """(key, month, base_ts) groups holding more than one distinct record, with their sources."""
+    key, month, ts = config.key_column, config.month_column, config.timestamp_column
+    columns = [c.name for c in config.source_schema]
+    return (
+        df.groupBy(key, month, ts)
+        .agg(F.countDistinct(F.xxhash64(*columns)).alias("versions"), F.collect_set(BATCH).alias("sources"))
+        .where("versions > 1")
+    )
+
+
+def check_conflicts(spark: Any, tables: Tables, union: DataFrame, batches: Sequence[StepBatch],
+                    config: PipelineConfig) -> None:
+    """Records sharing (key, month, base_ts) must be identical: within a batch, across the
+    step's batches, and against records already in accounts_all. Otherwise which one is
+    'newest' would be undefined."""
+    key, month, ts = config.key_column, config.month_column, config.timestamp_column
+    months = sorted({b.month for b in batches})
+    source_columns = [c.name for c in config.source_schema]
+    mine = union.select(*source_columns, BATCH)
+    existing = (
+        spark.table(tables.accounts_all).where(F.col(month).isin(months))
+        .join(mine.select(key, month, ts).distinct(), [key, month, ts], "left_semi")
+        .select(*source_columns, F.lit("accounts_all").alias(BATCH))
+    )
+    clash = conflicting_versions(mine.unionByName(existing), config).limit(EXAMPLES).collect()
+    if clash:
+        by_key = {b.batch_key: b for b in batches}
+        culprit = next(by_key[s] for s in sorted(clash[0]["sources"]) if s in by_key)
+        raise BatchValidationError(
+            culprit,
+            "no conflicting duplicates",
+            f"records share {key}, {month} and {ts} but differ in other columns",
+            [{key: r[key], month: r[month], ts: r[ts], "found in": sorted(r["sources"])} for r in clash],
+        )
+
+
+def committed_batches(spark: Any, tables: Tables) -> Set[str]:
+    rows = spark.sql(f"SELECT summary['{BATCHES_PROPERTY}'] AS b FROM {tables.accounts_all}.snapshots").collect()
+    return {key for row in rows if row["b"] for key in row["b"].split(",")}
+
+
+def conform(df: DataFrame, config: PipelineConfig) -> DataFrame:
+    return df.select(*[F.col(c.name) for c in config.source_schema])
+
+
+def validated_batches(
+    spark: Any, tables: Tables, batches: Sequence[StepBatch], config: PipelineConfig
+) -> List[ValidBatch]:
+    """Read and check every batch of a step; nothing is written here."""
+    frames = []
+    for batch in batches:
+        df = read_batch(spark, batch)
+        check_schema(df, batch, config)
+        frames.append(conform(df, config).withColumn(BATCH, F.lit(batch.batch_key))
+                      .withColumn("_path_month", F.lit(batch.month)))
+    union = union_all(frames).persist(StorageLevel.MEMORY_AND_DISK)
+    rows = validate_rows(union, batches, config)
+    check_conflicts(spark, tables, union, batches, config)
+    return [
+        ValidBatch(b, union.where(F.col(BATCH) == b.batch_key).drop(BATCH, "_path_month"), rows[b.batch_key])
+        for b in batches
+    ]
+
+
+def union_all(frames: Sequence[DataFrame]) -> DataFrame:
+    union = frames[0]
+    for df in frames[1:]:
+        union = union.unionByName(df)
+    return union
+
+
+def append_new(spark: Any, tables: Tables, frames: List[ValidBatch]) -> IngestResult:
+    done = committed_batches(spark, tables)
+    new = [v for v in frames if v.batch.batch_key not in done]
+    skipped = tuple(v.batch.batch_key for v in frames if v.batch.batch_key in done)
+    if not new:
+        return IngestResult(appended=(), skipped=skipped, rows_appended=0)
+    union = union_all([v.frame for v in new])
+    keys = ",".join(v.batch.batch_key for v in new)
+    rows = sum(v.rows for v in new)
+    union.writeTo(tables.accounts_all).option(f"snapshot-property.{BATCHES_PROPERTY}", keys).append()
+    return IngestResult(appended=tuple(v.batch.batch_key for v in new), skipped=skipped, rows_appended=rows)

@@ -1,0 +1,232 @@
+"""Bring summary and latest_summary up to date for one step's records (MERGE INTO Iceberg).
+
+Per account (never per month label) the changed records fall in one of three classes:
+
+* single forward - one new month after the account's latest row (or a new account):
+  arrays shift from latest_summary; summary's history is never read.
+* multi forward  - several new months, all after the latest row: histories are built from
+  the new months plus the points encoded in the latest row's arrays.
+* backfill       - some new month is not after the latest row: summary rows in
+  [M - 35, M + 35] of just these accounts are read; the record replaces or fills month M
+  and every row of the account in [M, M + 35] is rebuilt.
+
+Table reads are pinned to the snapshots current when the step starts, so a recomputed
+DataFrame can never see this step's own commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from datadominion.config import PipelineConfig
+from datadominion.months import format_month
+from emr_jobs import transforms as tx
+from emr_jobs.tables import Tables, summary_column_names
+
+MI = tx.MI
+LOCAL_PARTITION_CAP = "spark.datadominion.localShufflePartitionCap"
+
+
+@dataclass(frozen=True)
+class SummariseResult:
+    changed_records: int
+    summary_rows_written: int
+    latest_rows_written: int
+    accounts_by_class: Tuple[Tuple[str, int], ...]
+    months_written: Tuple[str, ...]
+    # (key, month) of every row written; persisted until the caller releases it
+    touched: Optional[DataFrame] = field(default=None, compare=False, repr=False)
+
+
+def current_snapshot(spark: Any, table: str) -> Optional[int]:
+    rows = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").collect()
+    return int(rows[0][0]) if rows else None
+
+
+def read_pinned(spark: Any, table: str, snapshot: Optional[int]) -> DataFrame:
+    reader = spark.read.format("iceberg")
+    if snapshot is not None:
+        reader = reader.option("snapshot-id", snapshot)
+    return reader.load(table)
+
+
+def prepare_changes(source: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Raw accounts_all rows -> one cleaned summary-scalar row per (account, month)."""
+    return tx.with_month_index(tx.newest_per_account_month(tx.to_summary_scalars(source, config), config), config)
+
+
+def summarise(
+    spark: Any, tables: Tables, source: DataFrame, force: bool = False, hooks: Optional[Dict[str, Any]] = None
+) -> SummariseResult:
+    """Apply ``source`` (accounts_all-shaped rows) to summary and latest_summary.
+
+    ``force`` recomputes every given (account, month) even when its base_ts is not newer
+    than the summarised one (the operator's re-run of a month).
+    """
+    config = tables.config
+    key, month = config.key_column, config.month_column
+    columns = summary_column_names(config)
+
+    summary_at = current_snapshot(spark, tables.summary)
+    latest_at = current_snapshot(spark, tables.latest_summary)
+    summary = read_pinned(spark, tables.summary, summary_at)
+    latest = read_pinned(spark, tables.latest_summary, latest_at)
+
+    changes = prepare_changes(source, config).persist(StorageLevel.MEMORY_AND_DISK)
+    changed_records = changes.count()
+    if changed_records == 0:
+        changes.unpersist()
+        return SummariseResult(0, 0, 0, (), ())
+    # Local sessions cap the seed's 16-8192 rule: on two cores, 16 tiny tasks per stage cost more than they give.
+    cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
+    partitions = tx.partitions_for(changed_records, config)
+    spark.conf.set("spark.sql.shuffle.partitions", str(min(partitions, cap) if cap else partitions))
+
+    accounts = (
+        changes.groupBy(key)
+        .agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"))
+        .join(
+            latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
+                          *[F.col(r.name).alias(f"_old_{r.name}") for r in config.rolling_columns]),
+            key,
+            "left",
+        )
+        .withColumn(
+            "_class",
+            F.when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")),
+                   F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward"))
+            .otherwise("backfill"),
+        )
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    class_counts = accounts.groupBy("_class").agg(F.count("*").alias("n")).collect()
+    by_class = {row["_class"]: int(row["n"]) for row in class_counts}
+
+    parts: List[DataFrame] = []
+    unresolved: Optional[DataFrame] = None
+    if by_class.get("single_forward"):
+        single = changes.join(accounts.where("_class = 'single_forward'").select(
+            key, "_lmi", *[f"_old_{r.name}" for r in config.rolling_columns]), key)
+        parts.append(tx.shift_forward(single, config))
+    if by_class.get("multi_forward"):
+        multi_accounts = accounts.where("_class = 'multi_forward'")
+        targets = changes.join(multi_accounts.select(key), key, "left_semi")
+        points = targets.select(key, MI, tx.rolling_values(config).alias("_vals")).unionByName(
+            tx.points_from_arrays(multi_accounts, config))
+        parts.append(tx.histories_from_points(targets, points, config))
+    if by_class.get("backfill"):
+        rows, unresolved = _backfill(summary, changes, accounts.where("_class = 'backfill'"), config, force)
+        parts.append(rows)
+
+    written = _union(parts, columns, spark, tables)
+    written = written.persist(StorageLevel.MEMORY_AND_DISK)
+    months_written = tuple(sorted(r[0] for r in written.select(month).distinct().collect()))
+    summary_rows = written.count()
+
+    if summary_rows:
+        merge_summary(spark, tables, written, months_written)
+    if hooks and "between_commits" in hooks:
+        hooks["between_commits"]()
+    # latest_summary: the newest written row per account, plus (repair after an
+    # interrupted run) the newest existing row of accounts whose records were all
+    # already summarised. The MERGE only moves forward or corrects the same month.
+    candidates = written if unresolved is None else written.unionByName(unresolved)
+    latest_rows = merge_latest(spark, tables, newest_per_account(candidates, config))
+
+    touched = written.select(key, month).localCheckpoint(eager=True)
+    for df in (changes, accounts, written):
+        df.unpersist()
+    return SummariseResult(
+        changed_records=changed_records,
+        summary_rows_written=summary_rows,
+        latest_rows_written=latest_rows,
+        accounts_by_class=tuple(sorted(by_class.items())),
+        months_written=months_written,
+        touched=touched,
+    )
+
+
+def _union(parts: List[DataFrame], columns: List[str], spark: Any, tables: Tables) -> DataFrame:
+    if not parts:
+        return spark.table(tables.summary).select(*columns).limit(0)
+    out = parts[0].select(*columns)
+    for part in parts[1:]:
+        out = out.unionByName(part.select(*columns))
+    return out
+
+
+def newest_per_account(rows: DataFrame, config: PipelineConfig) -> DataFrame:
+    window = Window.partitionBy(config.key_column).orderBy(F.col(config.month_column).desc())
+    return rows.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
+
+
+def _backfill(
+    summary: DataFrame, changes: DataFrame, accounts: DataFrame, config: PipelineConfig, force: bool
+) -> Tuple[DataFrame, DataFrame]:
+    """Rows to rewrite for backfill accounts, and the newest existing rows of accounts
+    with nothing newer to apply (for the latest_summary repair)."""
+    h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
+    scalars = list(config.summary_scalar_types)
+    bounds = accounts.agg(F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi")).first()
+    lo, hi = format_month(bounds["lo"] - (h - 1)), format_month(bounds["hi"] + (h - 1))
+    keys = accounts.select(key)
+    # Partition predicate on the month range; the semi-join keeps only these accounts.
+    existing = tx.with_month_index(
+        summary.where(F.col(month).between(lo, hi)).join(keys, key, "left_semi"), config
+    )
+    mine = changes.join(keys, key, "left_semi")
+    if not force:
+        current = existing.select(key, month, F.col(ts).alias("_ets"))
+        mine = mine.join(current, [key, month], "left").where(
+            F.col("_ets").isNull() | (F.col(ts) > F.col("_ets"))).drop("_ets")
+    kept_months = mine.groupBy(key).agg(F.collect_list(MI).alias("_km"))
+    points_full = (
+        existing.select(*scalars, MI).join(mine.select(key, month), [key, month], "left_anti").unionByName(mine)
+        .join(kept_months, key)  # only accounts with something to apply
+    )
+    targets = points_full.where(tx.touched_by("_km", config)).drop("_km")
+    points = points_full.select(key, MI, tx.rolling_values(config).alias("_vals"))
+    rows = tx.histories_from_points(targets, points, config)
+    settled = existing.join(kept_months.select(key), key, "left_anti").select(*summary_column_names(config))
+    return rows, newest_per_account(settled, config)
+
+
+def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...]) -> None:
+    config = tables.config
+    key, month = config.key_column, config.month_column
+    columns = summary_column_names(config)
+    rows.createOrReplaceTempView("_dd_summary_rows")
+    month_list = ", ".join(f"'{m}'" for m in months)
+    spark.sql(f"""
+        MERGE INTO {tables.summary} t
+        USING _dd_summary_rows s
+        ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list})
+        WHEN MATCHED AND {tx.null_safe_differs('s', 't', columns)} THEN UPDATE SET *
+        WHEN NOT MATCHED THEN INSERT *
+    """)
+
+
+def merge_latest(spark: Any, tables: Tables, rows: DataFrame) -> int:
+    config = tables.config
+    key, month = config.key_column, config.month_column
+    columns = summary_column_names(config)
+    rows = rows.select(*columns).persist(StorageLevel.MEMORY_AND_DISK)
+    count = rows.count()
+    if count:
+        rows.createOrReplaceTempView("_dd_latest_rows")
+        spark.sql(f"""
+            MERGE INTO {tables.latest_summary} t
+            USING _dd_latest_rows s
+            ON t.{key} = s.{key}
+            WHEN MATCHED AND (s.{month} > t.{month}
+                              OR (s.{month} = t.{month} AND {tx.null_safe_differs('s', 't', columns)}))
+                THEN UPDATE SET *
+            WHEN NOT MATCHED THEN INSERT *
+        """)
+    rows.unpersist()
+    return count

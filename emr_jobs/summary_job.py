@@ -1,0 +1,129 @@
+"""Entrypoint of the summary job: one step = ingest its batches, summarise, check.
+
+On EMR Serverless (spark-submit):
+    summary_job.py --config s3://.../pipeline.json --catalog '<json>' --step '<json>'
+Locally the launcher calls :func:`run_step` with its own SparkSession.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from pyspark.sql import functions as F
+
+from datadominion.catalog import CatalogSettings
+from datadominion.config import PipelineConfig, parse_pipeline_config
+from datadominion.steps import Step
+from emr_jobs import checks, ingest
+from emr_jobs.summarise import summarise
+from emr_jobs.tables import Tables, create_tables
+
+
+@dataclass
+class StepReport:
+    step_id: str
+    mode: str
+    months: List[str]
+    batches_appended: List[str] = field(default_factory=list)
+    batches_skipped: List[str] = field(default_factory=list)
+    rows_ingested: int = 0
+    changed_records: int = 0
+    summary_rows_written: int = 0
+    latest_rows_written: int = 0
+    accounts_by_class: Dict[str, int] = field(default_factory=dict)
+    months_written: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+    stage_seconds: Dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.stage_seconds[name] = round(time.monotonic() - started, 3)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run_step(spark: Any, tables: Tables, step: Step, hooks: Optional[Dict[str, Any]] = None) -> StepReport:
+    """Run one step end to end. ``hooks`` lets fault-injection tests stop between stages."""
+    hooks = hooks or {}
+    started = time.monotonic()
+    config = tables.config
+    report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months))
+    if step.mode == "rerun":
+        source = spark.table(tables.accounts_all).where(F.col(config.month_column).isin(list(step.months)))
+        force = True
+    else:
+        with report.stage("validate"):
+            valid = ingest.validated_batches(spark, tables, step.batches, config)
+        _hook(hooks, "after_validate")
+        with report.stage("ingest"):
+            result = ingest.append_new(spark, tables, valid)
+        report.batches_appended = list(result.appended)
+        report.batches_skipped = list(result.skipped)
+        report.rows_ingested = result.rows_appended
+        _hook(hooks, "after_ingest")
+        source = ingest.union_all([v.frame for v in valid])
+        force = False
+    with report.stage("summarise"):
+        summary = summarise(spark, tables, source, force=force, hooks=hooks)
+    report.changed_records = summary.changed_records
+    report.summary_rows_written = summary.summary_rows_written
+    report.latest_rows_written = summary.latest_rows_written
+    report.accounts_by_class = dict(summary.accounts_by_class)
+    report.months_written = list(summary.months_written)
+    if summary.touched is not None:
+        _hook(hooks, "before_checks")
+        with report.stage("checks"):
+            checks.check_touched(spark, tables, summary.touched)
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _hook(hooks: Dict[str, Any], name: str) -> None:
+    if name in hooks:
+        hooks[name]()
+
+
+def _read_text(spark: Any, location: str) -> str:
+    if "://" in location and not location.startswith("file://"):
+        return str(spark.read.text(location, wholetext=True).first()[0])
+    with open(location.removeprefix("file://")) as handle:
+        return handle.read()
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="DataDominion summary job: ingest, summarise, check one step")
+    parser.add_argument("--config", required=True, help="pipeline config (path or s3:// URI)")
+    parser.add_argument("--catalog", required=True, help="catalog settings as JSON")
+    parser.add_argument("--step", required=True, help="the step as JSON")
+    parser.add_argument("--latest-buckets", type=int, default=16)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from datadominion.spark_session import build_spark_session
+
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    step = Step.from_json(args.step)
+    settings = CatalogSettings.from_args(json.loads(args.catalog))
+    spark = build_spark_session(settings, app_name=f"datadominion-{step.mode}-{step.step_id[:8]}")
+    config: PipelineConfig = parse_pipeline_config(json.loads(_read_text(spark, args.config)), args.config)
+    tables = Tables(settings.name, config)
+    create_tables(spark, tables, args.latest_buckets)
+    report = run_step(spark, tables, step)
+    print(json.dumps({"datadominion_step_report": report.as_dict()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Pure DataFrame -> DataFrame transforms of the summary engine (no table I/O here).
+
+Vocabulary: a *month index* (``_mi``) is year*12 + month-1, so history position i of a
+row at month m holds the value of month m - i. Every transform keeps the semantics of
+DESIGN.md section 2: c_history[i] = value of c at month (m - i), NULL where that month
+has no record.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from datadominion.config import ColumnTransformation, GridColumn, PipelineConfig
+from datadominion.schema import SPARK_SQL_TYPES
+from emr_jobs.tables import summary_column_names
+
+MI = "_mi"
+
+
+def month_index(column: Column) -> Column:
+    return F.substring(column, 1, 4).cast("int") * 12 + F.substring(column, 6, 2).cast("int") - 1
+
+
+def month_from_index(column: Column) -> Column:
+    return F.format_string("%04d-%02d", F.floor(column / 12).cast("int"), (column % 12 + 1).cast("int"))
+
+
+def _transformation(rule: ColumnTransformation, spark_type: str) -> Column:
+    column = F.col(rule.column)
+    replacement = F.lit(rule.replacement).cast(spark_type)
+    if rule.rule == "allowed_values":
+        invalid = ~column.isin(list(rule.values or []))
+    else:
+        invalid = F.lit(False)
+        if rule.min is not None:
+            invalid = invalid | (column < F.lit(rule.min))
+        if rule.max is not None:
+            invalid = invalid | (column > F.lit(rule.max))
+    # A NULL value is not invalid: when(NULL) falls through to the value itself.
+    return F.when(invalid, replacement).otherwise(column)
+
+
+def to_summary_scalars(source: DataFrame, config: PipelineConfig) -> DataFrame:
+    """accounts_all rows -> summary scalar columns: renamed per ``columns``, cleaned per
+    ``column_transformations``."""
+    df = source.select(*[F.col(src).alias(dest) for src, dest in config.columns.items()])
+    types = config.summary_scalar_types
+    for rule in config.column_transformations:
+        df = df.withColumn(rule.column, _transformation(rule, SPARK_SQL_TYPES[types[rule.column]]))
+    return df
+
+
+def newest_per_account_month(df: DataFrame, config: PipelineConfig) -> DataFrame:
+    """One row per (account, month): the greatest base_ts wins. Ties are rejected at
+    ingest as conflicting duplicates; identical copies collapse here."""
+    key, month, ts = config.key_column, config.month_column, config.timestamp_column
+    window = Window.partitionBy(key, month).orderBy(F.col(ts).desc())
+    return df.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
+
+
+def with_month_index(df: DataFrame, config: PipelineConfig) -> DataFrame:
+    return df.withColumn(MI, month_index(F.col(config.month_column)))
+
+
+def rolling_values(config: PipelineConfig) -> Column:
+    """The struct of this month's rolling values, named after the rolling columns."""
+    return F.struct(*[F.col(r.mapper_column).alias(r.name) for r in config.rolling_columns])
+
+
+def grid_sql(grid: GridColumn, prefix: str = "") -> str:
+    """SQL of a grid: one character per month of the rolling array, placeholder for NULL."""
+    placeholder = grid.placeholder.replace("'", "''")
+    separator = grid.separator.replace("'", "''")
+    array = f"{prefix}{grid.mapper_rolling_column}"
+    return f"concat_ws('{separator}', transform({array}, x -> coalesce(x, '{placeholder}')))"
+
+
+def with_grids(df: DataFrame, config: PipelineConfig) -> DataFrame:
+    for grid in config.grid_columns:
+        df = df.withColumn(grid.name, F.expr(grid_sql(grid)))
+    return df
+
+
+def shift_forward(rows: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Rows one month past an account's latest row: ``[v] + NULL*(gap-1) + old[0:H-gap]``.
+
+    Input columns: summary scalars, ``_mi``, ``_lmi`` (latest month index or NULL) and
+    ``_old_<rolling>`` (the latest row's arrays). The hot path of a forward month.
+    """
+    h = config.history_length
+    out = rows
+    for r in config.rolling_columns:
+        element = SPARK_SQL_TYPES[config.rolling_type(r)]
+        fresh = f"concat(array({r.mapper_column}), array_repeat(CAST(NULL AS {element}), {h - 1}))"
+        shifted = (
+            f"concat(array({r.mapper_column}), array_repeat(CAST(NULL AS {element}), {MI} - _lmi - 1), "
+            f"slice(_old_{r.name}, 1, {h} - ({MI} - _lmi)))"
+        )
+        out = out.withColumn(
+            r.name, F.expr(f"CASE WHEN _lmi IS NULL OR {MI} - _lmi >= {h} THEN {fresh} ELSE {shifted} END")
+        )
+    return with_grids(out, config).select(*summary_column_names(config))
+
+
+def histories_from_points(targets: DataFrame, points: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Build the rolling arrays of ``targets`` from every known monthly value of their accounts.
+
+    targets: summary scalar columns + ``_mi`` (rows to write);
+    points:  key, ``_mi``, ``_vals`` (struct of rolling values), at most one per (key, month),
+             covering at least months [target - H + 1, target] of every target.
+    Per account the points become a dense array over [min - H + 1, max]; a target's history
+    is the reversed H-long slice ending at its month.
+    """
+    h = config.history_length
+    key = config.key_column
+    per_account = (
+        points.groupBy(key)
+        .agg(
+            F.map_from_entries(F.collect_list(F.struct(MI, "_vals"))).alias("_pts"),
+            (F.min(MI) - (h - 1)).alias("_lo"),
+            F.max(MI).alias("_hi"),
+        )
+        .withColumn("_dense", F.expr("transform(sequence(_lo, _hi), m -> element_at(_pts, m))"))
+        .select(key, "_lo", "_dense")
+    )
+    joined = targets.join(per_account, key).withColumn(
+        "_hist", F.expr(f"reverse(slice(_dense, {MI} - _lo - {h - 1} + 1, {h}))")
+    )
+    for r in config.rolling_columns:
+        joined = joined.withColumn(r.name, F.expr(f"transform(_hist, s -> s.{r.name})"))
+    return with_grids(joined, config).select(*summary_column_names(config))
+
+
+def points_from_arrays(latest: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Expand a latest row's arrays back into monthly points (position i -> month lmi - i)."""
+    key = config.key_column
+    zipped = F.arrays_zip(*[F.col(f"_old_{r.name}").alias(r.name) for r in config.rolling_columns])
+    return (
+        latest.where(F.col("_lmi").isNotNull())
+        .select(key, "_lmi", F.posexplode(zipped).alias("_pos", "_z"))
+        .select(
+            key,
+            (F.col("_lmi") - F.col("_pos")).alias(MI),
+            F.struct(*[F.col(f"_z.{r.name}").alias(r.name) for r in config.rolling_columns]).alias("_vals"),
+        )
+    )
+
+
+def touched_by(months_column: str, config: PipelineConfig) -> Column:
+    """True for a row whose month lies within H-1 months after one of ``months_column``."""
+    h = config.history_length
+    return F.expr(f"exists({months_column}, x -> {MI} - x BETWEEN 0 AND {h - 1})")
+
+
+def partitions_for(rows: int, config: PipelineConfig) -> int:
+    """Shuffle partitions from input volume: the seed's 16-8192 rule, power-of-two steps."""
+    rule = config.shuffle_partitions
+    wanted = max(1, -(-rows // rule.rows_per_partition))
+    power = 1
+    while power < wanted:
+        power *= 2
+    return max(rule.min, min(rule.max, power))
+
+
+def null_safe_differs(left: str, right: str, columns: List[str]) -> str:
+    """SQL predicate: some column differs between aliases ``left`` and ``right`` (NULL-safe)."""
+    same = " AND ".join(f"{left}.{c} <=> {right}.{c}" for c in columns)
+    return f"NOT ({same})"
