@@ -8,7 +8,7 @@ committed (a re-run, a redrive) is recognised and skipped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Set, Tuple
+from typing import Any, Dict, Optional, Sequence, Set, Tuple
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -42,10 +42,17 @@ class BatchValidationError(ValueError):
 
 
 @dataclass(frozen=True)
-class ValidBatch:
-    batch: StepBatch
-    frame: DataFrame
-    rows: int
+class ValidatedStep:
+    """A step's batches after validation: one persisted scan with a ``_batch`` column."""
+
+    batches: Tuple[StepBatch, ...]
+    scan: DataFrame
+    rows_per_batch: Dict[str, int]
+
+    def rows(self, batch_keys: Optional[Sequence[str]] = None) -> DataFrame:
+        """Source-schema rows of the given batches (all by default)."""
+        df = self.scan if batch_keys is None else self.scan.where(F.col(BATCH).isin(list(batch_keys)))
+        return df.drop(BATCH, "_path_month")
 
 
 @dataclass(frozen=True)
@@ -175,44 +182,40 @@ def committed_batches(spark: Any, tables: Tables) -> Set[str]:
     return {key for row in rows if row["b"] for key in row["b"].split(",")}
 
 
-def conform(df: DataFrame, config: PipelineConfig) -> DataFrame:
-    return df.select(*[F.col(c.name) for c in config.source_schema])
+def read_all(spark: Any, batches: Sequence[StepBatch], config: PipelineConfig) -> DataFrame:
+    """Every batch of the step in one scan (one plan node, however many batches), with the
+    batch key and path month of each row taken from its file's path."""
+    schema = T.StructType([T.StructField(c.name, SPARK_TYPES[c.type]) for c in config.source_schema])
+    locations = [b.location for b in batches]
+    path = F.input_file_name()
+    month = F.regexp_extract(path, r"rpt_as_of_mo=([^/]+)/([^/]+)/[^/]+$", 1)
+    batch_id = F.regexp_extract(path, r"rpt_as_of_mo=([^/]+)/([^/]+)/[^/]+$", 2)
+    return (
+        spark.read.schema(schema).option("pathGlobFilter", "*.parquet").parquet(*locations)
+        .withColumn(BATCH, F.concat_ws("/", month, batch_id))
+        .withColumn("_path_month", month)
+    )
 
 
 def validated_batches(
     spark: Any, tables: Tables, batches: Sequence[StepBatch], config: PipelineConfig
-) -> List[ValidBatch]:
+) -> ValidatedStep:
     """Read and check every batch of a step; nothing is written here."""
-    frames = []
     for batch in batches:
-        df = read_batch(spark, batch)
-        check_schema(df, batch, config)
-        frames.append(conform(df, config).withColumn(BATCH, F.lit(batch.batch_key))
-                      .withColumn("_path_month", F.lit(batch.month)))
-    union = union_all(frames).persist(StorageLevel.MEMORY_AND_DISK)
-    rows = validate_rows(union, batches, config)
-    check_conflicts(spark, tables, union, batches, config)
-    return [
-        ValidBatch(b, union.where(F.col(BATCH) == b.batch_key).drop(BATCH, "_path_month"), rows[b.batch_key])
-        for b in batches
-    ]
+        check_schema(read_batch(spark, batch), batch, config)
+    scan = read_all(spark, batches, config).persist(StorageLevel.MEMORY_AND_DISK)
+    rows = validate_rows(scan, batches, config)
+    check_conflicts(spark, tables, scan, batches, config)
+    return ValidatedStep(tuple(batches), scan, rows)
 
 
-def union_all(frames: Sequence[DataFrame]) -> DataFrame:
-    union = frames[0]
-    for df in frames[1:]:
-        union = union.unionByName(df)
-    return union
-
-
-def append_new(spark: Any, tables: Tables, frames: List[ValidBatch]) -> IngestResult:
+def append_new(spark: Any, tables: Tables, step: ValidatedStep) -> IngestResult:
+    """Append the batches not yet in accounts_all, in one commit that names them."""
     done = committed_batches(spark, tables)
-    new = [v for v in frames if v.batch.batch_key not in done]
-    skipped = tuple(v.batch.batch_key for v in frames if v.batch.batch_key in done)
+    new = [b.batch_key for b in step.batches if b.batch_key not in done]
+    skipped = tuple(b.batch_key for b in step.batches if b.batch_key in done)
     if not new:
         return IngestResult(appended=(), skipped=skipped, rows_appended=0)
-    union = union_all([v.frame for v in new])
-    keys = ",".join(v.batch.batch_key for v in new)
-    rows = sum(v.rows for v in new)
-    union.writeTo(tables.accounts_all).option(f"snapshot-property.{BATCHES_PROPERTY}", keys).append()
-    return IngestResult(appended=tuple(v.batch.batch_key for v in new), skipped=skipped, rows_appended=rows)
+    step.rows(new).writeTo(tables.accounts_all).option(
+        f"snapshot-property.{BATCHES_PROPERTY}", ",".join(new)).append()
+    return IngestResult(appended=tuple(new), skipped=skipped, rows_appended=sum(step.rows_per_batch[k] for k in new))

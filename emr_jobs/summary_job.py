@@ -72,10 +72,12 @@ def run_step(spark: Any, tables: Tables, step: Step, hooks: Optional[Dict[str, A
         report.batches_skipped = list(result.skipped)
         report.rows_ingested = result.rows_appended
         _hook(hooks, "after_ingest")
-        source = ingest.union_all([v.frame for v in valid])
+        source = valid.rows()
         force = False
     with report.stage("summarise"):
         summary = summarise(spark, tables, source, force=force, hooks=hooks)
+    if step.mode != "rerun":
+        valid.scan.unpersist()
     report.changed_records = summary.changed_records
     report.summary_rows_written = summary.summary_rows_written
     report.latest_rows_written = summary.latest_rows_written

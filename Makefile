@@ -1,0 +1,58 @@
+# DataDominion developer entry points. `make run` and `make test` set everything up first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SETUP_STAMP := $(VENV)/.setup-done
+ENV ?= dev
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export AWS_EC2_METADATA_DISABLED := true
+export PYSPARK_PYTHON := $(abspath $(PY))
+export SPARK_LOCAL_IP := 127.0.0.1
+
+.PHONY: help setup run test lint typecheck unit synth bench deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(SETUP_STAMP) ## create .venv, install Python deps, the SQLite JDBC driver and the CDK CLI; check Java 17
+
+$(SETUP_STAMP): pyproject.toml package.json
+	@java -version 2>&1 | grep -q 'version "17' || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@if [ ! -f /usr/share/java/sqlite-jdbc.jar ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libxerial-sqlite-jdbc-java; \
+	  else echo "missing /usr/share/java/sqlite-jdbc.jar: run 'sudo apt-get install libxerial-sqlite-jdbc-java'"; exit 1; fi; fi
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	npm ci --silent --no-audit --no-fund
+	@touch $@
+
+run: setup ## set up, then run the seed's Test Case 2 story locally (no AWS)
+	$(VENV)/bin/datadominion demo
+
+test: setup lint typecheck ## set up, then run every test (lint, types, unit, integration, infra)
+	$(PY) -m pytest
+
+unit: setup ## only the fast tests (no Spark)
+	$(PY) -m pytest tests/unit
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check .
+
+typecheck: setup ## mypy
+	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra app.py
+
+synth: setup ## cdk synth for dev and prod
+	npx cdk synth -q -c env=dev --output cdk.out/dev
+	npx cdk synth -q -c env=prod --output cdk.out/prod
+
+bench: setup ## benchmarks; figures go to docs/benchmarks.md
+	$(PY) -m benchmarks.run
+
+deploy: setup ## cdk deploy ENV=<name> (needs AWS credentials and a bootstrapped account)
+	npx cdk deploy -c env=$(ENV) --require-approval broadening
+
+clean: ## remove local state and build output
+	rm -rf .local cdk.out build

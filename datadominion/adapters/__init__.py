@@ -1,0 +1,1 @@
+"""Adapters behind the ports: local (folder, SQLite, local Spark) and AWS (S3, DynamoDB, EMR Serverless)."""

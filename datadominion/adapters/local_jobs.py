@@ -1,0 +1,51 @@
+"""Job runner that runs the summary job in this process on a local SparkSession."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable, Optional
+
+from datadominion.catalog import CatalogSettings
+from datadominion.config import PipelineConfig
+from datadominion.jobs import FAILED, SUCCESS, JobOutcome
+from datadominion.steps import Step
+
+
+class LocalSparkJobRunner:
+    def __init__(self, settings: CatalogSettings, config: PipelineConfig, latest_buckets: int = 4,
+                 spark_factory: Optional[Callable[[], Any]] = None):
+        self.settings, self.config, self.latest_buckets = settings, config, latest_buckets
+        self._spark_factory = spark_factory
+        self._spark: Any = None
+        self._tables: Any = None
+
+    def session(self) -> Any:
+        """The SparkSession, started on first use (with the tables created)."""
+        if self._spark is None:
+            from datadominion.spark_session import build_spark_session
+            from emr_jobs.tables import Tables, create_tables
+
+            self._spark = self._spark_factory() if self._spark_factory else build_spark_session(self.settings)
+            self._tables = Tables(self.settings.name, self.config)
+            create_tables(self._spark, self._tables, self.latest_buckets)
+        return self._spark
+
+    @property
+    def tables(self) -> Any:
+        self.session()
+        return self._tables
+
+    def run(self, step: Step) -> JobOutcome:
+        from emr_jobs.ingest import BatchValidationError
+        from emr_jobs.summary_job import run_step
+
+        spark = self.session()
+        job_run_id = f"local-{step.step_id[:12]}"
+        try:
+            report = run_step(spark, self._tables, step)
+        except BatchValidationError as exc:
+            return JobOutcome(FAILED, job_run_id, str(exc), rejected={exc.batch.batch_key: str(exc)})
+        except Exception as exc:  # any other failure: the step is retried by a later run
+            detail = f"{type(exc).__name__}: {exc}".strip()
+            return JobOutcome(FAILED, job_run_id, detail[:4000], report={"traceback": traceback.format_exc()[-4000:]})
+        return JobOutcome(SUCCESS, job_run_id, report=report.as_dict())

@@ -1,0 +1,141 @@
+"""Ledger on a SQLite file (local mode). Safe for several processes: every write is one
+IMMEDIATE transaction and readers wait on a busy timeout."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+from datadominion.ledger import STATES, BatchRecord, LockInfo, RunRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    batch_key TEXT PRIMARY KEY, month TEXT NOT NULL, batch_id TEXT NOT NULL, state TEXT NOT NULL,
+    location TEXT NOT NULL, arrived_at TEXT NOT NULL, objects TEXT NOT NULL, reason TEXT NOT NULL,
+    step_id TEXT NOT NULL, job_run_id TEXT NOT NULL, log_uri TEXT NOT NULL, attempts INTEGER NOT NULL,
+    updated_at TEXT
+);
+CREATE TABLE IF NOT EXISTS lock (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, acquired_at TEXT NOT NULL, expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, outcome TEXT NOT NULL,
+    detail TEXT NOT NULL, steps TEXT NOT NULL
+);
+"""
+_LOCK_NAME = "summary-tables"
+
+
+def _ts(value: Optional[datetime]) -> Optional[str]:
+    return value.isoformat() if value else None
+
+
+def _dt(value: Optional[str]) -> Optional[datetime]:
+    return datetime.fromisoformat(value) if value else None
+
+
+class SqliteLedger:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    def _read(self, sql: str, args: Sequence[object] = ()) -> List[sqlite3.Row]:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            return list(db.execute(sql, args))
+        finally:
+            db.close()
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> BatchRecord:
+        return BatchRecord(
+            batch_key=row["batch_key"], month=row["month"], batch_id=row["batch_id"], state=row["state"],
+            location=row["location"], arrived_at=datetime.fromisoformat(row["arrived_at"]),
+            objects=tuple((k, int(s)) for k, s in json.loads(row["objects"])), reason=row["reason"],
+            step_id=row["step_id"], job_run_id=row["job_run_id"], log_uri=row["log_uri"],
+            attempts=int(row["attempts"]), updated_at=_dt(row["updated_at"]),
+        )
+
+    @staticmethod
+    def _values(r: BatchRecord) -> tuple:
+        return (r.batch_key, r.month, r.batch_id, r.state, r.location, _ts(r.arrived_at),
+                json.dumps([list(o) for o in r.objects]), r.reason, r.step_id, r.job_run_id, r.log_uri,
+                r.attempts, _ts(r.updated_at))
+
+    def register(self, record: BatchRecord) -> bool:
+        with self._tx() as db:
+            cursor = db.execute("INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                self._values(record))
+            return cursor.rowcount == 1
+
+    def get(self, batch_key: str) -> Optional[BatchRecord]:
+        rows = self._read("SELECT * FROM batches WHERE batch_key = ?", (batch_key,))
+        return self._record(rows[0]) if rows else None
+
+    def batches(self, states: Sequence[str] = STATES) -> List[BatchRecord]:
+        marks = ",".join("?" for _ in states)
+        rows = self._read(f"SELECT * FROM batches WHERE state IN ({marks}) ORDER BY month, arrived_at, batch_key",
+                          tuple(states))
+        return [self._record(r) for r in rows]
+
+    def update(self, record: BatchRecord) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self._values(record))
+
+    def acquire_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
+        expires = now + timedelta(seconds=lease_seconds)
+        with self._tx() as db:
+            row = db.execute("SELECT owner, expires_at FROM lock WHERE name = ?", (_LOCK_NAME,)).fetchone()
+            if row and row[0] != owner and datetime.fromisoformat(row[1]) > now:
+                return False
+            acquired = now if not row or row[0] != owner else None
+            if acquired is None:
+                db.execute("UPDATE lock SET expires_at = ? WHERE name = ?", (_ts(expires), _LOCK_NAME))
+            else:
+                db.execute("INSERT OR REPLACE INTO lock VALUES (?,?,?,?)",
+                           (_LOCK_NAME, owner, _ts(acquired), _ts(expires)))
+            return True
+
+    def release_lock(self, owner: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM lock WHERE name = ? AND owner = ?", (_LOCK_NAME, owner))
+
+    def lock(self) -> Optional[LockInfo]:
+        rows = self._read("SELECT owner, acquired_at, expires_at FROM lock WHERE name = ?", (_LOCK_NAME,))
+        if not rows:
+            return None
+        return LockInfo(rows[0][0], datetime.fromisoformat(rows[0][1]), datetime.fromisoformat(rows[0][2]))
+
+    def record_run(self, run: RunRecord) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?)",
+                       (run.run_id, _ts(run.started_at), _ts(run.finished_at), run.outcome, run.detail,
+                        json.dumps(list(run.steps))))
+
+    def runs(self, limit: int = 10) -> List[RunRecord]:
+        rows = self._read("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))
+        return [RunRecord(r["run_id"], datetime.fromisoformat(r["started_at"]), _dt(r["finished_at"]),
+                          r["outcome"], r["detail"], tuple(json.loads(r["steps"]))) for r in rows]

@@ -1,0 +1,303 @@
+"""`datadominion`: the local mode command (embedded default; no AWS).
+
+State lives in $DATADOMINION_HOME (default .local/ in the current folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from datadominion.config import ConfigError, PipelineConfig, load_pipeline_config
+from datadominion.months import MonthError, parse_month
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pipeline.json"
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.home or os.environ.get("DATADOMINION_HOME") or ".local")
+
+
+def _config(args: argparse.Namespace) -> PipelineConfig:
+    return load_pipeline_config(args.config)
+
+
+def _env(args: argparse.Namespace) -> Any:
+    from datadominion.local import LocalEnvironment
+
+    return LocalEnvironment(_home(args), _config(args))
+
+
+def _months(text: str) -> List[str]:
+    months = [m.strip() for m in text.split(",") if m.strip()]
+    for m in months:
+        parse_month(m)
+    return months
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+# --- commands -----------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from datadominion.generator import generate
+
+    env_home = _home(args)
+    written = generate(_config(args), env_home / "landing", args.accounts, args.months, args.start_month,
+                       args.gap_pct, args.seed, args.files_per_batch)
+    rows = sum(w.rows for w in written)
+    _say(f"wrote {len(written)} batch(es), {rows} rows, {written[0].ref.month}..{written[-1].ref.month} "
+         f"under {env_home / 'landing'}")
+    return EXIT_OK
+
+
+def cmd_correct(args: argparse.Namespace) -> int:
+    from datadominion.generator import write_corrections
+
+    accounts = [int(a) for a in args.accounts.split(",")]
+    base_ts = datetime.fromisoformat(args.base_ts) if args.base_ts else datetime.now(timezone.utc)
+    if base_ts.tzinfo is None:
+        base_ts = base_ts.replace(tzinfo=timezone.utc)
+    written = write_corrections(_config(args), _home(args) / "landing", accounts, _months(args.months),
+                                args.past_due_delta, args.dpd_delta, base_ts)
+    for w in written:
+        _say(f"wrote correction batch {w.ref.batch_key}: {w.rows} row(s)")
+    return EXIT_OK
+
+
+def _process(args: argparse.Namespace, rerun_months: Sequence[str] = ()) -> int:
+    from datadominion.launcher import LockBusy, process
+
+    env = _env(args)
+    try:
+        result = process(env.storage, env.ledger, env.runner, env.newest_summarised,
+                         tolerance_months=args.tolerance, wait_seconds=args.wait, rerun_months=rerun_months,
+                         notify=_say)
+    except LockBusy as exc:
+        _say(f"not started: {exc}")
+        return EXIT_BUSY
+    modes: Dict[str, int] = {}
+    rows = 0
+    for step in result.steps:
+        if step["state"] == "SUCCESS":
+            modes[str(step["mode"])] = modes.get(str(step["mode"]), 0) + len(step["months"])  # type: ignore[arg-type]
+            rows += int(step["report"].get("summary_rows_written", 0))  # type: ignore[union-attr]
+    by_mode = ", ".join(f"{m}={n}" for m, n in sorted(modes.items())) or "none"
+    _say(f"summary: {len(result.done)} batch(es) done, {len(result.rejected)} rejected, "
+         f"{len(result.failed)} failed; months by mode: {by_mode}; {rows} summary rows written; "
+         f"{result.seconds:.1f}s")
+    for key, reason in result.rejected.items():
+        _say(f"  rejected {key}: {reason.splitlines()[0]}")
+    for key, reason in result.failed.items():
+        _say(f"  failed {key}: {reason.splitlines()[0] if reason else ''}")
+    return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    return _process(args)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from datadominion.planning import RunInputError, parse_run_input
+
+    try:
+        request = parse_run_input({"rerun": {"months": [m.strip() for m in args.months.split(",")]}},
+                                  datetime.now(timezone.utc))
+    except RunInputError as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+    return _process(args, request.rerun_months)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    stop = {"now": False}
+
+    def _stop(*_: Any) -> None:
+        stop["now"] = True
+        _say("stopping after the current run ...")
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    status = EXIT_OK
+    _say(f"watching {_home(args) / 'landing'} every {args.interval}s (Ctrl-C to stop)")
+    from datadominion.registration import find_markers
+
+    env = _env(args)
+    seen: set = set()
+    while not stop["now"]:
+        markers = set(find_markers(env.storage))
+        pending = env.ledger.batches(("REGISTERED", "FAILED"))
+        if markers - seen or pending:
+            status = _process(args) or status
+            seen = markers
+        deadline = time.monotonic() + args.interval
+        while not stop["now"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if args.once:
+            break
+    return status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    env = _env(args)
+    batches = env.ledger.batches()
+    counts: Dict[str, int] = {}
+    for b in batches:
+        counts[b.state] = counts.get(b.state, 0) + 1
+    _say("ledger: " + (", ".join(f"{s}={n}" for s, n in sorted(counts.items())) or "no batches"))
+    for b in batches:
+        if b.state in ("REJECTED", "FAILED", "RUNNING"):
+            _say(f"  {b.state:9s} {b.batch_key}: {b.reason.splitlines()[0] if b.reason else ''}")
+    lock = env.ledger.lock()
+    _say(f"lock: held by {lock.owner} until {lock.expires_at.isoformat()}" if lock else "lock: free")
+    for run in env.ledger.runs(5):
+        _say(f"run {run.run_id}: {run.outcome}, {len(run.steps)} step(s), started {run.started_at.isoformat()}")
+    from datadominion.table_metadata import summarised_months
+
+    for table in (env.config.source_table, env.config.destination_table, env.config.latest_history_table):
+        try:
+            t = env.catalog.load_table(env.identifier(table))
+        except Exception:
+            _say(f"table {table}: not created yet")
+            continue
+        snap = t.current_snapshot()
+        rows = int(snap.summary["total-records"]) if snap and snap.summary and "total-records" in snap.summary else 0
+        deletes = int(snap.summary.get("total-position-deletes", 0)) if snap and snap.summary else 0
+        line = f"table {table}: {rows - deletes} rows"
+        if table == env.config.destination_table:
+            months = summarised_months(env.catalog, env.identifier(table), env.config.month_column)
+            line += f", {len(months)} months" + (f" ({months[0]}..{months[-1]}), newest {months[-1]}" if months else "")
+        _say(line)
+    return EXIT_OK
+
+
+def _spark_tables(env: Any) -> Any:
+    return env.runner.session(), env.runner.tables
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from emr_jobs.checks import check_rows
+    from emr_jobs.recompute import validate_tables
+
+    env = _env(args)
+    spark, tables = _spark_tables(env)
+    problems = check_rows(spark.table(tables.summary), env.config, tables.summary)
+    problems += check_rows(spark.table(tables.latest_summary), env.config, tables.latest_summary)
+    problems += validate_tables(spark, tables)
+    summary_rows = spark.table(tables.summary).count()
+    if problems:
+        _say("VALIDATION FAILED:")
+        for p in problems[:40]:
+            _say(f"  {p}")
+        return EXIT_PROBLEMS
+    _say(f"validation passed: {summary_rows} summary rows and latest_summary equal a from-scratch "
+         f"recomputation; integrity checks clean")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from pyspark.sql import functions as F
+
+    env = _env(args)
+    spark, tables = _spark_tables(env)
+    cfg = env.config
+    df = spark.table(tables.summary).where(F.col(cfg.key_column) == args.account)
+    if args.months:
+        df = df.where(F.col(cfg.month_column).isin(_months(args.months)))
+    rows = df.orderBy(cfg.month_column).collect()
+    if not rows:
+        _say(f"account {args.account}: no summary rows")
+        return EXIT_PROBLEMS
+    print_account(rows, cfg)
+    return EXIT_OK
+
+
+def print_account(rows: Sequence[Any], cfg: PipelineConfig, history_shown: int = 6) -> None:
+    grid = cfg.grid_columns[0].name if cfg.grid_columns else None
+    _say(f"account {rows[0][cfg.key_column]}: {len(rows)} month(s)  (grid: newest month first, '?' = no record)")
+    header = f"{'month':8s} {'rating':6s} {'dpd':>5s} {'past_due':>9s} {'balance':>9s}  {'grid' if grid else ''}"
+    _say(header)
+    for r in rows:
+        _say(f"{r[cfg.month_column]:8s} {str(r['payment_rating_cd']):6s} {str(r['days_past_due']):>5s} "
+             f"{str(r['past_due_am']):>9s} {str(r['balance_am']):>9s}  {r[grid] if grid else ''}")
+    last = rows[-1]
+    _say(f"arrays of {last[cfg.month_column]} (first {history_shown} of {cfg.history_length}):")
+    for rc in cfg.rolling_columns:
+        _say(f"  {rc.name:28s} {list(last[rc.name][:history_shown])}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from datadominion.demo import run_demo
+
+    return run_demo(_home(args) / "demo", _config(args), _say, fresh=not args.keep)
+
+
+# --- parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="datadominion", description=__doc__)
+    parser.add_argument("--home", help="state folder (default $DATADOMINION_HOME or .local)")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="pipeline config JSON")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    g = add("generate", cmd_generate, "write monthly landing batches of synthetic accounts")
+    g.add_argument("--accounts", type=int, required=True)
+    g.add_argument("--months", type=int, required=True)
+    g.add_argument("--start-month", required=True)
+    g.add_argument("--gap-pct", type=float, default=0.0, help="percent of account-months left out")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--files-per-batch", type=int, default=1)
+
+    c = add("correct", cmd_correct, "write late correction batches (newer base_ts) for accounts and months")
+    c.add_argument("--accounts", required=True, help="comma-separated account keys")
+    c.add_argument("--months", required=True, help="comma-separated YYYY-MM")
+    c.add_argument("--past-due-delta", type=int, default=20000)
+    c.add_argument("--dpd-delta", type=int, default=60)
+    c.add_argument("--base-ts", help="ISO timestamp of the corrections (default now, UTC)")
+
+    for name, func, text in (("process", cmd_process, "register complete batches and apply everything pending"),
+                             ("rerun", cmd_rerun, "recompute months from accounts_all (the console re-run)"),
+                             ("watch", cmd_watch, "poll the landing folder and process batches as they complete")):
+        p = add(name, func, text)
+        p.add_argument("--wait", type=float, default=600.0, help="seconds to wait for another run's lock")
+        p.add_argument("--tolerance", type=int, default=1, help="months after the current one still accepted")
+        if name == "rerun":
+            p.add_argument("--months", required=True, help="comma-separated YYYY-MM")
+        if name == "watch":
+            p.add_argument("--interval", type=float, default=5.0)
+            p.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+
+    add("status", cmd_status, "ledger, lock, recent runs and table sizes")
+    add("validate", cmd_validate, "integrity checks + full comparison with a from-scratch recomputation")
+    s = add("show", cmd_show, "one account's months, grid and arrays")
+    s.add_argument("--account", type=int, required=True)
+    s.add_argument("--months", help="comma-separated YYYY-MM")
+    d = add("demo", cmd_demo, "the seed's Test Case 2 as a story (what `make run` runs)")
+    d.add_argument("--keep", action="store_true", help="keep an existing demo folder instead of starting afresh")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, MonthError, ValueError) as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

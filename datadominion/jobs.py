@@ -1,0 +1,30 @@
+"""Job runner port: run one step of the summary job and say how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Protocol
+
+from datadominion.steps import Step
+
+SUCCESS, FAILED = "SUCCESS", "FAILED"
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    state: str  # SUCCESS | FAILED
+    job_run_id: str = ""
+    detail: str = ""
+    log_uri: str = ""
+    # batch_key -> reason, for batches the job found invalid (they become REJECTED)
+    rejected: Dict[str, str] = field(default_factory=dict)
+    report: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == SUCCESS
+
+
+class JobRunner(Protocol):
+    def run(self, step: Step) -> JobOutcome:
+        """Run ``step`` to completion (idempotent for the same step)."""

@@ -1,0 +1,206 @@
+"""The launcher's flow, shared by the local orchestrator and (piece by piece) the Lambdas:
+
+    register markers -> take the lock -> plan -> run each step in order, recording the
+    outcome -> plan again until nothing is pending -> release the lock
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Dict, List, Optional, Sequence
+
+from datadominion.jobs import JobOutcome, JobRunner
+from datadominion.ledger import (
+    DONE,
+    FAILED,
+    PENDING_STATES,
+    REGISTERED,
+    REJECTED,
+    RUNNING,
+    BatchRecord,
+    Ledger,
+    RunRecord,
+)
+from datadominion.planning import plan_steps
+from datadominion.registration import RegisterOutcome, find_markers, register_marker
+from datadominion.steps import Step
+from datadominion.storage import BatchStorage
+
+Clock = Callable[[], datetime]
+Notify = Callable[[str], None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class LockBusy(RuntimeError):
+    """Another run holds the lock; contention is expected, not a failure."""
+
+
+@dataclass
+class ProcessResult:
+    run_id: str
+    registered: List[str] = field(default_factory=list)
+    rejected: Dict[str, str] = field(default_factory=dict)
+    done: List[str] = field(default_factory=list)
+    failed: Dict[str, str] = field(default_factory=dict)
+    steps: List[Dict[str, object]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected and not self.failed
+
+
+def register_all(storage: BatchStorage, ledger: Ledger, now: datetime, tolerance: int) -> List[RegisterOutcome]:
+    return [register_marker(key, storage, ledger, now, tolerance) for key in find_markers(storage)]
+
+
+def acquire(ledger: Ledger, owner: str, clock: Clock, lease_seconds: int, wait_seconds: float,
+            notify: Notify, poll_seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + wait_seconds
+    told = False
+    while not ledger.acquire_lock(owner, clock(), lease_seconds):
+        holder = ledger.lock()
+        if time.monotonic() >= deadline:
+            raise LockBusy(f"a run is in progress (lock held by {holder.owner if holder else '?'} "
+                           f"until {holder.expires_at.isoformat() if holder else '?'}); try again later")
+        if not told:
+            notify(f"waiting for the lock held by {holder.owner if holder else '?'} ...")
+            told = True
+        time.sleep(poll_seconds)
+
+
+def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime) -> Dict[str, str]:
+    """Record a step's outcome on each of its batches; returns batch_key -> new state."""
+    states = {}
+    for batch in step.batches:
+        record = ledger.get(batch.batch_key)
+        if record is None:
+            continue
+        if outcome.succeeded:
+            new = record.moved(DONE, now, reason="", job_run_id=outcome.job_run_id, log_uri=outcome.log_uri)
+        elif batch.batch_key in outcome.rejected:
+            new = record.moved(REJECTED, now, reason=outcome.rejected[batch.batch_key],
+                               job_run_id=outcome.job_run_id, log_uri=outcome.log_uri)
+        elif outcome.rejected:
+            # Another batch of the step was bad; this one goes back in the queue untouched.
+            new = record.moved(REGISTERED, now, reason="re-queued: another batch in its step was rejected")
+        else:
+            new = record.moved(FAILED, now, reason=outcome.detail or "job failed",
+                               job_run_id=outcome.job_run_id, log_uri=outcome.log_uri)
+        ledger.update(new)
+        states[batch.batch_key] = new.state
+    return states
+
+
+def mark_running(ledger: Ledger, step: Step, now: datetime) -> None:
+    for batch in step.batches:
+        record = ledger.get(batch.batch_key)
+        if record is not None:
+            ledger.update(record.moved(RUNNING, now, step_id=step.step_id, attempts=record.attempts + 1))
+
+
+def process(
+    storage: BatchStorage,
+    ledger: Ledger,
+    runner: JobRunner,
+    newest_summarised: Callable[[], Optional[str]],
+    *,
+    tolerance_months: int = 1,
+    lease_seconds: int = 1800,
+    wait_seconds: float = 600.0,
+    rerun_months: Sequence[str] = (),
+    clock: Clock = utc_now,
+    notify: Notify = print,
+    owner: Optional[str] = None,
+) -> ProcessResult:
+    """Register every complete batch, then apply everything pending, in month order."""
+    started = time.monotonic()
+    run_id = owner or f"local-{uuid.uuid4().hex[:12]}"
+    result = ProcessResult(run_id=run_id)
+    for outcome in register_all(storage, ledger, clock(), tolerance_months):
+        if outcome.status == "registered":
+            result.registered.append(outcome.batch_key)
+        elif outcome.status == "rejected":
+            result.rejected[outcome.batch_key] = outcome.reason
+            notify(f"REJECTED {outcome.batch_key}: {outcome.reason}")
+    if result.registered:
+        notify(f"registered {len(result.registered)} new batch(es)")
+    acquire(ledger, run_id, clock, lease_seconds, wait_seconds, notify)
+    run_started = clock()
+    outcome_text = "succeeded"
+    try:
+        # Only batches pending at the start (or arriving meanwhile) are tried, each once per run.
+        tried: set = set()
+        reruns = list(rerun_months)
+        while True:
+            pending = [b for b in ledger.batches(PENDING_STATES) if b.batch_key not in tried]
+            steps = plan_steps(pending, newest_summarised(), run_id, reruns)
+            reruns = []
+            if not steps:
+                break
+            stop = False
+            for step in steps:
+                ledger.acquire_lock(run_id, clock(), lease_seconds)  # renew the lease
+                notify(_describe(step))
+                mark_running(ledger, step, clock())
+                tried.update(b.batch_key for b in step.batches)
+                outcome = runner.run(step)
+                states = apply_outcome(ledger, step, outcome, clock())
+                result.steps.append({"step_id": step.step_id, "mode": step.mode, "months": list(step.months),
+                                     "state": outcome.state, "report": outcome.report})
+                if outcome.succeeded:
+                    result.done += [k for k, s in states.items() if s == DONE]
+                    notify(_describe_report(outcome))
+                    continue
+                for key, state in states.items():
+                    if state == REJECTED:
+                        result.rejected[key] = outcome.rejected[key]
+                        notify(f"REJECTED {key}: {outcome.rejected[key]}")
+                    elif state == FAILED:
+                        result.failed[key] = outcome.detail
+                    elif state == REGISTERED:
+                        tried.discard(key)
+                if not outcome.rejected:
+                    notify(f"FAILED step {step.mode} {', '.join(step.months)}: {outcome.detail}")
+                    result.failed.setdefault(f"step {step.step_id[:12]}", outcome.detail)
+                    stop = True  # later months must wait: months are applied in order
+                break  # re-plan after any failure
+            if stop:
+                break
+    except BaseException as exc:
+        outcome_text = f"aborted: {type(exc).__name__}"
+        raise
+    finally:
+        if result.failed or result.rejected:
+            outcome_text = "finished with problems" if outcome_text == "succeeded" else outcome_text
+        ledger.record_run(RunRecord(run_id, run_started, clock(), outcome_text,
+                                    steps=tuple(str(s["step_id"]) for s in result.steps)))
+        ledger.release_lock(run_id)
+    result.seconds = round(time.monotonic() - started, 2)
+    return result
+
+
+def _describe(step: Step) -> str:
+    months = step.months[0] if len(step.months) == 1 else f"{step.months[0]}..{step.months[-1]} ({len(step.months)})"
+    why = f" - {step.notes[0]}" if step.notes else ""
+    return f"step {step.mode:8s} {months}: {len(step.batches)} batch(es){why}"
+
+
+def _describe_report(outcome: JobOutcome) -> str:
+    r = outcome.report
+    if not r:
+        return "  done"
+    classes = ", ".join(f"{k}={v}" for k, v in sorted(dict(r.get("accounts_by_class", {})).items()))
+    return (f"  done in {r.get('seconds', 0):.1f}s: ingested {r.get('rows_ingested', 0)} rows, "
+            f"{r.get('changed_records', 0)} changed records, {r.get('summary_rows_written', 0)} summary rows "
+            f"written, accounts [{classes}]")
+
+
+def pending_batches(ledger: Ledger) -> List[BatchRecord]:
+    return ledger.batches(PENDING_STATES)

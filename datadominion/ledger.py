@@ -1,0 +1,83 @@
+"""The ledger: what happened to every batch, and the one-writer lock. Port + records.
+
+Batch states:
+    REGISTERED  complete batch seen, waiting to be applied (also: back in the queue)
+    RUNNING     its step was submitted
+    DONE        applied to accounts_all, summary and latest_summary
+    FAILED      its step failed for a reason outside the batch (retried by the next run)
+    REJECTED    the batch itself is bad (reason says why); never applied
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import List, Optional, Protocol, Sequence, Tuple
+
+REGISTERED, RUNNING, DONE, FAILED, REJECTED = "REGISTERED", "RUNNING", "DONE", "FAILED", "REJECTED"
+STATES = (REGISTERED, RUNNING, DONE, FAILED, REJECTED)
+PENDING_STATES = (REGISTERED, FAILED)
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    batch_key: str
+    month: str
+    batch_id: str
+    state: str
+    location: str
+    arrived_at: datetime
+    objects: Tuple[Tuple[str, int], ...] = ()
+    reason: str = ""
+    step_id: str = ""
+    job_run_id: str = ""
+    log_uri: str = ""
+    attempts: int = 0
+    updated_at: Optional[datetime] = None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(size for _, size in self.objects)
+
+    def moved(self, state: str, at: datetime, **fields: object) -> BatchRecord:
+        return replace(self, state=state, updated_at=at, **fields)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    owner: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    started_at: datetime
+    finished_at: Optional[datetime]
+    outcome: str
+    detail: str = ""
+    steps: Tuple[str, ...] = field(default=())
+
+
+class Ledger(Protocol):
+    def register(self, record: BatchRecord) -> bool:
+        """Insert a new batch; False (and no change) when the batch key is already known."""
+
+    def get(self, batch_key: str) -> Optional[BatchRecord]: ...
+
+    def batches(self, states: Sequence[str] = STATES) -> List[BatchRecord]: ...
+
+    def update(self, record: BatchRecord) -> None: ...
+
+    def acquire_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
+        """Take or renew the lock; False while another owner's lease is live."""
+
+    def release_lock(self, owner: str) -> None:
+        """Release the lock if ``owner`` holds it (a no-op otherwise)."""
+
+    def lock(self) -> Optional[LockInfo]: ...
+
+    def record_run(self, run: RunRecord) -> None: ...
+
+    def runs(self, limit: int = 10) -> List[RunRecord]: ...

@@ -1,0 +1,51 @@
+"""Local mode wiring: the adapters for one DATADOMINION_HOME folder.
+
+    $DATADOMINION_HOME/landing/    the landing "bucket"
+    $DATADOMINION_HOME/ledger.db   the SQLite ledger
+    $DATADOMINION_HOME/catalog.db  the Iceberg SQL catalog (pyiceberg + Spark JDBC)
+    $DATADOMINION_HOME/warehouse/  table data
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from datadominion.adapters.local_jobs import LocalSparkJobRunner
+from datadominion.adapters.local_storage import LocalStorage
+from datadominion.adapters.sqlite_ledger import SqliteLedger
+from datadominion.catalog import CatalogSettings, load_pyiceberg_catalog, local_catalog_settings
+from datadominion.config import PipelineConfig
+from datadominion.table_metadata import newest_summarised_month
+
+LOCAL_LATEST_BUCKETS = 4
+
+
+@dataclass
+class LocalEnvironment:
+    home: Path
+    config: PipelineConfig
+
+    def __post_init__(self) -> None:
+        self.home = self.home.resolve()
+        self.landing = self.home / "landing"
+        self.landing.mkdir(parents=True, exist_ok=True)
+        self.storage = LocalStorage(self.landing)
+        self.ledger = SqliteLedger(self.home / "ledger.db")
+        self.catalog_settings: CatalogSettings = local_catalog_settings(self.home)
+        self._catalog: Optional[Any] = None
+        self.runner = LocalSparkJobRunner(self.catalog_settings, self.config, LOCAL_LATEST_BUCKETS)
+
+    @property
+    def catalog(self) -> Any:
+        if self._catalog is None:
+            self._catalog = load_pyiceberg_catalog(self.catalog_settings)
+        return self._catalog
+
+    def identifier(self, table: str) -> str:
+        return f"{self.config.namespace}.{table}"
+
+    def newest_summarised(self) -> Optional[str]:
+        return newest_summarised_month(self.catalog, self.identifier(self.config.destination_table),
+                                       self.config.month_column)
