@@ -109,6 +109,7 @@ def summarise(
 
     parts: List[DataFrame] = []
     unresolved: Optional[DataFrame] = None
+    existing: Optional[DataFrame] = None
     if by_class.get("single_forward"):
         single = changes.join(accounts.where("_class = 'single_forward'").select(
             key, "_lmi", *[f"_old_{r.name}" for r in config.rolling_columns]), key)
@@ -120,10 +121,12 @@ def summarise(
             tx.points_from_arrays(multi_accounts, config))
         parts.append(tx.histories_from_points(targets, points, config))
     if by_class.get("backfill"):
-        rows, unresolved = _backfill(summary, changes, accounts.where("_class = 'backfill'"), config, force)
+        rows, unresolved, existing = _backfill(summary, changes, accounts.where("_class = 'backfill'"), config, force)
         parts.append(rows)
 
-    written = _union(parts, columns, spark, tables)
+    computed = _union(parts, columns, spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
+    # Only rows that differ from what summary holds are merged (a re-run commits nothing).
+    written = computed if existing is None else only_changed(computed, existing, config)
     written = written.persist(StorageLevel.MEMORY_AND_DISK)
     months_written = tuple(sorted(r[0] for r in written.select(month).distinct().collect()))
     summary_rows = written.count()
@@ -135,11 +138,11 @@ def summarise(
     # latest_summary: the newest written row per account, plus (repair after an
     # interrupted run) the newest existing row of accounts whose records were all
     # already summarised. The MERGE only moves forward or corrects the same month.
-    candidates = written if unresolved is None else written.unionByName(unresolved)
-    latest_rows = merge_latest(spark, tables, newest_per_account(candidates, config))
+    candidates = computed if unresolved is None else computed.unionByName(unresolved)
+    latest_rows = merge_latest(spark, tables, newest_per_account(candidates, config), latest)
 
-    touched = written.select(key, month).localCheckpoint(eager=True)
-    for df in (changes, accounts, written):
+    touched = computed.select(key, month).localCheckpoint(eager=True)
+    for df in (changes, accounts, computed, written):
         df.unpersist()
     return SummariseResult(
         changed_records=changed_records,
@@ -160,6 +163,17 @@ def _union(parts: List[DataFrame], columns: List[str], spark: Any, tables: Table
     return out
 
 
+def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Rows absent from ``existing`` or different from their existing version."""
+    key, month = config.key_column, config.month_column
+    columns = summary_column_names(config)
+    current = existing.select(*columns).alias("t")
+    return (rows.alias("s").join(current, [key, month], "left")
+            .where(F.col(f"t.{config.timestamp_column}").isNull()
+                   | F.expr(tx.null_safe_differs("s", "t", [c for c in columns if c not in (key, month)])))
+            .select(*[F.col(f"s.{c}") if c not in (key, month) else F.col(c) for c in columns]))
+
+
 def newest_per_account(rows: DataFrame, config: PipelineConfig) -> DataFrame:
     window = Window.partitionBy(config.key_column).orderBy(F.col(config.month_column).desc())
     return rows.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
@@ -167,9 +181,9 @@ def newest_per_account(rows: DataFrame, config: PipelineConfig) -> DataFrame:
 
 def _backfill(
     summary: DataFrame, changes: DataFrame, accounts: DataFrame, config: PipelineConfig, force: bool
-) -> Tuple[DataFrame, DataFrame]:
-    """Rows to rewrite for backfill accounts, and the newest existing rows of accounts
-    with nothing newer to apply (for the latest_summary repair)."""
+) -> Tuple[DataFrame, DataFrame, DataFrame]:
+    """Rows to rewrite for backfill accounts; the newest existing rows of accounts with
+    nothing newer to apply (for the latest_summary repair); the existing rows read."""
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
     bounds = accounts.agg(F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi")).first()
@@ -193,7 +207,7 @@ def _backfill(
     points = points_full.select(key, MI, tx.rolling_values(config).alias("_vals"))
     rows = tx.histories_from_points(targets, points, config)
     settled = existing.join(kept_months.select(key), key, "left_anti").select(*summary_column_names(config))
-    return rows, newest_per_account(settled, config)
+    return rows, newest_per_account(settled, config), existing
 
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...]) -> None:
@@ -211,14 +225,22 @@ def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
     """)
 
 
-def merge_latest(spark: Any, tables: Tables, rows: DataFrame) -> int:
+def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame) -> int:
+    """Move each account's latest row forward (or correct it in place); a no-op commits nothing."""
     config = tables.config
     key, month = config.key_column, config.month_column
     columns = summary_column_names(config)
-    rows = rows.select(*columns).persist(StorageLevel.MEMORY_AND_DISK)
-    count = rows.count()
+    moves = F.expr(f"s.{month} > t.{month} OR (s.{month} = t.{month} AND "
+                   f"{tx.null_safe_differs('s', 't', [c for c in columns if c not in (key, month)])})")
+    changes = (
+        rows.select(*columns).alias("s").join(latest.select(*columns).alias("t"), key, "left")
+        .where(F.col(f"t.{month}").isNull() | moves)
+        .select(*[F.col(c) if c == key else F.col(f"s.{c}") for c in columns])
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    count = changes.count()
     if count:
-        rows.createOrReplaceTempView("_dd_latest_rows")
+        changes.createOrReplaceTempView("_dd_latest_rows")
         spark.sql(f"""
             MERGE INTO {tables.latest_summary} t
             USING _dd_latest_rows s
@@ -228,5 +250,5 @@ def merge_latest(spark: Any, tables: Tables, rows: DataFrame) -> int:
                 THEN UPDATE SET *
             WHEN NOT MATCHED THEN INSERT *
         """)
-    rows.unpersist()
+    changes.unpersist()
     return count

@@ -1,0 +1,284 @@
+"""The summary engine on real Spark + Iceberg, checked against an independent Python reference."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+
+import pytest
+
+from datadominion.generator import generate, write_corrections
+from datadominion.months import add_months, format_month, parse_month
+from datadominion.steps import Step, StepBatch
+from emr_jobs.ingest import BatchValidationError
+from emr_jobs.summarise import current_snapshot
+from emr_jobs.summary_job import run_step
+from tests.support.batches import record, write_batch
+from tests.support.reference import diff_tables, expected_tables
+
+pytestmark = pytest.mark.spark
+
+
+def step_of(mode, batches):
+    batches = tuple(batches)
+    return Step(mode, tuple(sorted({b.month for b in batches})), batches)
+
+
+def as_step_batches(written):
+    return [StepBatch(w.ref.month, w.ref.batch_id, "file://" + str(w.path) + "/") for w in written]
+
+
+def actual_tables(spark, env):
+    key, month = env.config.key_column, env.config.month_column
+    summary = {(r[key], r[month]): r.asDict(recursive=True) for r in spark.table(env.tables.summary).collect()}
+    latest = {r[key]: r.asDict(recursive=True) for r in spark.table(env.tables.latest_summary).collect()}
+    return summary, latest
+
+
+def assert_equals_reference(spark, env, records=None):
+    if records is None:
+        records = [r.asDict() for r in spark.table(env.tables.accounts_all).collect()]
+    want_summary, want_latest = expected_tables(records, env.config)
+    got_summary, got_latest = actual_tables(spark, env)
+    assert diff_tables(got_summary, want_summary) == []
+    assert diff_tables(got_latest, want_latest) == []
+
+
+def snapshots(spark, env):
+    return tuple(current_snapshot(spark, t) for t in (env.tables.accounts_all, env.tables.summary,
+                                                       env.tables.latest_summary))
+
+
+# --- the seed's test cases ------------------------------------------------------------------
+def _seed_case(spark, env, accounts, months, start, gap_pct, targets, target_months, dpd_delta, pd_delta):
+    written = generate(env.config, env.landing, accounts, months, start, gap_pct, seed=7)
+    run_step(spark, env.tables, step_of("initial", as_step_batches(written)))
+    before, _ = actual_tables(spark, env)
+    rows_before = len(before)
+    corrections = write_corrections(env.config, env.landing, targets, target_months, pd_delta, dpd_delta,
+                                    datetime(2025, 6, 1, tzinfo=timezone.utc))
+    report = run_step(spark, env.tables, step_of("backfill", as_step_batches(corrections)))
+    assert report.accounts_by_class == {"backfill": len(targets)}
+    after, latest = actual_tables(spark, env)
+    for account in targets:
+        for month in target_months:
+            b, a = before.get((account, month)), after[(account, month)]
+            if b is not None:
+                assert a["past_due_am"] - b["past_due_am"] == pd_delta
+                assert a["days_past_due"] - b["days_past_due"] == dpd_delta
+            for k in range(env.config.history_length):
+                later = after.get((account, add_months(month, k)))
+                if later is None:
+                    continue
+                assert later["past_due_am_history"][k] == a["past_due_am"], (account, month, k)
+                assert later["days_past_due_history"][k] == a["days_past_due"], (account, month, k)
+                grid = "".join("?" if v is None else v for v in later["payment_rating_cd_history"])
+                assert later["payment_history_grid"] == grid
+        newest = max(m for (acct, m) in after if acct == account)
+        assert latest[account] == after[(account, newest)]
+    created = sum(1 for a in targets for m in target_months if (a, m) not in before)
+    assert len(after) == rows_before + created
+    # rows of untouched accounts are exactly as before
+    assert {k: v for k, v in after.items() if k[0] not in targets} == \
+        {k: v for k, v in before.items() if k[0] not in targets}
+    assert_equals_reference(spark, env)
+
+
+def test_seed_test_case_1_single_month_backfill(spark, isolated):
+    _seed_case(spark, isolated, 100, 6, "2024-01", 0, [11, 12, 13, 14, 15], ["2024-03"], 30, 10_000)
+
+
+def test_seed_test_case_2_multi_gap_backfill(spark, isolated):
+    _seed_case(spark, isolated, 100, 60, "2020-01", 10, [1, 2, 3], ["2021-03", "2022-06", "2023-09"], 60, 20_000)
+
+
+# --- semantics case by case ---------------------------------------------------------------
+def test_forward_gaps_backfill_into_gap_and_stale_record(spark, isolated):
+    env, cfg = isolated, isolated.config
+    rows = [record(cfg, 1, "2020-01", past_due_am=10), record(cfg, 2, "2020-01", past_due_am=20)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2020-01", "b1", rows, cfg)]))
+    # forward: account 1 after a 1-month gap, account 2 after 40 months (36+), account 3 new
+    b = write_batch(env.landing, "2020-03", "b2", [record(cfg, 1, "2020-03", past_due_am=11)], cfg)
+    report = run_step(spark, env.tables, step_of("forward", [b]))
+    assert report.accounts_by_class == {"single_forward": 1}
+    b = write_batch(env.landing, "2023-05", "b3", [record(cfg, 2, "2023-05", past_due_am=21),
+                                                   record(cfg, 3, "2023-05", past_due_am=30)], cfg)
+    run_step(spark, env.tables, step_of("forward", [b]))
+    summary, latest = actual_tables(spark, env)
+    assert summary[(1, "2020-03")]["past_due_am_history"][:3] == [11, None, 10]
+    assert summary[(2, "2023-05")]["past_due_am_history"] == [21] + [None] * 35
+    assert summary[(3, "2023-05")]["payment_history_grid"] == "0" + "?" * 35
+    # backfill into the gap of account 1 (row created, later row's arrays updated)
+    b = write_batch(env.landing, "2020-02", "b4", [record(cfg, 1, "2020-02", 5, past_due_am=99,
+                                                          acct_pymt_stat_cd="2")], cfg)
+    run_step(spark, env.tables, step_of("backfill", [b]))
+    summary, latest = actual_tables(spark, env)
+    assert summary[(1, "2020-02")]["past_due_am_history"][:2] == [99, 10]
+    assert summary[(1, "2020-03")]["past_due_am_history"][:3] == [11, 99, 10]
+    assert summary[(1, "2020-03")]["payment_history_grid"][:3] == "020"
+    assert latest[1] == summary[(1, "2020-03")]
+    # a late record whose base_ts is not newer changes nothing
+    before = snapshots(spark, env)
+    b = write_batch(env.landing, "2020-02", "b5", [record(cfg, 1, "2020-02", 1, past_due_am=7)], cfg)
+    report = run_step(spark, env.tables, step_of("backfill", [b]))
+    assert report.summary_rows_written == 0
+    assert snapshots(spark, env)[1:] == before[1:]
+    assert actual_tables(spark, env)[0][(1, "2020-02")]["past_due_am"] == 99
+    assert_equals_reference(spark, env)
+
+
+def test_several_corrections_of_one_key_in_one_batch_and_invalid_values(spark, isolated):
+    env, cfg = isolated, isolated.config
+    rows = [record(cfg, 1, "2021-05", 0, past_due_am=1), record(cfg, 1, "2021-05", 9, past_due_am=3),
+            record(cfg, 1, "2021-05", 4, past_due_am=2),
+            record(cfg, 2, "2021-05", 0, past_due_am=-5, acct_pymt_stat_cd="X", asset_class_cd_4in="Q",
+                   days_past_due_ct_4in=None)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2021-05", "b1", rows, cfg)]))
+    summary, _ = actual_tables(spark, env)
+    assert summary[(1, "2021-05")]["past_due_am"] == 3
+    bad = summary[(2, "2021-05")]
+    assert (bad["past_due_am"], bad["payment_rating_cd"], bad["asset_class_cd"], bad["days_past_due"]) == \
+        (None, None, None, None)
+    assert bad["payment_history_grid"] == "?" * 36
+    assert_equals_reference(spark, env)
+
+
+def test_rerunning_a_step_or_a_month_changes_nothing(spark, isolated):
+    env = isolated
+    written = generate(env.config, env.landing, 30, 8, "2023-01", 15, seed=4)
+    run_step(spark, env.tables, step_of("initial", as_step_batches(written[:6])))
+    forward = step_of("forward", as_step_batches(written[6:7]))
+    run_step(spark, env.tables, forward)
+    state = actual_tables(spark, env)
+    before = snapshots(spark, env)
+    again = run_step(spark, env.tables, forward)
+    assert again.batches_skipped == [forward.batches[0].batch_key] and again.rows_ingested == 0
+    assert snapshots(spark, env) == before  # nothing committed at all
+    run_step(spark, env.tables, Step("rerun", ("2023-03", "2023-07")))
+    assert actual_tables(spark, env) == state
+    assert_equals_reference(spark, env)
+
+
+# --- property test ------------------------------------------------------------------------
+def _random_scenario(rng, cfg):
+    """Batches of random records: gaps (some 36+), newer and older corrections, duplicates,
+    same-month corrections, backfills into gaps. Returns (rounds of batch specs, all records)."""
+    accounts = range(1, rng.randint(3, 7))
+    start = parse_month("2019-01")
+    ts = iter(range(1, 10_000))
+    by_month = {}
+    for account in accounts:
+        month = start + rng.randint(0, 6)
+        while month < start + 70:
+            by_month.setdefault(month, []).append(record(
+                cfg, account, format_month(month), next(ts), past_due_am=rng.choice([0, 5, 70, -1, None]),
+                days_past_due_ct_4in=rng.randint(0, 120), acct_pymt_stat_cd=rng.choice("0123456SBDLMX"),
+                acct_bal_am=rng.randint(0, 9000)))
+            month += rng.choice([1, 1, 1, 2, 3, 5, 37, 40]) if rng.random() < 0.3 else 1
+    batches = []
+    for month, rows in sorted(by_month.items()):
+        batches.append((format_month(month), rows))
+    # corrections: newer, older (no effect), exact duplicates, same-month twice, fills of gaps
+    extras = []
+    for _ in range(rng.randint(2, 6)):
+        month, rows = rng.choice(batches)
+        base = rng.choice(rows)
+        kind = rng.choice(["newer", "older", "duplicate", "twice", "fill"])
+        if kind == "newer":
+            extras.append((month, [dict(base, base_ts=base["base_ts"].replace(year=2026), past_due_am=777)]))
+        elif kind == "older":
+            extras.append((month, [dict(base, base_ts=base["base_ts"].replace(year=2024), past_due_am=555)]))
+        elif kind == "duplicate":
+            extras.append((month, [dict(base)]))
+        elif kind == "twice":
+            extras.append((month, [dict(base, base_ts=base["base_ts"].replace(year=2026, month=2), past_due_am=1),
+                                   dict(base, base_ts=base["base_ts"].replace(year=2026, month=3), past_due_am=2)]))
+        else:
+            gap = format_month(parse_month(month) + rng.randint(1, 50))
+            extras.append((gap, [dict(base, rpt_as_of_mo=gap, base_ts=base["base_ts"].replace(year=2027))]))
+    everything = batches + extras
+    order = list(range(len(batches)))
+    rng.shuffle(order)
+    first = sorted(order[: max(1, len(order) // 2)])
+    rest = [batches[i] for i in order[len(first):]] + extras
+    rng.shuffle(rest)
+    rounds = [[batches[i] for i in first]]
+    while rest:
+        take = rng.randint(1, 4)
+        rounds.append(rest[:take])
+        rest = rest[take:]
+    return rounds, [r for _, rows in everything for r in rows]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_arrivals_equal_from_scratch_recomputation(spark, isolated, seed):
+    env, cfg = isolated, isolated.config
+    rng = random.Random(seed)
+    rounds, records = _random_scenario(rng, cfg)
+    counter = 0
+    for number, batch_specs in enumerate(rounds):
+        batches = []
+        for month, rows in batch_specs:
+            counter += 1
+            batches.append(write_batch(env.landing, month, f"s{seed}-b{counter}", rows, cfg))
+        run_step(spark, env.tables, step_of("initial" if number == 0 else "backfill", batches))
+    assert_equals_reference(spark, env, records)
+
+
+# --- bad batches --------------------------------------------------------------------------
+def _bad_cases(cfg):
+    import pyarrow as pa
+
+    from datadominion.schema import arrow_schema
+
+    good = [record(cfg, 1, "2022-02", 10)]
+    schema = arrow_schema(cfg.source_types)
+    missing = schema.remove(schema.get_field_index("past_due_am"))
+    extra = schema.append(pa.field("surprise", pa.string()))
+    wrong = schema.set(schema.get_field_index("past_due_am"), pa.field("past_due_am", pa.string()))
+    return [
+        ("schema: missing columns", [{k: v for k, v in good[0].items() if k != "past_due_am"}], missing),
+        ("schema: extra columns", [dict(good[0], surprise="!")], extra),
+        ("schema: column types", [dict(good[0], past_due_am="12")], wrong),
+        ("month matches path", [record(cfg, 1, "2022-03", 10)], None),
+        ("non-null cons_acct_key", [record(cfg, None, "2022-02", 10)], None),
+        ("non-null base_ts", [dict(record(cfg, 1, "2022-02"), base_ts=None)], None),
+        ("no conflicting duplicates", [record(cfg, 5, "2022-02", 3, past_due_am=1),
+                                       record(cfg, 5, "2022-02", 3, past_due_am=2)], None),
+        ("no conflicting duplicates", [record(cfg, 1, "2022-02", 0, past_due_am=12345)], None),  # vs accounts_all
+        ("non-empty", [], None),
+    ]
+
+
+def test_bad_batches_fail_clearly_and_change_nothing(spark, isolated):
+    env, cfg = isolated, isolated.config
+    seedling = write_batch(env.landing, "2022-02", "seed", [record(cfg, 1, "2022-02", 0)], cfg)
+    run_step(spark, env.tables, step_of("initial", [seedling]))
+    state, before = actual_tables(spark, env), snapshots(spark, env)
+    for number, (rule, rows, schema) in enumerate(_bad_cases(cfg)):
+        good = write_batch(env.landing, "2022-02", f"good{number}", [record(cfg, 9, "2022-02", 50 + number)], cfg)
+        bad = write_batch(env.landing, "2022-02", f"bad{number}", rows, cfg, schema)
+        with pytest.raises(BatchValidationError) as err:
+            run_step(spark, env.tables, step_of("backfill", [good, bad]))
+        assert err.value.rule == rule, str(err.value)
+        assert err.value.batch.batch_key == bad.batch_key
+        assert f"batch {bad.batch_key}" in str(err.value)
+        assert snapshots(spark, env) == before and actual_tables(spark, env) == state
+
+
+def test_corrupt_parquet_and_size_ceiling(spark, isolated):
+    env, cfg = isolated, isolated.config
+    bad = write_batch(env.landing, "2022-02", "corrupt", [record(cfg, 1, "2022-02")], cfg)
+    path = env.landing / "accounts_all" / "rpt_as_of_mo=2022-02" / "corrupt" / "part-00000.parquet"
+    data = path.read_bytes()
+    path.write_bytes(data[:4] + b"\x00" * (len(data) - 8) + data[-4:])
+    with pytest.raises(BatchValidationError, match="readable Parquet"):
+        run_step(spark, env.tables, step_of("initial", [bad]))
+    small = env.config.model_copy(update={"max_batch_rows": 2})
+    from emr_jobs.tables import Tables
+
+    tables = Tables(env.tables.catalog, small)
+    big = write_batch(env.landing, "2022-03", "big", [record(cfg, k, "2022-03") for k in range(1, 4)], cfg)
+    with pytest.raises(BatchValidationError, match="3 rows exceed max_batch_rows=2"):
+        run_step(spark, tables, step_of("initial", [big]))
+    assert snapshots(spark, env) == (None, None, None)

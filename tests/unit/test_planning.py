@@ -1,0 +1,116 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from datadominion.ledger import REGISTERED, BatchRecord
+from datadominion.planning import RunInputError, parse_run_input, plan_steps
+from datadominion.steps import Step
+
+NOW = datetime(2025, 3, 15, tzinfo=timezone.utc)
+
+
+def batch(month, batch_id="b1"):
+    return BatchRecord(f"{month}/{batch_id}", month, batch_id, REGISTERED, f"file:///l/{month}/{batch_id}/", NOW)
+
+
+def shape(steps):
+    return [(s.mode, list(s.months), [b.batch_key for b in s.batches]) for s in steps]
+
+
+def test_nothing_pending_plans_nothing():
+    assert plan_steps([], "2024-12") == []
+    assert plan_steps([], None) == []
+
+
+def test_empty_summary_is_one_initial_bulk_step():
+    steps = plan_steps([batch("2024-02"), batch("2024-01"), batch("2024-03")], None)
+    assert shape(steps) == [("initial", ["2024-01", "2024-02", "2024-03"],
+                             ["2024-01/b1", "2024-02/b1", "2024-03/b1"])]
+
+
+def test_forward_only_one_step_per_month_ascending():
+    steps = plan_steps([batch("2025-02"), batch("2025-01")], "2024-12")
+    assert shape(steps) == [("forward", ["2025-01"], ["2025-01/b1"]), ("forward", ["2025-02"], ["2025-02/b1"])]
+
+
+def test_backfill_only_grouped_into_one_step():
+    steps = plan_steps([batch("2023-09"), batch("2021-03"), batch("2022-06")], "2024-12")
+    assert shape(steps) == [("backfill", ["2021-03", "2022-06", "2023-09"],
+                             ["2021-03/b1", "2022-06/b1", "2023-09/b1"])]
+
+
+def test_newest_summarised_month_itself_is_a_backfill():
+    assert shape(plan_steps([batch("2024-12", "late")], "2024-12")) == [("backfill", ["2024-12"], ["2024-12/late"])]
+
+
+def test_mixed_backfill_before_forward():
+    steps = plan_steps([batch("2025-01"), batch("2024-06"), batch("2025-02")], "2024-12")
+    assert [s.mode for s in steps] == ["backfill", "forward", "forward"]
+    assert [s.months for s in steps] == [("2024-06",), ("2025-01",), ("2025-02",)]
+
+
+def test_several_batches_of_one_month_merge_into_one_step():
+    steps = plan_steps([batch("2025-01", "b2"), batch("2025-01", "b1")], "2024-12")
+    assert shape(steps) == [("forward", ["2025-01"], ["2025-01/b1", "2025-01/b2"])]
+
+
+def test_backfill_chunks():
+    pending = [batch(f"2023-{m:02d}") for m in range(1, 13)] + [batch("2024-01")]
+    steps = plan_steps(pending, "2024-06", max_backfill_months=5)
+    assert [len(s.months) for s in steps] == [5, 5, 3]
+
+
+def test_rerun_comes_first_then_pending():
+    steps = plan_steps([batch("2025-01")], "2024-12", rerun_months=["2024-03", "2024-01", "2024-03"])
+    assert shape(steps) == [("rerun", ["2024-01", "2024-03"], []), ("forward", ["2025-01"], ["2025-01/b1"])]
+
+
+def test_step_ids_are_stable_and_depend_on_batches():
+    a = plan_steps([batch("2025-01")], "2024-12", run_id="r1")[0]
+    b = plan_steps([batch("2025-01")], "2024-12", run_id="r2")[0]
+    c = plan_steps([batch("2025-01", "other")], "2024-12")[0]
+    assert a.step_id == b.step_id != c.step_id
+    assert Step.from_json(a.to_json()) == a
+
+
+@pytest.mark.parametrize("payload", [{"sweep": True}])
+def test_sweep_input(payload):
+    assert parse_run_input(payload, NOW).kind == "sweep"
+
+
+def test_event_input():
+    event = {"detail-type": "Object Created", "detail": {"bucket": {"name": "x"},
+                                                         "object": {"key": "accounts_all/rpt_as_of_mo=2025-01/b/_SUCCESS"}}}
+    request = parse_run_input(event, NOW)
+    assert (request.kind, request.marker_key) == ("event", "accounts_all/rpt_as_of_mo=2025-01/b/_SUCCESS")
+
+
+def test_rerun_input():
+    request = parse_run_input({"rerun": {"months": ["2024-03", "2024-01"]}}, NOW)
+    assert request.rerun_months == ("2024-01", "2024-03")
+
+
+@pytest.mark.parametrize(
+    "payload, words",
+    [
+        ({"rerun": {"months": []}}, "rerun input must look like"),
+        ({"rerun": {"months": "2024-01"}}, "rerun input must look like"),
+        ({"rerun": ["2024-01"]}, "rerun input must look like"),
+        ({"rerun": {"months": ["2024-13"]}}, "month 13"),
+        ({"rerun": {"months": ["24-01"]}}, "not a month in the form YYYY-MM"),
+        ({"rerun": {"months": ["2030-01"]}}, "in the future"),
+        ({"sweep": "yes"}, "unrecognised input"),
+        ({}, "unrecognised input"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_bad_inputs_are_explained(payload, words):
+    with pytest.raises(RunInputError, match=words):
+        parse_run_input(payload, NOW)
+
+
+def test_step_rejects_inconsistent_shapes():
+    with pytest.raises(ValueError, match="ascending"):
+        Step("rerun", ("2024-02", "2024-01"))
+    with pytest.raises(ValueError, match="needs at least one batch"):
+        Step("forward", ("2024-02",))

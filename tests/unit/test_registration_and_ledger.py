@@ -1,0 +1,98 @@
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from datadominion.adapters.local_storage import LocalStorage
+from datadominion.adapters.sqlite_ledger import SqliteLedger
+from datadominion.ledger import REGISTERED, REJECTED
+from datadominion.registration import find_markers, register_marker
+
+NOW = datetime(2025, 3, 15, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def landing(tmp_path):
+    return tmp_path / "landing"
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return SqliteLedger(tmp_path / "ledger.db")
+
+
+def make_batch(landing, month="2025-02", batch_id="b1", files=None, marker=True):
+    folder = landing / "accounts_all" / f"rpt_as_of_mo={month}" / batch_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in ({"part-0.parquet": "parquet"} if files is None else files).items():
+        if content == "parquet":
+            pq.write_table(pa.table({"a": [1]}), folder / name)
+        else:
+            (folder / name).write_bytes(content)
+    if marker:
+        (folder / "_SUCCESS").write_bytes(b"")
+    return f"accounts_all/rpt_as_of_mo={month}/{batch_id}/_SUCCESS"
+
+
+def register(key, landing, ledger, tolerance=1):
+    return register_marker(key, LocalStorage(landing), ledger, NOW, tolerance)
+
+
+def test_good_batch_is_registered_once(landing, ledger):
+    key = make_batch(landing)
+    first = register(key, landing, ledger)
+    assert first.status == "registered"
+    record = ledger.get("2025-02/b1")
+    assert record.state == REGISTERED and record.month == "2025-02"
+    assert record.objects[0][0].endswith("part-0.parquet") and record.total_bytes > 0
+    assert record.location.startswith("file://") and "rpt_as_of_mo=2025-02/b1/" in record.location
+    assert register(key, landing, ledger).status == "duplicate"
+    assert len(ledger.batches()) == 1
+
+
+@pytest.mark.parametrize(
+    "key, files, reason",
+    [
+        ("accounts_all/rpt_as_of_mo=2025-13/b1/_SUCCESS", None, "month 13"),
+        ("accounts_all/rpt_as_of_mo=202502/b1/_SUCCESS", None, "not a month in the form YYYY-MM"),
+        ("accounts_all/rpt_as_of_mo=2027-01/b1/_SUCCESS", None, "is in the future"),
+        ("accounts_all/month=2025-01/b1/_SUCCESS", None, "does not follow"),
+        ("accounts_all/rpt_as_of_mo=2025-01/_SUCCESS", None, "does not follow"),
+        ("other/rpt_as_of_mo=2025-01/b1/_SUCCESS", None, "is not under the 'accounts_all/' prefix"),
+        ("accounts_all/rpt_as_of_mo=2025-01/b1/part-0.parquet", None, "is not a _SUCCESS marker"),
+        (None, {}, "has no .parquet objects"),
+        (None, {"part-0.parquet": b""}, "zero-byte Parquet objects"),
+        (None, {"part-0.parquet": b"this is not parquet at all"}, "is not a Parquet file"),
+        (None, {"part-0.parquet": "parquet", "notes.csv": b"a,b"}, "unexpected non-Parquet objects"),
+    ],
+)
+def test_bad_batches_are_rejected_with_a_reason(landing, ledger, key, files, reason):
+    if key is None:
+        key = make_batch(landing, files=files)
+    outcome = register(key, landing, ledger)
+    assert outcome.status == "rejected"
+    assert reason in outcome.reason
+    [record] = ledger.batches()
+    assert record.state == REJECTED and reason in record.reason
+    assert ledger.batches([REGISTERED]) == []
+
+
+def test_incomplete_batch_has_no_marker_and_is_not_found(landing):
+    make_batch(landing, marker=False)
+    assert find_markers(LocalStorage(landing)) == []
+    make_batch(landing, batch_id="b2")
+    assert find_markers(LocalStorage(landing)) == ["accounts_all/rpt_as_of_mo=2025-02/b2/_SUCCESS"]
+
+
+def test_lock_contention_and_lease_expiry(ledger):
+    assert ledger.acquire_lock("a", NOW, 60)
+    assert not ledger.acquire_lock("b", NOW + timedelta(seconds=30), 60)  # live holder is never displaced
+    assert ledger.acquire_lock("a", NOW + timedelta(seconds=30), 60)  # renewal by the holder
+    assert ledger.lock().expires_at == NOW + timedelta(seconds=90)
+    assert not ledger.acquire_lock("b", NOW + timedelta(seconds=89), 60)
+    assert ledger.acquire_lock("b", NOW + timedelta(seconds=91), 60)  # crashed holder's lease expired
+    ledger.release_lock("a")  # not the holder: no effect
+    assert ledger.lock().owner == "b"
+    ledger.release_lock("b")
+    assert ledger.lock() is None
