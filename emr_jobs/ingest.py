@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence, Set, Tuple
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -203,7 +202,9 @@ def validated_batches(
     """Read and check every batch of a step; nothing is written here."""
     for batch in batches:
         check_schema(read_batch(spark, batch), batch, config)
-    scan = read_all(spark, batches, config).persist(StorageLevel.MEMORY_AND_DISK)
+    # Checkpointed, not just cached: the file-name column is non-deterministic, and MERGE
+    # (copy-on-write) refuses a source whose lineage holds one.
+    scan = read_all(spark, batches, config).localCheckpoint(eager=True)
     rows = validate_rows(scan, batches, config)
     check_conflicts(spark, tables, scan, batches, config)
     return ValidatedStep(tuple(batches), scan, rows)

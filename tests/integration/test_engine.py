@@ -160,12 +160,17 @@ def test_rerunning_a_step_or_a_month_changes_nothing(spark, isolated):
 
 
 # --- property test ------------------------------------------------------------------------
-def _random_scenario(rng, cfg):
-    """Batches of random records: gaps (some 36+), newer and older corrections, duplicates,
-    same-month corrections, backfills into gaps. Returns (rounds of batch specs, all records)."""
-    accounts = range(1, rng.randint(3, 7))
+SCENARIOS = 20
+ROUNDS = 4
+
+
+def _random_scenario(rng, cfg, key_base):
+    """Random records of a few accounts (keys key_base+1...): gaps (some 36+), newer and older
+    corrections, exact duplicates, same-month corrections in one batch, backfills into gaps;
+    split into batches and dealt into ROUNDS arrival rounds in random order."""
+    accounts = [key_base + a for a in range(1, rng.randint(3, 6))]
     start = parse_month("2019-01")
-    ts = iter(range(1, 10_000))
+    ts = iter(range(key_base * 10, key_base * 10 + 10_000))
     by_month = {}
     for account in accounts:
         month = start + rng.randint(0, 6)
@@ -174,55 +179,57 @@ def _random_scenario(rng, cfg):
                 cfg, account, format_month(month), next(ts), past_due_am=rng.choice([0, 5, 70, -1, None]),
                 days_past_due_ct_4in=rng.randint(0, 120), acct_pymt_stat_cd=rng.choice("0123456SBDLMX"),
                 acct_bal_am=rng.randint(0, 9000)))
-            month += rng.choice([1, 1, 1, 2, 3, 5, 37, 40]) if rng.random() < 0.3 else 1
-    batches = []
-    for month, rows in sorted(by_month.items()):
-        batches.append((format_month(month), rows))
-    # corrections: newer, older (no effect), exact duplicates, same-month twice, fills of gaps
-    extras = []
-    for _ in range(rng.randint(2, 6)):
+            month += rng.choice([2, 3, 5, 37, 40]) if rng.random() < 0.25 else 1
+    batches = [(format_month(m), rows) for m, rows in sorted(by_month.items())]
+    for _ in range(rng.randint(3, 7)):
         month, rows = rng.choice(batches)
         base = rng.choice(rows)
         kind = rng.choice(["newer", "older", "duplicate", "twice", "fill"])
+        later = base["base_ts"].replace(year=2026)
         if kind == "newer":
-            extras.append((month, [dict(base, base_ts=base["base_ts"].replace(year=2026), past_due_am=777)]))
+            batches.append((month, [dict(base, base_ts=later, past_due_am=777)]))
         elif kind == "older":
-            extras.append((month, [dict(base, base_ts=base["base_ts"].replace(year=2024), past_due_am=555)]))
+            batches.append((month, [dict(base, base_ts=base["base_ts"].replace(year=2024), past_due_am=555)]))
         elif kind == "duplicate":
-            extras.append((month, [dict(base)]))
+            batches.append((month, [dict(base)]))
         elif kind == "twice":
-            extras.append((month, [dict(base, base_ts=base["base_ts"].replace(year=2026, month=2), past_due_am=1),
-                                   dict(base, base_ts=base["base_ts"].replace(year=2026, month=3), past_due_am=2)]))
+            batches.append((month, [dict(base, base_ts=later.replace(month=2), past_due_am=1),
+                                    dict(base, base_ts=later.replace(month=3), past_due_am=2)]))
         else:
             gap = format_month(parse_month(month) + rng.randint(1, 50))
-            extras.append((gap, [dict(base, rpt_as_of_mo=gap, base_ts=base["base_ts"].replace(year=2027))]))
-    everything = batches + extras
-    order = list(range(len(batches)))
-    rng.shuffle(order)
-    first = sorted(order[: max(1, len(order) // 2)])
-    rest = [batches[i] for i in order[len(first):]] + extras
-    rng.shuffle(rest)
-    rounds = [[batches[i] for i in first]]
-    while rest:
-        take = rng.randint(1, 4)
-        rounds.append(rest[:take])
-        rest = rest[take:]
-    return rounds, [r for _, rows in everything for r in rows]
+            batches.append((gap, [dict(base, rpt_as_of_mo=gap, base_ts=base["base_ts"].replace(year=2027))]))
+    rng.shuffle(batches)
+    rounds = [[] for _ in range(ROUNDS)]
+    for spec in batches:
+        rounds[0 if rng.random() < 0.4 else rng.randrange(ROUNDS)].append(spec)
+    return rounds, [r for _, rows in batches for r in rows]
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_random_arrivals_equal_from_scratch_recomputation(spark, isolated, seed):
+def test_random_arrivals_equal_from_scratch_recomputation(spark, isolated):
+    """SCENARIOS seeded scenarios side by side (disjoint accounts), applied in ROUNDS steps:
+    every round's batches of every scenario form one step, in random arrival order."""
     env, cfg = isolated, isolated.config
-    rng = random.Random(seed)
-    rounds, records = _random_scenario(rng, cfg)
-    counter = 0
-    for number, batch_specs in enumerate(rounds):
-        batches = []
-        for month, rows in batch_specs:
-            counter += 1
-            batches.append(write_batch(env.landing, month, f"s{seed}-b{counter}", rows, cfg))
+    rounds = [[] for _ in range(ROUNDS)]
+    records = {}
+    for seed in range(SCENARIOS):
+        scenario_rounds, scenario_records = _random_scenario(random.Random(seed), cfg, key_base=(seed + 1) * 100)
+        records[seed] = scenario_records
+        for number, specs in enumerate(scenario_rounds):
+            rounds[number] += [(seed, spec) for spec in specs]
+    for number, specs in enumerate(rounds):
+        # One batch per month and round, holding every scenario's rows of that month.
+        by_month = {}
+        for _, (month, rows) in specs:
+            by_month.setdefault(month, []).extend(rows)
+        batches = [write_batch(env.landing, month, f"r{number}-{month}", rows, cfg) for month, rows in by_month.items()]
         run_step(spark, env.tables, step_of("initial" if number == 0 else "backfill", batches))
-    assert_equals_reference(spark, env, records)
+    got_summary, got_latest = actual_tables(spark, env)
+    for seed, scenario_records in records.items():
+        want_summary, want_latest = expected_tables(scenario_records, cfg)
+        accounts = {key for key, _ in want_summary}
+        mine = {k: v for k, v in got_summary.items() if k[0] in accounts}
+        assert diff_tables(mine, want_summary) == [], f"scenario seed={seed}"
+        assert diff_tables({k: v for k, v in got_latest.items() if k in accounts}, want_latest) == [], seed
 
 
 # --- bad batches --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Deliberately shares no code with the engine: records in, expected tables out.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Tuple
 
 
@@ -24,18 +25,25 @@ def _clean(value: Any, rule: Any) -> Any:
     return value
 
 
+def _naive_utc(value: Any) -> Any:
+    """Spark hands back session-time-zone (UTC) timestamps as naive datetimes."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
 def expected_tables(records: Iterable[Dict[str, Any]], config: Any) -> Tuple[Dict[Tuple[int, str], Dict[str, Any]],
                                                                                Dict[int, Dict[str, Any]]]:
     key, month, ts = config.key_column, config.month_column, config.timestamp_column
     newest: Dict[Tuple[int, str], Dict[str, Any]] = {}
     for record in records:
         ident = (record[key], record[month])
-        if ident not in newest or record[ts] > newest[ident][ts]:
+        if ident not in newest or _naive_utc(record[ts]) > _naive_utc(newest[ident][ts]):
             newest[ident] = record
     rules = {r.column: r for r in config.column_transformations}
     mapped: Dict[Tuple[int, str], Dict[str, Any]] = {}
     for ident, record in newest.items():
-        row = {dest: record[src] for src, dest in config.columns.items()}
+        row = {dest: _naive_utc(record[src]) for src, dest in config.columns.items()}
         for column, rule in rules.items():
             row[column] = _clean(row[column], rule)
         mapped[ident] = row
