@@ -42,16 +42,18 @@ lint: setup ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: setup ## mypy
-	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra app.py
+	$(VENV)/bin/mypy datadominion emr_jobs
 
 synth: setup ## cdk synth for dev and prod
+	@test -f app.py || { echo "synth: the CDK app (app.py, infra/) is not in this tree yet"; exit 1; }
 	npx cdk synth -q -c env=dev --output cdk.out/dev
 	npx cdk synth -q -c env=prod --output cdk.out/prod
 
 bench: setup ## benchmarks; figures go to docs/benchmarks.md
-	$(PY) -m benchmarks.run
+	$(PY) -m tests.benchmarks.run
 
 deploy: setup ## cdk deploy ENV=<name> (needs AWS credentials and a bootstrapped account)
+	@test -f app.py || { echo "deploy: the CDK app (app.py, infra/) is not in this tree yet"; exit 1; }
 	npx cdk deploy -c env=$(ENV) --require-approval broadening
 
 clean: ## remove local state and build output

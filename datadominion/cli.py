@@ -88,8 +88,8 @@ def _process(args: argparse.Namespace, rerun_months: Sequence[str] = ()) -> int:
     rows = 0
     for step in result.steps:
         if step["state"] == "SUCCESS":
-            modes[str(step["mode"])] = modes.get(str(step["mode"]), 0) + len(step["months"])  # type: ignore[arg-type]
-            rows += int(step["report"].get("summary_rows_written", 0))  # type: ignore[union-attr]
+            modes[step["mode"]] = modes.get(step["mode"], 0) + len(step["months"])
+            rows += int(step["report"].get("summary_rows_written", 0))
     by_mode = ", ".join(f"{m}={n}" for m, n in sorted(modes.items())) or "none"
     _say(f"summary: {len(result.done)} batch(es) done, {len(result.rejected)} rejected, "
          f"{len(result.failed)} failed; months by mode: {by_mode}; {rows} summary rows written; "

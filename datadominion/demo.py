@@ -72,7 +72,7 @@ def run_demo(home: Path, config: PipelineConfig, say: Callable[[str], None], fre
     all_ok = True
     for account in TARGET_ACCOUNTS:
         for month in TARGET_MONTHS:
-            b, a = before.get((account, month)), after.get((account, month))
+            b, a = before.get((account, month)), after[(account, month)]
             if b is None:
                 say(f"   {account:>4d} {month:8s} {'(gap)':>15s} {a['past_due_am']:>8} {'':>7s} {'(gap)':>10s} "
                     f"{a['days_past_due']:>6} {'':>6s}  row created by the backfill")

@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from datadominion.jobs import JobOutcome, JobRunner
 from datadominion.ledger import (
@@ -48,7 +48,7 @@ class ProcessResult:
     rejected: Dict[str, str] = field(default_factory=dict)
     done: List[str] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)
-    steps: List[Dict[str, object]] = field(default_factory=list)
+    steps: List[Dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -123,12 +123,12 @@ def process(
     started = time.monotonic()
     run_id = owner or f"local-{uuid.uuid4().hex[:12]}"
     result = ProcessResult(run_id=run_id)
-    for outcome in register_all(storage, ledger, clock(), tolerance_months):
-        if outcome.status == "registered":
-            result.registered.append(outcome.batch_key)
-        elif outcome.status == "rejected":
-            result.rejected[outcome.batch_key] = outcome.reason
-            notify(f"REJECTED {outcome.batch_key}: {outcome.reason}")
+    for registration in register_all(storage, ledger, clock(), tolerance_months):
+        if registration.status == "registered":
+            result.registered.append(registration.batch_key)
+        elif registration.status == "rejected":
+            result.rejected[registration.batch_key] = registration.reason
+            notify(f"REJECTED {registration.batch_key}: {registration.reason}")
     if result.registered:
         notify(f"registered {len(result.registered)} new batch(es)")
     acquire(ledger, run_id, clock, lease_seconds, wait_seconds, notify)

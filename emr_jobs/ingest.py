@@ -123,6 +123,7 @@ def validate_rows(union: DataFrame, batches: Sequence[StepBatch], config: Pipeli
             raise BatchValidationError(
                 batch, "size ceiling", f"{rows} rows exceed max_batch_rows={config.max_batch_rows}; split the batch"
             )
+        assert found is not None  # rows > 0
         for i, (rule, cond) in enumerate(rules.items()):
             bad = int(found[f"r{i}"] or 0)
             if bad:

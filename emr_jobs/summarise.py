@@ -187,6 +187,7 @@ def _backfill(
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
     bounds = accounts.agg(F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi")).first()
+    assert bounds is not None  # an aggregate always returns one row
     lo, hi = format_month(bounds["lo"] - (h - 1)), format_month(bounds["hi"] + (h - 1))
     keys = accounts.select(key)
     # Partition predicate on the month range; the semi-join keeps only these accounts.

@@ -79,8 +79,8 @@ def test_sweep_input(payload):
 
 
 def test_event_input():
-    event = {"detail-type": "Object Created", "detail": {"bucket": {"name": "x"},
-                                                         "object": {"key": "accounts_all/rpt_as_of_mo=2025-01/b/_SUCCESS"}}}
+    key = "accounts_all/rpt_as_of_mo=2025-01/b/_SUCCESS"
+    event = {"detail-type": "Object Created", "detail": {"bucket": {"name": "x"}, "object": {"key": key}}}
     request = parse_run_input(event, NOW)
     assert (request.kind, request.marker_key) == ("event", "accounts_all/rpt_as_of_mo=2025-01/b/_SUCCESS")
 

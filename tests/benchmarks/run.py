@@ -1,0 +1,162 @@
+"""`make bench`: the engine's benchmarks (figures, not pass/fail tests).
+
+    python -m tests.benchmarks.run [--large] [--only NAME]
+
+Each scenario runs in a fresh process so Spark start-up is counted where it should be.
+Peak driver memory is the JVM's VmHWM (reset before each measured phase).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, List
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _jvm_pid(spark: Any) -> int:
+    return int(spark._jvm.java.lang.ProcessHandle.current().pid())
+
+
+def _reset_peak(pid: int) -> None:
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _env(home: Path) -> Any:
+    from datadominion.config import load_pipeline_config
+    from datadominion.local import LocalEnvironment
+
+    return LocalEnvironment(home, load_pipeline_config(REPO / "configs" / "pipeline.json"))
+
+
+def _process(env: Any) -> Dict[str, Any]:
+    from datadominion.launcher import process
+
+    result = process(env.storage, env.ledger, env.runner, env.newest_summarised, notify=lambda _: None)
+    assert result.ok, (result.rejected, result.failed)
+    return result.steps[-1]["report"] if result.steps else {}
+
+
+def scenario_seed_case_2(home: Path) -> Dict[str, Any]:
+    """The seed's Test Case 2 end to end, Spark start included (seed: ~15 min + ~3 min)."""
+    from datadominion.generator import generate, write_corrections
+
+    started = time.monotonic()
+    env = _env(home)
+    generate(env.config, env.landing, 100, 60, "2020-01", 10, 42)
+    initial = _process(env)
+    t_initial = time.monotonic() - started
+    pid = _jvm_pid(env.runner.session())
+    write_corrections(env.config, env.landing, [1, 2, 3], ["2021-03", "2022-06", "2023-09"], 20_000, 60,
+                      datetime(2025, 2, 1, tzinfo=timezone.utc))
+    t0 = time.monotonic()
+    backfill = _process(env)
+    return {"total_s": round(time.monotonic() - started, 1), "initial_incl_start_s": round(t_initial, 1),
+            "backfill_s": round(time.monotonic() - t0, 1), "initial_stages": initial.get("stage_seconds"),
+            "backfill_stages": backfill.get("stage_seconds"), "driver_peak_mb": round(_peak_mb(pid))}
+
+
+def _load_then_forward(home: Path, accounts: int, history_months: int) -> Dict[str, Any]:
+    from datadominion.generator import generate
+
+    env = _env(home)
+    generate(env.config, env.landing, accounts, history_months, "2020-01", 0, 7)
+    _process(env)
+    pid = _jvm_pid(env.runner.session())
+    generate(env.config, env.landing, accounts, history_months + 1, "2020-01", 0, 7)  # rewrites + one new month
+    _reset_peak(pid)
+    t0 = time.monotonic()
+    report = _process(env)
+    seconds = time.monotonic() - t0
+    return {"accounts": accounts, "history_months": history_months, "forward_s": round(seconds, 1),
+            "records_per_s": round(accounts / seconds), "stages": report.get("stage_seconds"),
+            "driver_peak_mb": round(_peak_mb(pid))}
+
+
+def scenario_forward(home: Path, accounts: int) -> Dict[str, Any]:
+    return _load_then_forward(home, accounts, 1)
+
+
+def scenario_history_ratio(home: Path, accounts: int) -> Dict[str, Any]:
+    short = _load_then_forward(home / "h6", accounts, 6)
+    long = _load_then_forward(home / "h60", accounts, 60)
+    return {"forward_6_months_s": short["forward_s"], "forward_60_months_s": long["forward_s"],
+            "ratio_60_over_6": round(long["forward_s"] / short["forward_s"], 2),
+            "driver_peak_mb": max(short["driver_peak_mb"], long["driver_peak_mb"])}
+
+
+def scenario_backfill_ratio(home: Path, accounts: int) -> Dict[str, Any]:
+    from datadominion.generator import generate, write_corrections
+
+    env = _env(home)
+    generate(env.config, env.landing, accounts, 12, "2023-01", 0, 11)
+    _process(env)
+    pid = _jvm_pid(env.runner.session())
+    generate(env.config, env.landing, accounts, 13, "2023-01", 0, 11)
+    _reset_peak(pid)
+    t0 = time.monotonic()
+    _process(env)
+    forward = time.monotonic() - t0
+    write_corrections(env.config, env.landing, list(range(1, accounts // 100 + 1)), ["2023-06"], 1000, 30,
+                      datetime(2025, 3, 1, tzinfo=timezone.utc))
+    t0 = time.monotonic()
+    _process(env)
+    backfill = time.monotonic() - t0
+    return {"accounts": accounts, "forward_s": round(forward, 1), "backfill_1pct_s": round(backfill, 1),
+            "ratio_backfill_over_forward": round(backfill / forward, 2), "driver_peak_mb": round(_peak_mb(pid))}
+
+
+SCENARIOS = {
+    "seed_case_2": lambda home, large: scenario_seed_case_2(home),
+    "forward_100k": lambda home, large: scenario_forward(home, 100_000),
+    "forward_1m": lambda home, large: scenario_forward(home, 1_000_000),
+    "history_ratio": lambda home, large: scenario_history_ratio(home, 20_000 if large else 5_000),
+    "backfill_ratio": lambda home, large: scenario_backfill_ratio(home, 100_000 if large else 20_000),
+}
+DEFAULT = ["seed_case_2", "forward_100k", "history_ratio", "backfill_ratio"]
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", choices=sorted(SCENARIOS))
+    parser.add_argument("--large", action="store_true", help="also 1M-account forward; bigger ratio runs")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        with tempfile.TemporaryDirectory(prefix="dd-bench-") as tmp:
+            print("RESULT " + json.dumps(SCENARIOS[args.child](Path(tmp), args.large)))
+        return 0
+    names = [args.only] if args.only else DEFAULT + (["forward_1m"] if args.large else [])
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
+    for name in names:
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "tests.benchmarks.run", "--child", name]
+                             + (["--large"] if args.large else []), cwd=REPO, env=env, capture_output=True, text=True)
+        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(f"{name}: FAILED\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+            return 1
+        print(f"{name} ({time.monotonic() - started:.0f}s wall): {line[7:]}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,104 @@
+"""End to end through the `datadominion` command itself (subprocesses, temporary home)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.spark
+
+
+def dd(home: Path, *args: str, check_code: int | None = 0) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DATADOMINION_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
+    proc = subprocess.run([sys.executable, "-m", "datadominion.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=600)
+    if check_code is not None:
+        assert proc.returncode == check_code, proc.stdout + proc.stderr
+    return proc
+
+
+def start(home: Path, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, DATADOMINION_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
+    return subprocess.Popen([sys.executable, "-m", "datadominion.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def table_state(home: Path):
+    from datadominion.catalog import load_pyiceberg_catalog, local_catalog_settings
+
+    catalog = load_pyiceberg_catalog(local_catalog_settings(home))
+    return tuple(catalog.load_table(f"default.{t}").metadata.current_snapshot_id
+                 for t in ("accounts_all", "summary", "latest_summary"))
+
+
+def test_test_case_2_story(tmp_path):
+    out = dd(tmp_path, "demo").stdout
+    assert "initial load of 60 month(s)" in out
+    assert "backfill" in out
+    assert out.count("PASS") + out.count("row created by the backfill") == 9
+    assert "FAIL" not in out.replace("FAILED", "")
+    assert "SUCCESS:" in out.splitlines()[-1]
+
+
+def test_lifecycle_duplicates_incomplete_rejected_and_rerun(tmp_path):
+    home = tmp_path
+    dd(home, "generate", "--accounts", "12", "--months", "4", "--start-month", "2024-01", "--gap-pct", "10")
+    landing = home / "landing" / "accounts_all"
+    # hold the last month back as an incomplete batch: no _SUCCESS yet
+    held = next((landing / "rpt_as_of_mo=2024-04").iterdir())
+    (held / "_SUCCESS").unlink()
+    out = dd(home, "process").stdout
+    assert "initial load of 3 month(s)" in out and "3 batch(es) done" in out
+    state = table_state(home)
+
+    # the same delivery again (marker rewritten) is a duplicate: nothing changes
+    marker = next((landing / "rpt_as_of_mo=2024-02").iterdir()) / "_SUCCESS"
+    marker.write_bytes(b"")
+    out = dd(home, "process").stdout
+    assert "0 batch(es) done, 0 rejected" in out
+    assert table_state(home) == state
+
+    # a bad batch is rejected with its reason; tables untouched; exit status 1
+    bad = landing / "rpt_as_of_mo=2024-03" / "broken"
+    bad.mkdir()
+    (bad / "part-0.parquet").write_bytes(b"")
+    (bad / "_SUCCESS").write_bytes(b"")
+    out = dd(home, "process", check_code=1).stdout
+    assert "rejected 2024-03/broken: zero-byte Parquet objects" in out
+    assert table_state(home) == state
+
+    # the incomplete batch completes and is applied as a forward month
+    (held / "_SUCCESS").write_bytes(b"")
+    out = dd(home, "process").stdout
+    assert "2024-04 is newer than the newest summarised month 2024-03: forward" in out
+    state = table_state(home)
+
+    # a re-run recomputes from accounts_all and changes nothing
+    out = dd(home, "rerun", "--months", "2024-02,2024-03").stdout
+    assert "operator re-run" in out
+    assert table_state(home)[1:] == state[1:]
+    dd(home, "rerun", "--months", "2024-13", check_code=2)
+
+    assert "validation passed" in dd(home, "validate").stdout
+    status = dd(home, "status").stdout
+    assert "DONE=4" in status and "REJECTED=1" in status and "lock: free" in status
+    assert "newest 2024-04" in status
+    show = dd(home, "show", "--account", "3").stdout
+    assert "payment_rating_cd_history" in show and "2024-04" in show
+
+
+def test_two_concurrent_process_runs_leave_correct_tables(tmp_path):
+    home = tmp_path
+    dd(home, "generate", "--accounts", "20", "--months", "3", "--start-month", "2023-01")
+    first, second = start(home, "process"), start(home, "process")
+    outs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    assert sum("3 batch(es) done" in o for o in outs) == 1
+    assert sum("0 batch(es) done" in o for o in outs) == 1
+    assert "validation passed" in dd(home, "validate").stdout
+    shutil.rmtree(home / "warehouse", ignore_errors=True)
