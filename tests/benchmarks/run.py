@@ -9,6 +9,7 @@ Peak driver memory is the JVM's VmHWM (reset before each measured phase).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -27,10 +28,9 @@ def _jvm_pid(spark: Any) -> int:
 
 
 def _reset_peak(pid: int) -> None:
-    try:
+    """Reset the JVM's peak-RSS mark (Linux clear_refs 5); unsupported kernels keep the old mark."""
+    with contextlib.suppress(OSError):
         Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def _peak_mb(pid: int) -> float:
