@@ -77,6 +77,7 @@ def _process(args: argparse.Namespace, rerun_months: Sequence[str] = ()) -> int:
     from datadominion.launcher import LockBusy, process
 
     env = _env(args)
+    env.runner.progress = lambda stage: _say(f"    {stage}")
     try:
         result = process(env.storage, env.ledger, env.runner, env.newest_summarised,
                          tolerance_months=args.tolerance, wait_seconds=args.wait, rerun_months=rerun_months,

@@ -104,8 +104,10 @@ def summarise(
         )
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    class_counts = accounts.groupBy("_class").agg(F.count("*").alias("n")).collect()
-    by_class = {row["_class"]: int(row["n"]) for row in class_counts}
+    # One pass gives the class sizes and the backfill month range.
+    class_stats = {row["_class"]: row for row in accounts.groupBy("_class").agg(
+        F.count("*").alias("n"), F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi")).collect()}
+    by_class = {name: int(row["n"]) for name, row in class_stats.items()}
 
     parts: List[DataFrame] = []
     unresolved: Optional[DataFrame] = None
@@ -121,15 +123,18 @@ def summarise(
             tx.points_from_arrays(multi_accounts, config))
         parts.append(tx.histories_from_points(targets, points, config))
     if by_class.get("backfill"):
-        rows, unresolved, existing = _backfill(summary, changes, accounts.where("_class = 'backfill'"), config, force)
+        month_range = (int(class_stats["backfill"]["lo"]), int(class_stats["backfill"]["hi"]))
+        rows, unresolved, existing = _backfill(summary, changes, accounts.where("_class = 'backfill'"), month_range,
+                                               config, force)
         parts.append(rows)
 
     computed = _union(parts, columns, spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
     # Only rows that differ from what summary holds are merged (a re-run commits nothing).
     written = computed if existing is None else only_changed(computed, existing, config)
     written = written.persist(StorageLevel.MEMORY_AND_DISK)
-    months_written = tuple(sorted(r[0] for r in written.select(month).distinct().collect()))
-    summary_rows = written.count()
+    per_month = written.groupBy(month).count().collect()
+    months_written = tuple(sorted(r[0] for r in per_month))
+    summary_rows = sum(int(r[1]) for r in per_month)
 
     if summary_rows:
         merge_summary(spark, tables, written, months_written)
@@ -180,15 +185,14 @@ def newest_per_account(rows: DataFrame, config: PipelineConfig) -> DataFrame:
 
 
 def _backfill(
-    summary: DataFrame, changes: DataFrame, accounts: DataFrame, config: PipelineConfig, force: bool
+    summary: DataFrame, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
+    config: PipelineConfig, force: bool,
 ) -> Tuple[DataFrame, DataFrame, DataFrame]:
     """Rows to rewrite for backfill accounts; the newest existing rows of accounts with
     nothing newer to apply (for the latest_summary repair); the existing rows read."""
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
-    bounds = accounts.agg(F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi")).first()
-    assert bounds is not None  # an aggregate always returns one row
-    lo, hi = format_month(bounds["lo"] - (h - 1)), format_month(bounds["hi"] + (h - 1))
+    lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
     keys = accounts.select(key)
     # Partition predicate on the month range; the semi-join keeps only these accounts.
     existing = tx.with_month_index(

@@ -13,7 +13,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from pyspark.sql import functions as F
 
@@ -41,8 +41,12 @@ class StepReport:
     seconds: float = 0.0
     stage_seconds: Dict[str, float] = field(default_factory=dict)
 
+    progress: Optional[Callable[[str], None]] = field(default=None, repr=False, compare=False)
+
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        if self.progress:
+            self.progress(f"{name} ...")
         started = time.monotonic()
         try:
             yield
@@ -50,15 +54,17 @@ class StepReport:
             self.stage_seconds[name] = round(time.monotonic() - started, 3)
 
     def as_dict(self) -> Dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "progress"}
 
 
-def run_step(spark: Any, tables: Tables, step: Step, hooks: Optional[Dict[str, Any]] = None) -> StepReport:
-    """Run one step end to end. ``hooks`` lets fault-injection tests stop between stages."""
+def run_step(spark: Any, tables: Tables, step: Step, hooks: Optional[Dict[str, Any]] = None,
+             progress: Optional[Callable[[str], None]] = None) -> StepReport:
+    """Run one step end to end. ``hooks`` lets fault-injection tests stop between stages;
+    ``progress`` hears each stage as it starts."""
     hooks = hooks or {}
     started = time.monotonic()
     config = tables.config
-    report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months))
+    report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months), progress=progress)
     if step.mode == "rerun":
         source = spark.table(tables.accounts_all).where(F.col(config.month_column).isin(list(step.months)))
         force = True

@@ -18,6 +18,7 @@ class LocalSparkJobRunner:
         self._spark_factory = spark_factory
         self._spark: Any = None
         self._tables: Any = None
+        self.progress: Optional[Callable[[str], None]] = None  # hears each stage of a running step
 
     def session(self) -> Any:
         """The SparkSession, started on first use (with the tables created)."""
@@ -42,7 +43,7 @@ class LocalSparkJobRunner:
         spark = self.session()
         job_run_id = f"local-{step.step_id[:12]}"
         try:
-            report = run_step(spark, self._tables, step)
+            report = run_step(spark, self._tables, step, progress=self.progress)
         except BatchValidationError as exc:
             return JobOutcome(FAILED, job_run_id, str(exc), rejected={exc.batch.batch_key: str(exc)})
         except Exception as exc:  # any other failure: the step is retried by a later run

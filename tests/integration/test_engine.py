@@ -289,3 +289,21 @@ def test_corrupt_parquet_and_size_ceiling(spark, isolated):
     with pytest.raises(BatchValidationError, match="3 rows exceed max_batch_rows=2"):
         run_step(spark, tables, step_of("initial", [big]))
     assert snapshots(spark, env) == (None, None, None)
+
+
+def test_integrity_checks_catch_broken_rows(spark, isolated):
+    from emr_jobs.checks import IntegrityError, check_touched
+
+    env, cfg = isolated, isolated.config
+    rows = [record(cfg, k, "2022-05", 0, past_due_am=k) for k in (1, 2, 3)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-05", "b1", rows, cfg)]))
+    pairs = spark.createDataFrame([(1, "2022-05"), (2, "2022-05"), (3, "2022-05")], ["cons_acct_key", "rpt_as_of_mo"])
+    check_touched(spark, env.tables, pairs)  # clean
+    spark.sql(f"UPDATE {env.tables.summary} SET past_due_am_history = array(1), "
+              f"payment_history_grid = 'x' WHERE cons_acct_key = 2")
+    with pytest.raises(IntegrityError) as err:
+        check_touched(spark, env.tables, pairs)
+    message = str(err.value)
+    assert "'past_due_am_history has 36 elements'" in message and "(2, '2022-05')" in message
+    assert "payment_history_grid matches payment_rating_cd_history" in message
+    assert "latest_summary: differs from the summary row of the same month, e.g. [2]" in message
