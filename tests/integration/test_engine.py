@@ -307,3 +307,29 @@ def test_integrity_checks_catch_broken_rows(spark, isolated):
     assert "'past_due_am_history has 36 elements'" in message and "(2, '2022-05')" in message
     assert "payment_history_grid matches payment_rating_cd_history" in message
     assert "latest_summary: differs from the summary row of the same month, e.g. [2]" in message
+
+
+class Crash(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("stage", ["after_ingest", "between_commits", "before_checks"])
+def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
+    """A step dies after ingest, between the summary and latest_summary commits, or before
+    its checks; running the same step again gives the from-scratch result, ingesting once."""
+    env, cfg = isolated, isolated.config
+    rows = [record(cfg, k, "2022-01", 0, past_due_am=k) for k in (1, 2)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-01", "b1", rows, cfg)]))
+    forward = write_batch(env.landing, "2022-02", "b2", [record(cfg, 1, "2022-02", 1, past_due_am=5),
+                                                         record(cfg, 3, "2022-02", 1, past_due_am=6)], cfg)
+    backfill = write_batch(env.landing, "2022-01", "b3", [record(cfg, 2, "2022-01", 2, past_due_am=9)], cfg)
+    for batch, mode in ((forward, "forward"), (backfill, "backfill")):
+        def crash():
+            raise Crash(stage)
+
+        with pytest.raises(Crash):
+            run_step(spark, env.tables, step_of(mode, [batch]), hooks={stage: crash})
+        again = run_step(spark, env.tables, step_of(mode, [batch]))
+        assert again.batches_skipped == [batch.batch_key]
+        assert_equals_reference(spark, env)
+    assert spark.table(env.tables.accounts_all).count() == 5
