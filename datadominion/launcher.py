@@ -20,7 +20,6 @@ from datadominion.ledger import (
     REGISTERED,
     REJECTED,
     RUNNING,
-    BatchRecord,
     Ledger,
     RunRecord,
 )
@@ -200,7 +199,3 @@ def _describe_report(outcome: JobOutcome) -> str:
     return (f"  done in {r.get('seconds', 0):.1f}s: ingested {r.get('rows_ingested', 0)} rows, "
             f"{r.get('changed_records', 0)} changed records, {r.get('summary_rows_written', 0)} summary rows "
             f"written, accounts [{classes}]")
-
-
-def pending_batches(ledger: Ledger) -> List[BatchRecord]:
-    return ledger.batches(PENDING_STATES)

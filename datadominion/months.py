@@ -38,11 +38,5 @@ def add_months(month: str, delta: int) -> str:
     return format_month(parse_month(month) + delta)
 
 
-def months_between(first: str, last: str) -> list[str]:
-    """Every month from ``first`` to ``last`` inclusive, ascending."""
-    start, end = parse_month(first), parse_month(last)
-    return [format_month(i) for i in range(start, end + 1)]
-
-
 def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"

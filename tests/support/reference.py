@@ -69,10 +69,6 @@ def expected_tables(records: Iterable[Dict[str, Any]], config: Any) -> Tuple[Dic
     return summary, latest
 
 
-def table_rows(spark: Any, table: str, config: Any) -> List[Dict[str, Any]]:
-    return [r.asDict(recursive=True) for r in spark.table(table).collect()]
-
-
 def diff_tables(actual: Dict[Any, Dict[str, Any]], expected: Dict[Any, Dict[str, Any]], limit: int = 5) -> List[str]:
     problems = []
     for ident in sorted(set(actual) | set(expected), key=str):
