@@ -214,6 +214,15 @@ class EnvironmentConfig(_Strict):
     log_retention_days: int = Field(90, ge=1)
     tags: Dict[str, str] = {}
 
+    @model_validator(mode="after")
+    def _lease_outlives_a_job(self) -> EnvironmentConfig:
+        # A run's lease is renewed between steps, not during one: it must outlast the longest
+        # job, else a second run could take the lock while the first run's job still writes.
+        if self.landing.lock_lease_minutes <= self.emr.job_timeout_minutes:
+            raise ValueError(f"landing.lock_lease_minutes ({self.landing.lock_lease_minutes}) must be greater than "
+                             f"emr.job_timeout_minutes ({self.emr.job_timeout_minutes})")
+        return self
+
 
 def _describe(path: Path, error: ValidationError) -> str:
     lines = [f"{path}: invalid configuration ({error.error_count()} problem(s))"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -20,6 +20,7 @@ from datadominion.ledger import (
     REGISTERED,
     REJECTED,
     RUNNING,
+    BatchRecord,
     Ledger,
     RunRecord,
 )
@@ -97,11 +98,27 @@ def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime
     return states
 
 
-def mark_running(ledger: Ledger, step: Step, now: datetime) -> None:
+def pending_batches(ledger: Ledger) -> List[BatchRecord]:
+    """Batches to plan. Call it holding the lock: then a RUNNING batch was left behind by a run
+    that crashed (its lease expired), and is planned again with the same attempt number."""
+    return ledger.batches(PENDING_STATES + (RUNNING,))
+
+
+def start_step(ledger: Ledger, step: Step, now: datetime) -> Step:
+    """Mark the step's batches RUNNING; returns the step with its attempt number.
+
+    The attempt grows only when a new or FAILED batch starts again, so the client token of
+    a step orphaned while RUNNING stays the same and re-attaches to the job already started.
+    """
+    attempt = 1
     for batch in step.batches:
         record = ledger.get(batch.batch_key)
-        if record is not None:
-            ledger.update(record.moved(RUNNING, now, step_id=step.step_id, attempts=record.attempts + 1))
+        if record is None:
+            continue
+        attempts = record.attempts if record.state == RUNNING else record.attempts + 1
+        ledger.update(record.moved(RUNNING, now, step_id=step.step_id, attempts=attempts))
+        attempt = max(attempt, attempts)
+    return replace(step, attempt=attempt)
 
 
 def process(
@@ -138,7 +155,7 @@ def process(
         tried: set = set()
         reruns = list(rerun_months)
         while True:
-            pending = [b for b in ledger.batches(PENDING_STATES) if b.batch_key not in tried]
+            pending = [b for b in pending_batches(ledger) if b.batch_key not in tried]
             steps = plan_steps(pending, newest_summarised(), run_id, reruns)
             reruns = []
             if not steps:
@@ -147,7 +164,7 @@ def process(
             for step in steps:
                 ledger.acquire_lock(run_id, clock(), lease_seconds)  # renew the lease
                 notify(_describe(step))
-                mark_running(ledger, step, clock())
+                step = start_step(ledger, step, clock())
                 tried.update(b.batch_key for b in step.batches)
                 outcome = runner.run(step)
                 states = apply_outcome(ledger, step, outcome, clock())

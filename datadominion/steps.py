@@ -33,6 +33,7 @@ class Step:
     batches: Tuple[StepBatch, ...] = ()
     run_id: str = "manual"
     notes: Tuple[str, ...] = field(default=(), compare=False)
+    attempt: int = field(default=1, compare=False)  # set by the ledger when the step starts
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -68,6 +69,7 @@ class Step:
             "batches": [{"month": b.month, "batch_id": b.batch_id, "location": b.location} for b in self.batches],
             "run_id": self.run_id,
             "notes": list(self.notes),
+            "attempt": self.attempt,
         }
 
     @classmethod
@@ -79,6 +81,7 @@ class Step:
             batches=tuple(batches),
             run_id=data.get("run_id", "manual"),
             notes=tuple(data.get("notes", ())),
+            attempt=int(data.get("attempt", 1)),
         )
 
     @classmethod

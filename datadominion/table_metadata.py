@@ -1,22 +1,51 @@
-"""What is summarised, read from Iceberg metadata only (manifests; no data file is opened)."""
+"""What is summarised, read from Iceberg metadata only: the manifest list and manifests.
+
+No data file is opened and pyarrow is not needed (the Plan Lambda ships without it):
+each live data-file entry in the current snapshot's data manifests carries its partition
+value and record count.
+"""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 
 def summarised_months(catalog: Any, identifier: str, month_column: str = "rpt_as_of_mo") -> List[str]:
-    """Months with rows in the summary table, from its partition statistics."""
+    """Months with rows in the summary table (its partitions holding live data files)."""
     from pyiceberg.exceptions import NoSuchTableError
+    from pyiceberg.manifest import ManifestContent
 
     try:
         table = catalog.load_table(identifier)
     except NoSuchTableError:
         return []
-    if table.current_snapshot() is None:
+    snapshot = table.current_snapshot()
+    if snapshot is None:
         return []
-    partitions = table.inspect.partitions().to_pylist()
-    return sorted({p["partition"][month_column] for p in partitions if p["record_count"] > 0})
+    month_field_id = table.schema().find_field(month_column).field_id
+    positions: Dict[int, int] = {}
+    months: Set[str] = set()
+    for manifest in snapshot.manifests(table.io):
+        if manifest.content != ManifestContent.DATA:
+            continue  # delete manifests only remove rows; a month with rows has a live data file
+        if manifest.partition_spec_id not in positions:
+            positions[manifest.partition_spec_id] = _identity_position(table.specs()[manifest.partition_spec_id],
+                                                                        month_field_id, identifier, month_column)
+        position = positions[manifest.partition_spec_id]
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            if entry.data_file.record_count > 0:
+                months.add(str(entry.data_file.partition[position]))
+    return sorted(months)
+
+
+def _identity_position(spec: Any, source_id: int, identifier: str, month_column: str) -> int:
+    from pyiceberg.transforms import IdentityTransform
+
+    for position, field in enumerate(spec.fields):
+        if field.source_id == source_id and isinstance(field.transform, IdentityTransform):
+            return position
+    raise ValueError(f"table {identifier} is not partitioned by identity({month_column}) in spec {spec.spec_id}: "
+                     "its months cannot be read from metadata")
 
 
 def newest_summarised_month(catalog: Any, identifier: str, month_column: str = "rpt_as_of_mo") -> Optional[str]:

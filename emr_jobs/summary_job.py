@@ -109,12 +109,31 @@ def _read_text(spark: Any, location: str) -> str:
         return handle.read()
 
 
+def write_text(spark: Any, location: str, text: str) -> None:
+    """Write a small text object through Hadoop's FileSystem (s3:// on EMR, file:// locally)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(location)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    stream = fs.create(path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def job_result(step: Step, outcome: str, **fields: Any) -> str:
+    """What the launcher's Record reads after the job ends: SUCCESS, REJECTED (with the bad
+    batches and reasons) or FAILED (with the error)."""
+    return json.dumps({"step_id": step.step_id, "state": outcome, **fields}, sort_keys=True, default=str)
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="DataDominion summary job: ingest, summarise, check one step")
     parser.add_argument("--config", required=True, help="pipeline config (path or s3:// URI)")
     parser.add_argument("--catalog", required=True, help="catalog settings as JSON")
     parser.add_argument("--step", required=True, help="the step as JSON")
     parser.add_argument("--latest-buckets", type=int, default=16)
+    parser.add_argument("--result-uri", default="", help="where to write the job result JSON")
     return parser.parse_args(argv)
 
 
@@ -125,10 +144,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     step = Step.from_json(args.step)
     settings = CatalogSettings.from_args(json.loads(args.catalog))
     spark = build_spark_session(settings, app_name=f"datadominion-{step.mode}-{step.step_id[:8]}")
-    config: PipelineConfig = parse_pipeline_config(json.loads(_read_text(spark, args.config)), args.config)
-    tables = Tables(settings.name, config)
-    create_tables(spark, tables, args.latest_buckets)
-    report = run_step(spark, tables, step)
+
+    def result(outcome: str, **fields: Any) -> None:
+        if args.result_uri:
+            write_text(spark, args.result_uri, job_result(step, outcome, **fields))
+
+    try:
+        config: PipelineConfig = parse_pipeline_config(json.loads(_read_text(spark, args.config)), args.config)
+        tables = Tables(settings.name, config)
+        create_tables(spark, tables, args.latest_buckets)
+        report = run_step(spark, tables, step)
+    except ingest.BatchValidationError as exc:
+        result("REJECTED", rejected={exc.batch.batch_key: str(exc)}, detail=str(exc))
+        raise
+    except Exception as exc:
+        result("FAILED", detail=f"{type(exc).__name__}: {exc}"[:4000])
+        raise
+    result("SUCCESS", report=report.as_dict())
     print(json.dumps({"datadominion_step_report": report.as_dict()}))
     return 0
 

@@ -57,3 +57,72 @@ def isolated(spark: Any, catalog_settings: CatalogSettings, pipeline_config: Pip
     env.tables = tables  # type: ignore[attr-defined]
     env.landing = tmp_path / "landing"  # type: ignore[attr-defined]
     return env
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One moto server on 127.0.0.1 for the session (state is reset per test by ``aws``)."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.support.aws import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh moto account with the deployment's resources and the Lambdas' environment."""
+    import json as _json
+
+    import requests
+
+    from datadominion.job_request import JobSettings
+    from lambdas import wiring
+    from tests.support.aws import CREDENTIALS, REGION, client, create_ledger_table
+
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": moto_server, "POWERTOOLS_TRACE_DISABLED": "true",
+                        "POWERTOOLS_METRICS_NAMESPACE": "DataDominion", "POWERTOOLS_SERVICE_NAME": "datadominion",
+                        "POWERTOOLS_DEV": "false"}.items():
+        monkeypatch.setenv(name, value)
+
+    class Aws:
+        endpoint = moto_server
+        landing, artifacts, warehouse, logs = "dd-landing", "dd-artifacts", "dd-warehouse", "dd-logs"
+        ledger_table, database = "dd-ledger", "datadominion"
+        s3 = client("s3", moto_server)
+        dynamodb = client("dynamodb", moto_server)
+        glue = client("glue", moto_server)
+        emr = client("emr-serverless", moto_server)
+        catalog_properties = {"glue.endpoint": moto_server, "glue.region": REGION, "glue.access-key-id": "testing",
+                              "glue.secret-access-key": "testing", "s3.endpoint": moto_server,
+                              "s3.region": REGION, "s3.access-key-id": "testing", "s3.secret-access-key": "testing"}
+
+    env = Aws()
+    for bucket in (env.landing, env.artifacts, env.warehouse, env.logs):
+        env.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    create_ledger_table(env.dynamodb, env.ledger_table)
+    env.glue.create_database(DatabaseInput={"Name": env.database})
+    env.application_id = env.emr.create_application(name="dd", releaseLabel="emr-7.12.0", type="SPARK")[
+        "applicationId"]
+    env.job_settings = JobSettings(
+        application_id=env.application_id, execution_role_arn="arn:aws:iam::123456789012:role/dd-job",
+        entry_point=f"s3://{env.artifacts}/jobs/entrypoint.py", py_files=f"s3://{env.artifacts}/jobs/datadominion-job.zip",
+        dependencies=f"s3://{env.artifacts}/jobs/job-deps.zip", config_uri=f"s3://{env.artifacts}/configs/pipeline.json",
+        warehouse=f"s3://{env.warehouse}/", log_uri=f"s3://{env.logs}/emr/",
+        result_prefix=f"s3://{env.artifacts}/job-results/", timeout_minutes=120, tags={"environment": "test"})
+    for name, value in {"DATADOMINION_ENVIRONMENT": "test", "LEDGER_TABLE": env.ledger_table,
+                        "LANDING_BUCKET": env.landing, "SUMMARY_TABLE": f"{env.database}.summary",
+                        "FUTURE_MONTH_TOLERANCE": "1", "LOCK_LEASE_SECONDS": "9000",
+                        "JOB_SETTINGS": env.job_settings.to_json(),
+                        "CATALOG_PROPERTIES": _json.dumps(env.catalog_properties)}.items():
+        monkeypatch.setenv(name, value)
+    wiring.settings.cache_clear()
+    wiring.client.cache_clear()
+    yield env
+    wiring.settings.cache_clear()
+    wiring.client.cache_clear()

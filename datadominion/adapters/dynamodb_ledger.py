@@ -1,0 +1,146 @@
+"""Ledger on one DynamoDB table (AWS mode).
+
+Items (partition key ``pk``, sort key ``sk``):
+    BATCH#<month>/<batch_id>  BATCH         one per batch; GSI ``by-state`` (state, batch_key)
+    LOCK                      LOCK          the one-writer lock: owner, acquired_at, expires_at
+    RUN                       <started>#id  one per run (newest first by sort key)
+
+Every write that decides something is a conditional write: registering a batch twice,
+or taking a lock another owner holds, fails in DynamoDB itself, not in a read-then-write.
+Items hold batch keys, object keys and sizes, never account data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, List, Optional, Sequence
+
+from datadominion.ledger import STATES, BatchRecord, LockInfo, RunRecord
+
+STATE_INDEX = "by-state"
+_LOCK_KEY = {"pk": {"S": "LOCK"}, "sk": {"S": "LOCK"}}
+
+
+def _ts(value: Optional[datetime]) -> str:
+    """Fixed-width UTC text, so that string order is time order (the lock's condition needs it)."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else ""
+
+
+def _dt(value: str) -> Optional[datetime]:
+    return datetime.fromisoformat(value) if value else None
+
+
+class DynamoDbLedger:
+    def __init__(self, dynamodb_client: Any, table_name: str):
+        self.db, self.table = dynamodb_client, table_name
+
+    # --- batches -------------------------------------------------------------------------
+    @staticmethod
+    def _item(r: BatchRecord) -> Dict[str, Any]:
+        return {
+            "pk": {"S": f"BATCH#{r.batch_key}"}, "sk": {"S": "BATCH"},
+            "batch_key": {"S": r.batch_key}, "month": {"S": r.month}, "batch_id": {"S": r.batch_id},
+            "state": {"S": r.state}, "location": {"S": r.location}, "arrived_at": {"S": _ts(r.arrived_at)},
+            "objects": {"S": json.dumps([list(o) for o in r.objects])}, "reason": {"S": r.reason[:4000]},
+            "step_id": {"S": r.step_id}, "job_run_id": {"S": r.job_run_id}, "log_uri": {"S": r.log_uri},
+            "attempts": {"N": str(r.attempts)}, "updated_at": {"S": _ts(r.updated_at)},
+        }
+
+    @staticmethod
+    def _record(item: Dict[str, Any]) -> BatchRecord:
+        s = {k: v.get("S", v.get("N", "")) for k, v in item.items()}
+        arrived = _dt(s["arrived_at"])
+        assert arrived is not None
+        return BatchRecord(
+            batch_key=s["batch_key"], month=s["month"], batch_id=s["batch_id"], state=s["state"],
+            location=s["location"], arrived_at=arrived,
+            objects=tuple((k, int(size)) for k, size in json.loads(s["objects"])), reason=s["reason"],
+            step_id=s["step_id"], job_run_id=s["job_run_id"], log_uri=s["log_uri"], attempts=int(s["attempts"]),
+            updated_at=_dt(s["updated_at"]),
+        )
+
+    def register(self, record: BatchRecord) -> bool:
+        try:
+            self.db.put_item(TableName=self.table, Item=self._item(record),
+                             ConditionExpression="attribute_not_exists(pk)")
+        except self.db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get(self, batch_key: str) -> Optional[BatchRecord]:
+        item = self.db.get_item(TableName=self.table, Key={"pk": {"S": f"BATCH#{batch_key}"}, "sk": {"S": "BATCH"}},
+                                ConsistentRead=True).get("Item")
+        return self._record(item) if item else None
+
+    def batches(self, states: Sequence[str] = STATES) -> List[BatchRecord]:
+        found: List[BatchRecord] = []
+        paginator = self.db.get_paginator("query")
+        for state in states:
+            for page in paginator.paginate(TableName=self.table, IndexName=STATE_INDEX,
+                                           KeyConditionExpression="#s = :s",
+                                           ExpressionAttributeNames={"#s": "state"},
+                                           ExpressionAttributeValues={":s": {"S": state}}):
+                found += [self._record(i) for i in page.get("Items", [])]
+        return sorted(found, key=lambda r: (r.month, r.arrived_at, r.batch_key))
+
+    def update(self, record: BatchRecord) -> None:
+        self.db.put_item(TableName=self.table, Item=self._item(record))
+
+    # --- lock ----------------------------------------------------------------------------
+    def acquire_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
+        expires = now + timedelta(seconds=lease_seconds)
+        try:  # renew our own lease (keeps acquired_at)
+            self.db.update_item(TableName=self.table, Key=_LOCK_KEY, UpdateExpression="SET expires_at = :e",
+                                ConditionExpression="#o = :o",
+                                ExpressionAttributeNames={"#o": "owner"},
+                                ExpressionAttributeValues={":e": {"S": _ts(expires)}, ":o": {"S": owner}})
+            return True
+        except self.db.exceptions.ConditionalCheckFailedException:
+            pass
+        try:  # take a free lock, or one whose lease has expired (ISO-8601 UTC strings sort by time)
+            self.db.put_item(TableName=self.table,
+                             Item={**_LOCK_KEY, "owner": {"S": owner}, "acquired_at": {"S": _ts(now)},
+                                   "expires_at": {"S": _ts(expires)}},
+                             ConditionExpression="attribute_not_exists(pk) OR expires_at < :now",
+                             ExpressionAttributeValues={":now": {"S": _ts(now)}})
+            return True
+        except self.db.exceptions.ConditionalCheckFailedException:
+            return False
+
+    def release_lock(self, owner: str) -> None:
+        # Not ours (or already gone): never release another owner's lock.
+        with contextlib.suppress(self.db.exceptions.ConditionalCheckFailedException):
+            self.db.delete_item(TableName=self.table, Key=_LOCK_KEY, ConditionExpression="#o = :o",
+                                ExpressionAttributeNames={"#o": "owner"},
+                                ExpressionAttributeValues={":o": {"S": owner}})
+
+    def lock(self) -> Optional[LockInfo]:
+        item = self.db.get_item(TableName=self.table, Key=_LOCK_KEY, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        acquired, expires = _dt(item["acquired_at"]["S"]), _dt(item["expires_at"]["S"])
+        assert acquired is not None and expires is not None
+        return LockInfo(item["owner"]["S"], acquired, expires)
+
+    # --- runs ----------------------------------------------------------------------------
+    def record_run(self, run: RunRecord) -> None:
+        self.db.put_item(TableName=self.table, Item={
+            "pk": {"S": "RUN"}, "sk": {"S": f"{_ts(run.started_at)}#{run.run_id}"}, "run_id": {"S": run.run_id},
+            "started_at": {"S": _ts(run.started_at)}, "finished_at": {"S": _ts(run.finished_at)},
+            "outcome": {"S": run.outcome}, "detail": {"S": run.detail[:4000]},
+            "steps": {"S": json.dumps(list(run.steps))},
+        })
+
+    def runs(self, limit: int = 10) -> List[RunRecord]:
+        items = self.db.query(TableName=self.table, KeyConditionExpression="pk = :p",
+                              ExpressionAttributeValues={":p": {"S": "RUN"}}, ScanIndexForward=False,
+                              Limit=limit).get("Items", [])
+        runs = []
+        for i in items:
+            started = _dt(i["started_at"]["S"])
+            assert started is not None
+            runs.append(RunRecord(i["run_id"]["S"], started, _dt(i["finished_at"]["S"]), i["outcome"]["S"],
+                                  i["detail"]["S"], tuple(json.loads(i["steps"]["S"]))))
+        return runs

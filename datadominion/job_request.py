@@ -1,0 +1,151 @@
+"""The EMR Serverless job run for a step (pure: builds the request, talks to nothing).
+
+The client token is what makes submission idempotent: EMR Serverless returns the existing
+job run for a token it has seen, so a Step Functions retry, a redrive or a re-planned step
+orphaned by a crashed run never starts a second job. It is derived from the step's identity
+(mode + batches) and its attempt number, which the ledger increments only when a FAILED or
+new batch is started again; a re-run step also carries the run that asked for it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from datadominion.catalog import CatalogSettings, glue_catalog_settings
+from datadominion.jobs import FAILED, SUCCESS, JobOutcome
+from datadominion.steps import Step
+
+EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
+_TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Where the job and its inputs live, and how big it runs (from the deployment)."""
+
+    application_id: str
+    execution_role_arn: str
+    entry_point: str  # s3://<artifacts>/jobs/entrypoint.py
+    py_files: str  # s3://<artifacts>/jobs/datadominion-job.zip (datadominion + emr_jobs)
+    dependencies: str  # s3://<artifacts>/jobs/job-deps.zip (pure-Python deps, e.g. pydantic)
+    config_uri: str  # s3://<artifacts>/configs/pipeline.json
+    warehouse: str  # s3://<warehouse>/
+    log_uri: str  # s3://<logs>/emr/
+    result_prefix: str  # s3://<artifacts>/job-results/
+    timeout_minutes: int
+    driver_cores: int = 4
+    driver_memory_gb: int = 16
+    executor_cores: int = 4
+    executor_memory_gb: int = 16
+    latest_buckets: int = 1024
+    tags: Dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSettings:
+        return cls(**json.loads(text))
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @property
+    def catalog(self) -> CatalogSettings:
+        return glue_catalog_settings(self.warehouse)
+
+
+def client_token(step: Step, attempt: int) -> str:
+    """Stable for the same work and attempt; at most 64 characters of [A-Za-z0-9._-]."""
+    if attempt < 1:
+        raise ValueError(f"attempt must be >= 1, got {attempt}")
+    token = f"dd-{step.step_id}-{attempt}"
+    if step.mode == "rerun":  # each operator re-run is new work; its retries and redrives are not
+        token += "-" + _TOKEN_UNSAFE.sub("_", step.run_id)[:20]
+    return token[:64]
+
+
+def job_name(step: Step) -> str:
+    months = step.months[0] if len(step.months) == 1 else f"{step.months[0]}..{step.months[-1]}"
+    return f"{step.mode}-{months}-{step.step_id[:8]}"
+
+
+def result_uri(settings: JobSettings, step: Step, attempt: int) -> str:
+    return f"{settings.result_prefix.rstrip('/')}/{step.step_id}/{attempt}.json"
+
+
+def spark_submit_parameters(settings: JobSettings) -> str:
+    conf = {
+        "spark.jars": EMR_ICEBERG_JAR,
+        "spark.archives": f"{settings.dependencies}#deps",
+        "spark.driver.cores": str(settings.driver_cores),
+        "spark.driver.memory": f"{settings.driver_memory_gb}g",
+        "spark.executor.cores": str(settings.executor_cores),
+        "spark.executor.memory": f"{settings.executor_memory_gb}g",
+        "spark.dynamicAllocation.enabled": "true",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.hadoop.hive.metastore.client.factory.class":
+            "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
+    }
+    return " ".join([f"--py-files {settings.py_files}"] + [f"--conf {k}={v}" for k, v in conf.items()])
+
+
+def start_job_run_request(settings: JobSettings, step: Step, attempt: int) -> Dict[str, Any]:
+    """The boto3 ``emr-serverless.start_job_run`` arguments for ``step``."""
+    arguments: List[str] = [
+        "--config", settings.config_uri,
+        "--catalog", json.dumps(settings.catalog.as_args(), sort_keys=True),
+        "--step", step.to_json(),
+        "--latest-buckets", str(settings.latest_buckets),
+        "--result-uri", result_uri(settings, step, attempt),
+    ]
+    return {
+        "applicationId": settings.application_id,
+        "clientToken": client_token(step, attempt),
+        "executionRoleArn": settings.execution_role_arn,
+        "name": job_name(step),
+        "jobDriver": {"sparkSubmit": {
+            "entryPoint": settings.entry_point,
+            "entryPointArguments": arguments,
+            "sparkSubmitParameters": spark_submit_parameters(settings),
+        }},
+        "configurationOverrides": {"monitoringConfiguration": {
+            "s3MonitoringConfiguration": {"logUri": settings.log_uri},
+        }},
+        "executionTimeoutMinutes": settings.timeout_minutes,
+        "tags": {**settings.tags, "datadominion:step": step.step_id, "datadominion:mode": step.mode},
+    }
+
+
+def for_step_functions(request: Dict[str, Any]) -> Dict[str, Any]:
+    """The same request as Step Functions task Parameters (PascalCase keys; tag keys kept)."""
+    def convert(value: Any, keep_keys: bool = False) -> Any:
+        if isinstance(value, dict):
+            return {(k if keep_keys else k[0].upper() + k[1:]): convert(v, keep_keys=(k == "tags")) for k, v in
+                    value.items()}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        return value
+    return dict(convert(request))
+
+
+def log_location(settings: JobSettings, job_run_id: str) -> str:
+    """Where EMR Serverless writes a job run's driver logs under the configured log URI."""
+    return f"{settings.log_uri.rstrip('/')}/applications/{settings.application_id}/jobs/{job_run_id}/"
+
+
+def job_outcome(job_run_id: str, job_state: str, state_details: str, log_uri: str,
+                result_text: Optional[str]) -> JobOutcome:
+    """How a step ended, from the job run's final state and the result the job wrote (if any)."""
+    result: Dict[str, Any] = {}
+    if result_text:
+        try:
+            result = dict(json.loads(result_text))
+        except ValueError:
+            result = {"detail": f"unreadable job result: {result_text[:200]!r}"}
+    rejected = {str(k): str(v) for k, v in dict(result.get("rejected") or {}).items()}
+    if job_state == "SUCCESS" and not rejected:
+        return JobOutcome(SUCCESS, job_run_id, log_uri=log_uri, report=dict(result.get("report") or {}))
+    detail = "; ".join(part for part in (
+        f"job run {job_run_id or '?'} ended {job_state}", state_details, str(result.get("detail") or "")) if part)
+    return JobOutcome(FAILED, job_run_id, detail[:4000], log_uri=log_uri, rejected=rejected)

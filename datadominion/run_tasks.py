@@ -1,0 +1,169 @@
+"""The state machine's tasks (Register, Lock, Plan, Record, Finish, Fail) as plain functions
+over the ports. The Lambdas in ``lambdas/`` only parse, wire adapters and call these.
+
+Everything exchanged with the state machine is JSON-friendly dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from datadominion.job_request import (
+    JobSettings,
+    for_step_functions,
+    job_outcome,
+    log_location,
+    result_uri,
+    start_job_run_request,
+)
+from datadominion.launcher import apply_outcome, pending_batches, register_all, start_step
+from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, Ledger, RunRecord
+from datadominion.planning import parse_run_input, plan_steps
+from datadominion.registration import register_marker
+from datadominion.steps import Step
+from datadominion.storage import BatchStorage
+
+ReadText = Callable[[str], Optional[str]]
+
+
+class LockLost(RuntimeError):
+    """This run no longer holds the lock (its lease expired and another run took it)."""
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    tolerance_months: int
+    lease_seconds: int
+
+
+def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime, policy: RunPolicy
+             ) -> Dict[str, Any]:
+    """Register the event's batch (or every marker, for a sweep). ``proceed`` is False when a
+    duplicate or rejected event leaves nothing new to do: the execution ends there."""
+    request = parse_run_input(payload, now)
+    if request.kind == "event":
+        outcomes = [register_marker(request.marker_key, storage, ledger, now, policy.tolerance_months)]
+    elif request.kind == "sweep":
+        outcomes = register_all(storage, ledger, now, policy.tolerance_months)
+    else:
+        outcomes = []
+    registered = [o.batch_key for o in outcomes if o.status == "registered"]
+    rejected = {o.batch_key: o.reason for o in outcomes if o.status == "rejected"}
+    duplicates = [o.batch_key for o in outcomes if o.status == "duplicate"]
+    return {
+        "kind": request.kind,
+        "rerun_months": list(request.rerun_months),
+        "registered": registered,
+        "rejected": rejected,
+        "duplicates": duplicates,
+        "proceed": request.kind != "event" or bool(registered),
+    }
+
+
+def acquire_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy) -> Dict[str, Any]:
+    acquired = ledger.acquire_lock(owner, now, policy.lease_seconds)
+    holder = ledger.lock()
+    return {
+        "acquired": acquired,
+        "holder": holder.owner if holder else "",
+        "held_since": holder.acquired_at.isoformat() if holder else "",
+        "expires_at": holder.expires_at.isoformat() if holder else "",
+    }
+
+
+def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_months: Sequence[str],
+         settings: JobSettings, now: datetime, policy: RunPolicy) -> Dict[str, Any]:
+    """Plan everything pending and start its steps: each item carries the step and its
+    ready-made EMR Serverless request (Step Functions Parameters)."""
+    held = ledger.lock()
+    if held is None or held.owner != owner or not ledger.acquire_lock(owner, now, policy.lease_seconds):
+        raise LockLost(f"run {owner} does not hold the lock (holder: {held.owner if held else 'nobody'}); "
+                       "not planning")
+    steps = plan_steps(pending_batches(ledger), newest_summarised, owner, rerun_months)
+    items: List[Dict[str, Any]] = []
+    for planned in steps:
+        step = start_step(ledger, planned, now)
+        items.append({
+            "step": step.to_dict(),
+            "step_id": step.step_id,
+            "attempt": step.attempt,
+            "request": for_step_functions(start_job_run_request(settings, step, step.attempt)),
+            "result_uri": result_uri(settings, step, step.attempt),
+        })
+    return {"steps": items, "count": len(items), "newest_summarised": newest_summarised or "",
+            "modes": [s.mode for s in steps]}
+
+
+def _job_run_id(job: Dict[str, Any]) -> str:
+    for source in (job, job.get("JobRun") or {}, job.get("jobRun") or {}):
+        for key in ("JobRunId", "jobRunId", "Id", "id"):
+            if source.get(key):
+                return str(source[key])
+    return ""
+
+
+def _failure(error: Dict[str, Any]) -> Dict[str, str]:
+    """The job run id and the state details out of a failed task's Error/Cause."""
+    cause_text = str(error.get("Cause") or "")
+    try:
+        cause = json.loads(cause_text)
+    except ValueError:
+        cause = {}
+    cause = cause if isinstance(cause, dict) else {}
+    details = cause.get("StateDetails") or cause.get("stateDetails") or cause.get("errorMessage") or cause_text
+    return {"job_run_id": _job_run_id(cause), "state": str(cause.get("State") or cause.get("state") or "FAILED"),
+            "detail": f"{error.get('Error', 'error')}: {details}"[:3000]}
+
+
+def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], error: Optional[Dict[str, Any]],
+           settings: JobSettings, read_text: ReadText, now: datetime) -> Dict[str, Any]:
+    """Record how a step ended on each of its batches. ``outcome`` FAILED stops the run."""
+    step = Step.from_dict(item["step"])
+    if error is None:
+        job_run_id, state, details = _job_run_id(job or {}), "SUCCESS", ""
+    else:
+        failure = _failure(error)
+        job_run_id, state, details = failure["job_run_id"], failure["state"], failure["detail"]
+    logs = log_location(settings, job_run_id) if job_run_id else settings.log_uri
+    outcome = job_outcome(job_run_id, state, details, logs, read_text(item["result_uri"]))
+    states = apply_outcome(ledger, step, outcome, now)
+    if step.mode == "rerun":  # no batches to carry the outcome
+        states = {f"rerun {','.join(step.months)}": "DONE" if outcome.succeeded else FAILED}
+    if outcome.succeeded:
+        verdict = "DONE"
+    elif outcome.rejected:
+        verdict = REJECTED  # the bad batch is out, its siblings are queued again: the run goes on
+    else:
+        verdict = FAILED
+    return {"outcome": verdict, "step_id": step.step_id, "mode": step.mode, "months": list(step.months),
+            "job_run_id": job_run_id, "log_uri": logs, "batches": states, "detail": outcome.detail,
+            "rejected": outcome.rejected, "report": outcome.report}
+
+
+def finish(ledger: Ledger, owner: str, started: datetime, now: datetime, outcome: str = "succeeded",
+           detail: str = "") -> Dict[str, Any]:
+    ledger.record_run(RunRecord(owner, started, now, outcome, detail))
+    ledger.release_lock(owner)
+    return {"owner": owner, "outcome": outcome}
+
+
+def fail(ledger: Ledger, owner: str, error: Dict[str, Any], started: datetime, now: datetime) -> Dict[str, Any]:
+    """The failure path: steps this run started but never finished go back in the queue
+    (the failed step's batches are already FAILED), the lock is released, and the message
+    for the notification is returned."""
+    lock = ledger.lock()
+    requeued: List[str] = []
+    if lock is not None and lock.owner == owner:  # RUNNING batches are ours only while we hold the lock
+        for batch in ledger.batches([RUNNING]):
+            ledger.update(batch.moved(REGISTERED, now, reason=f"re-queued: run {owner} failed before this step ran"))
+            requeued.append(batch.batch_key)
+    failed = [b.batch_key for b in ledger.batches([FAILED])]
+    cause = str(error.get("Cause") or "")[:1500]
+    message = (f"DataDominion run {owner} failed: {error.get('Error', 'error')}: {cause}\n"
+               f"Failed batches: {failed or 'none'}; re-queued: {requeued or 'none'}.\n"
+               "The next sweep retries them; see docs/runbook.md.")
+    finish(ledger, owner, started, now, outcome="failed", detail=message)
+    return {"owner": owner, "failed": failed, "requeued": requeued, "message": message}

@@ -1,0 +1,1 @@
+"""CDK constructs and stacks of DataDominion, and the packaging of what they deploy."""

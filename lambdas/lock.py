@@ -1,0 +1,27 @@
+"""Lock: take (or renew) the one-writer lock for this execution; contention is an outcome."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from datadominion import run_tasks
+from datadominion.launcher import utc_now
+from lambdas import wiring
+from lambdas.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    s = wiring.settings()
+    metrics.add_dimension(name="environment", value=s.environment)
+    logger.set_correlation_id(str(event["owner"]))
+    result = run_tasks.acquire_lock(wiring.ledger(s), str(event["owner"]), utc_now(), s.policy)
+    if not result["acquired"]:
+        metrics.add_metric(name="LockWaits", unit=MetricUnit.Count, value=1)
+        logger.info("lock held by another run; waiting", extra=result)
+    return result

@@ -1,0 +1,34 @@
+"""Plan: pending batches + the summary table's newest month (Iceberg metadata) -> ordered steps."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Dict
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from datadominion import run_tasks
+from datadominion.launcher import utc_now
+from lambdas import wiring
+from lambdas.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    s = wiring.settings()
+    metrics.add_dimension(name="environment", value=s.environment)
+    owner = str(event["owner"])
+    logger.set_correlation_id(owner)
+    with tracer.provider.in_subsegment("newest_summarised_month"):
+        newest = wiring.newest_summarised(s)
+    result = run_tasks.plan(wiring.ledger(s), newest, owner, list(event.get("rerun_months") or []), s.job,
+                            utc_now(), s.policy)
+    for mode, count in Counter(result["modes"]).items():
+        metrics.add_metric(name=f"StepsPlanned_{mode}", unit=MetricUnit.Count, value=count)
+    logger.info("plan", extra={"newest_summarised": newest, "steps": [
+        {"mode": i["step"]["mode"], "months": i["step"]["months"], "attempt": i["attempt"],
+         "client_token": i["request"]["ClientToken"]} for i in result["steps"]]})
+    return result

@@ -1,0 +1,33 @@
+"""Record: a finished (or failed) job run -> batch states in the ledger."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from datadominion import run_tasks
+from datadominion.launcher import utc_now
+from lambdas import wiring
+from lambdas.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    s = wiring.settings()
+    metrics.add_dimension(name="environment", value=s.environment)
+    item = dict(event["item"])
+    logger.set_correlation_id(str(item.get("step_id", "")))
+    result = run_tasks.record(wiring.ledger(s), item, event.get("job"), event.get("error"), s.job,
+                              wiring.read_text, utc_now())
+    name = {"DONE": "JobRunsSucceeded", "REJECTED": "JobRunsRejectedBatch"}.get(result["outcome"], "JobRunsFailed")
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if result["rejected"]:
+        metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=len(result["rejected"]))
+    log = logger.info if result["outcome"] == "DONE" else logger.error
+    log("step recorded", extra={k: result[k] for k in ("outcome", "mode", "months", "job_run_id", "log_uri",
+                                                       "batches", "detail")})
+    return result

@@ -1,0 +1,49 @@
+"""Register: the execution input (S3 Object Created event, sweep or rerun) -> ledger records."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from datadominion import run_tasks
+from datadominion.launcher import utc_now
+from datadominion.planning import RunInputError
+from lambdas import wiring
+from lambdas.observability import logger, metrics, tracer
+
+
+def _payload(event: Dict[str, Any], landing_bucket: str) -> Dict[str, Any]:
+    """An S3 event goes through Powertools' parser model; sweep/rerun inputs pass as they are."""
+    if "detail-type" not in event:
+        return event
+    parsed = parse(event=event, model=S3EventNotificationEventBridgeModel)
+    if parsed.detail.bucket.name != landing_bucket:
+        raise RunInputError(f"event for bucket {parsed.detail.bucket.name!r}, not the landing bucket "
+                            f"{landing_bucket!r}")
+    # S3 URL-encodes keys in notifications; landing keys never contain '+' or '%' themselves.
+    return {"detail": {"object": {"key": unquote_plus(parsed.detail.object.key)}}}
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
+    s = wiring.settings()
+    metrics.add_dimension(name="environment", value=s.environment)
+    payload = _payload(dict(event.get("input", event)), s.landing_bucket)
+    key = (payload.get("detail") or {}).get("object", {}).get("key", "")
+    if key:
+        logger.set_correlation_id(key.rsplit("/", 2)[-2] if key.count("/") >= 2 else key)
+    result = run_tasks.register(payload, wiring.storage(s), wiring.ledger(s), utc_now(), s.policy)
+    metrics.add_metric(name="BatchesRegistered", unit=MetricUnit.Count, value=len(result["registered"]))
+    metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=len(result["rejected"]))
+    metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=len(result["duplicates"]))
+    for batch_key, reason in result["rejected"].items():
+        logger.warning("batch rejected", extra={"batch_key": batch_key, "reason": reason})
+    logger.info("registration", extra={k: result[k] for k in ("kind", "registered", "duplicates", "proceed")})
+    return result

@@ -1,0 +1,73 @@
+"""The Lambdas' settings, read once from their environment (set by the CDK stack)."""
+
+from __future__ import annotations
+
+import json
+from typing import Dict, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from datadominion.job_request import JobSettings
+from datadominion.run_tasks import RunPolicy
+
+# environment variable -> settings field
+VARIABLES = {
+    "DATADOMINION_ENVIRONMENT": "environment",
+    "LEDGER_TABLE": "ledger_table",
+    "LANDING_BUCKET": "landing_bucket",
+    "SUMMARY_TABLE": "summary_table",
+    "MONTH_COLUMN": "month_column",
+    "FUTURE_MONTH_TOLERANCE": "future_month_tolerance",
+    "LOCK_LEASE_SECONDS": "lock_lease_seconds",
+    "JOB_SETTINGS": "job_settings",
+    "CATALOG_PROPERTIES": "catalog_properties",
+}
+
+
+class SettingsError(RuntimeError):
+    pass
+
+
+class LambdaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    environment: str
+    ledger_table: str
+    landing_bucket: str = ""
+    summary_table: str = Field("", description="<glue database>.<table> of the summary table")
+    month_column: str = "rpt_as_of_mo"
+    future_month_tolerance: int = Field(1, ge=0)
+    lock_lease_seconds: int = Field(9000, ge=60)
+    job_settings: Dict[str, object] = {}
+    catalog_properties: Dict[str, str] = {}
+
+    @property
+    def policy(self) -> RunPolicy:
+        return RunPolicy(self.future_month_tolerance, self.lock_lease_seconds)
+
+    @property
+    def job(self) -> JobSettings:
+        if not self.job_settings:
+            raise SettingsError("JOB_SETTINGS is not set for this function")
+        return JobSettings.from_json(json.dumps(self.job_settings))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LambdaSettings:
+        values: Dict[str, object] = {}
+        for variable, name in VARIABLES.items():
+            if variable not in env:
+                continue
+            raw = env[variable]
+            if name in ("job_settings", "catalog_properties"):
+                try:
+                    values[name] = json.loads(raw) if raw else {}
+                except ValueError as exc:
+                    raise SettingsError(f"environment variable {variable} is not valid JSON: {exc}") from exc
+            else:
+                values[name] = raw
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            by_field = {v: k for k, v in VARIABLES.items()}
+            problems = "; ".join(f"{by_field.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors())
+            raise SettingsError(f"invalid Lambda environment: {problems}") from exc

@@ -1,0 +1,52 @@
+"""Adapters for the Lambdas, built from their settings. Clients are created per container
+on first use (cached), never at import time."""
+
+from __future__ import annotations
+
+import os
+from functools import cache, lru_cache
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+import boto3
+
+from datadominion.adapters.dynamodb_ledger import DynamoDbLedger
+from datadominion.adapters.s3_storage import S3Storage
+from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
+from datadominion.table_metadata import newest_summarised_month
+from lambdas.settings import LambdaSettings
+
+
+@lru_cache(maxsize=1)
+def settings() -> LambdaSettings:
+    return LambdaSettings.from_env(os.environ)
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service)  # type: ignore[call-overload]
+
+
+def ledger(s: LambdaSettings) -> DynamoDbLedger:
+    return DynamoDbLedger(client("dynamodb"), s.ledger_table)
+
+
+def storage(s: LambdaSettings) -> S3Storage:
+    return S3Storage(client("s3"), s.landing_bucket)
+
+
+def newest_summarised(s: LambdaSettings) -> Optional[str]:
+    """The newest month in summary, from its Iceberg metadata in Glue (no data file read)."""
+    catalog = load_pyiceberg_catalog(glue_catalog_settings(s.job.warehouse, s.catalog_properties))
+    return newest_summarised_month(catalog, s.summary_table, s.month_column)
+
+
+def read_text(uri: str) -> Optional[str]:
+    """A small S3 object as text, or None when it does not exist (e.g. a job killed early)."""
+    parsed = urlparse(uri)
+    s3 = client("s3")
+    try:
+        body = s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"]
+    except s3.exceptions.NoSuchKey:
+        return None
+    return str(body.read().decode("utf-8"))

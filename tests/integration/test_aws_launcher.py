@@ -1,0 +1,300 @@
+"""The launcher's AWS side against moto (ThreadedMotoServer): S3 landing, DynamoDB ledger
+and lock, EMR Serverless submission, Glue + S3 Iceberg metadata, and the Lambda handlers."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from datadominion.adapters.dynamodb_ledger import DynamoDbLedger
+from datadominion.adapters.emr_serverless import EmrServerlessJobRunner
+from datadominion.adapters.s3_storage import S3Storage
+from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
+from datadominion.job_request import client_token
+from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, RUNNING
+from datadominion.months import month_of
+from datadominion.table_metadata import newest_summarised_month, summarised_months
+from lambdas import finish, lock, plan, record, register
+from tests.support.aws import FakeLambdaContext, put_json, s3_object_created_event
+
+CTX = FakeLambdaContext()
+THIS_MONTH = month_of(datetime.now(timezone.utc).date())
+
+
+def parquet_bytes() -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"cons_acct_key": [1, 2]}), sink)
+    return sink.getvalue()
+
+
+def land(aws, month: str, batch_id: str, files=None, marker=True) -> str:
+    prefix = f"accounts_all/rpt_as_of_mo={month}/{batch_id}/"
+    for name, body in ({"part-0.parquet": parquet_bytes()} if files is None else files).items():
+        aws.s3.put_object(Bucket=aws.landing, Key=prefix + name, Body=body)
+    if marker:
+        aws.s3.put_object(Bucket=aws.landing, Key=prefix + "_SUCCESS", Body=b"")
+    return prefix + "_SUCCESS"
+
+
+def ledger(aws) -> DynamoDbLedger:
+    return DynamoDbLedger(aws.dynamodb, aws.ledger_table)
+
+
+def summary_table_with_months(aws, months):
+    """An Iceberg summary table in moto Glue + S3, partitioned by month, one append per month."""
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.types import LongType, NestedField, StringType
+
+    catalog = load_pyiceberg_catalog(glue_catalog_settings(f"s3://{aws.warehouse}/", aws.catalog_properties))
+    schema = Schema(NestedField(1, "cons_acct_key", LongType(), required=False),
+                    NestedField(2, "rpt_as_of_mo", StringType(), required=False))
+    table = catalog.create_table(f"{aws.database}.summary", schema=schema,
+                                 partition_spec=PartitionSpec(PartitionField(2, 1000, IdentityTransform(),
+                                                                             "rpt_as_of_mo")))
+    for month in months:
+        table.append(pa.table({"cons_acct_key": pa.array([1, 2], pa.int64()), "rpt_as_of_mo": [month, month]}))
+    return catalog
+
+
+# --- Register ----------------------------------------------------------------------------
+
+def test_register_records_a_batch_from_an_s3_eventbridge_event(aws):
+    key = land(aws, "2025-02", "b1", {"part-0.parquet": parquet_bytes(), "part-1.parquet": parquet_bytes()})
+    result = register.handler(s3_object_created_event(aws.landing, key), CTX)
+    assert result["registered"] == ["2025-02/b1"] and result["proceed"] is True
+    batch = ledger(aws).get("2025-02/b1")
+    assert batch.state == REGISTERED and batch.month == "2025-02"
+    assert [k for k, _ in batch.objects] == [key.replace("_SUCCESS", f"part-{i}.parquet") for i in (0, 1)]
+    assert all(size == len(parquet_bytes()) for _, size in batch.objects)
+    assert batch.location == f"s3://{aws.landing}/accounts_all/rpt_as_of_mo=2025-02/b1/"
+    # The same event again (S3 and EventBridge deliver at least once): nothing new, and the run ends.
+    again = register.handler(s3_object_created_event(aws.landing, key), CTX)
+    assert again["registered"] == [] and again["duplicates"] == ["2025-02/b1"] and again["proceed"] is False
+    assert len(ledger(aws).batches()) == 1
+
+
+def _far_future() -> str:
+    year, month = map(int, THIS_MONTH.split("-"))
+    return f"{year + 1}-{month:02d}"
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda aws: "accounts_all/rpt_as_of_mo=2025-13/b1/_SUCCESS", "month 13"),
+    (lambda aws: "accounts_all/rpt_as_of_mo=202502/b1/_SUCCESS", "YYYY-MM"),
+    (lambda aws: "accounts_all/b1/_SUCCESS", "does not follow"),
+    (lambda aws: "landing/rpt_as_of_mo=2025-01/b1/_SUCCESS", "is not under the 'accounts_all/' prefix"),
+    (lambda aws: land(aws, _far_future(), "b1"), "is in the future"),
+    (lambda aws: land(aws, "2025-01", "b1", files={}), "has no .parquet objects"),
+    (lambda aws: land(aws, "2025-01", "b1", files={"part-0.parquet": b""}), "zero-byte Parquet objects"),
+    (lambda aws: land(aws, "2025-01", "b1", files={"part-0.parquet": b"id,balance\n1,2\n"}), "not a Parquet file"),
+    (lambda aws: land(aws, "2025-01", "b1", files={"part-0.parquet": parquet_bytes(), "x.csv": b"1"}),
+     "unexpected non-Parquet objects"),
+    (lambda aws: land(aws, "2025-01", "b1", files={"part-0.parquet": parquet_bytes(),
+                                                  "sub/part-1.parquet": parquet_bytes()}), "unexpected sub-folders"),
+])
+def test_every_bad_key_or_batch_is_rejected_with_its_reason_and_nothing_is_planned(aws, make, reason):
+    key = make(aws)
+    result = register.handler(s3_object_created_event(aws.landing, key), CTX)
+    assert result["registered"] == [] and result["proceed"] is False
+    [(batch_key, why)] = result["rejected"].items()
+    assert reason in why
+    [stored] = ledger(aws).batches()
+    assert stored.state == REJECTED and reason in stored.reason
+    # Even a sweep that re-reads the landing bucket plans nothing for it.
+    lock.handler({"owner": "run-1"}, CTX)
+    assert plan.handler({"owner": "run-1", "rerun_months": []}, CTX)["steps"] == []
+
+
+def test_event_from_another_bucket_and_unrecognised_inputs_fail_clearly(aws):
+    from datadominion.planning import RunInputError
+
+    with pytest.raises(RunInputError, match="not the landing bucket"):
+        register.handler(s3_object_created_event("someone-elses-bucket", "accounts_all/x/_SUCCESS"), CTX)
+    with pytest.raises(RunInputError, match=r'\{"rerun": \{"months"'):
+        register.handler({"rerun": {"months": "2024-03"}}, CTX)
+    with pytest.raises(RunInputError, match="unrecognised input"):
+        register.handler({"sweep": "yes"}, CTX)
+    assert ledger(aws).batches() == []
+
+
+def test_sweep_registers_every_complete_batch_and_skips_incomplete_ones(aws):
+    land(aws, "2025-01", "b1")
+    land(aws, "2025-02", "b1")
+    land(aws, "2025-02", "b2", marker=False)  # still uploading
+    result = register.handler({"sweep": True}, CTX)
+    assert sorted(result["registered"]) == ["2025-01/b1", "2025-02/b1"] and result["proceed"] is True
+    assert register.handler({"sweep": True}, CTX)["registered"] == []
+
+
+# --- Ledger and lock on DynamoDB -----------------------------------------------------------
+
+def test_dynamodb_lock_contention_renewal_and_lease_expiry(aws):
+    t0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    book = ledger(aws)
+    assert book.acquire_lock("a", t0, 60)
+    assert not book.acquire_lock("b", t0 + timedelta(seconds=30), 60)  # a live holder is never displaced
+    assert book.acquire_lock("a", t0 + timedelta(seconds=30), 60)  # the holder renews
+    held = book.lock()
+    assert held.owner == "a" and held.acquired_at == t0 and held.expires_at == t0 + timedelta(seconds=90)
+    assert not book.acquire_lock("b", t0 + timedelta(seconds=89), 60)
+    assert book.acquire_lock("b", t0 + timedelta(seconds=91), 60)  # a crashed holder's lease expired
+    book.release_lock("a")  # not the holder: nothing happens
+    assert book.lock().owner == "b"
+    book.release_lock("b")
+    assert book.lock() is None
+
+
+def test_lock_handler_reports_contention_as_an_outcome(aws):
+    assert lock.handler({"owner": "exec-1"}, CTX)["acquired"] is True
+    waiting = lock.handler({"owner": "exec-2"}, CTX)
+    assert waiting["acquired"] is False and waiting["holder"] == "exec-1"
+    finish.handler({"owner": "exec-1", "started": datetime.now(timezone.utc).isoformat()}, CTX)
+    assert lock.handler({"owner": "exec-2"}, CTX)["acquired"] is True
+
+
+def test_dynamodb_ledger_registers_once_and_lists_by_state(aws):
+    key = land(aws, "2025-02", "b1")
+    register.handler(s3_object_created_event(aws.landing, key), CTX)
+    book = ledger(aws)
+    first = book.get("2025-02/b1")
+    assert not book.register(first)  # conditional put: a second registration changes nothing
+    book.update(first.moved(DONE, first.arrived_at))
+    assert [b.batch_key for b in book.batches([DONE])] == ["2025-02/b1"]
+    assert book.batches([REGISTERED]) == []
+
+
+# --- Plan: Iceberg metadata in Glue + S3 ------------------------------------------------------
+
+def test_newest_summarised_month_from_glue_table_metadata(aws):
+    catalog = summary_table_with_months(aws, ["2024-01", "2024-03", "2024-02"])
+    identifier = f"{aws.database}.summary"
+    assert summarised_months(catalog, identifier) == ["2024-01", "2024-02", "2024-03"]
+    assert newest_summarised_month(catalog, identifier) == "2024-03"
+    assert newest_summarised_month(catalog, f"{aws.database}.missing") is None
+
+
+def test_plan_labels_months_against_the_glue_summary_table(aws):
+    summary_table_with_months(aws, ["2024-01", "2024-02", "2024-03"])
+    for month in ("2024-05", "2024-02", "2024-04"):
+        register.handler(s3_object_created_event(aws.landing, land(aws, month, "b1")), CTX)
+    register.handler(s3_object_created_event(aws.landing, land(aws, "2024-02", "b2")), CTX)
+    assert lock.handler({"owner": "exec-1"}, CTX)["acquired"]
+    result = plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)
+    steps = [(i["step"]["mode"], i["step"]["months"], len(i["step"]["batches"])) for i in result["steps"]]
+    assert steps == [("backfill", ["2024-02"], 2), ("forward", ["2024-04"], 1), ("forward", ["2024-05"], 1)]
+    assert result["newest_summarised"] == "2024-03"
+    first = result["steps"][0]
+    request = first["request"]
+    assert request["ApplicationId"] == aws.application_id
+    assert request["ClientToken"] == f"dd-{first['step_id']}-1"
+    assert request["ExecutionRoleArn"] == aws.job_settings.execution_role_arn
+    assert request["JobDriver"]["SparkSubmit"]["EntryPoint"] == aws.job_settings.entry_point
+    arguments = request["JobDriver"]["SparkSubmit"]["EntryPointArguments"]
+    assert json.loads(arguments[arguments.index("--step") + 1])["months"] == ["2024-02"]
+    assert json.loads(arguments[arguments.index("--catalog") + 1])["kind"] == "glue"
+    assert arguments[arguments.index("--result-uri") + 1] == first["result_uri"]
+    assert request["ConfigurationOverrides"]["MonitoringConfiguration"]["S3MonitoringConfiguration"]["LogUri"] \
+        == aws.job_settings.log_uri
+    assert request["ExecutionTimeoutMinutes"] == 120 and request["Tags"]["datadominion:mode"] == "backfill"
+    assert {b.state for b in ledger(aws).batches()} == {RUNNING}
+
+
+def test_plan_of_an_empty_summary_is_one_initial_step_and_needs_the_lock(aws):
+    from datadominion.run_tasks import LockLost
+
+    for month in ("2024-01", "2024-02"):
+        register.handler(s3_object_created_event(aws.landing, land(aws, month, "b1")), CTX)
+    with pytest.raises(LockLost):
+        plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)
+    lock.handler({"owner": "exec-1"}, CTX)
+    [item] = plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)["steps"]
+    assert item["step"]["mode"] == "initial" and item["step"]["months"] == ["2024-01", "2024-02"]
+
+
+# --- Submit / track / record -----------------------------------------------------------------
+
+def _planned_item(aws, month="2024-01"):
+    register.handler(s3_object_created_event(aws.landing, land(aws, month, "b1")), CTX)
+    lock.handler({"owner": "exec-1"}, CTX)
+    [item] = plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)["steps"]
+    return item
+
+
+def test_record_success_failure_and_rejection(aws):
+    item = _planned_item(aws)
+    result_key = item["result_uri"].split(f"s3://{aws.artifacts}/")[1]
+    # A job that failed for a reason outside the batch: FAILED with the job's state details.
+    cause = json.dumps({"JobRunId": "00fabc", "State": "FAILED", "StateDetails": "Job run timed out after 120 min"})
+    failed = record.handler({"item": item, "error": {"Error": "States.TaskFailed", "Cause": cause}}, CTX)
+    assert failed["outcome"] == FAILED and "timed out" in failed["detail"]
+    batch = ledger(aws).get("2024-01/b1")
+    assert batch.state == FAILED and "timed out" in batch.reason and batch.job_run_id == "00fabc"
+    assert batch.log_uri == f"s3://{aws.logs}/emr/applications/{aws.application_id}/jobs/00fabc/"
+    # The next run retries it with a new attempt, hence a new client token.
+    lock.handler({"owner": "exec-1"}, CTX)
+    [retry] = plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)["steps"]
+    assert retry["attempt"] == 2 and retry["request"]["ClientToken"] != item["request"]["ClientToken"]
+    # The job found the batch itself bad: REJECTED with the job's reason; the run goes on.
+    put_json(aws.s3, aws.artifacts, retry["result_uri"].split(f"s3://{aws.artifacts}/")[1],
+             {"state": "REJECTED", "rejected": {"2024-01/b1": "rule 'null_key': 3 rows"}})
+    rejected = record.handler({"item": retry, "error": {"Error": "States.TaskFailed", "Cause": "{}"}}, CTX)
+    assert rejected["outcome"] == REJECTED and ledger(aws).get("2024-01/b1").state == REJECTED
+    assert "null_key" in ledger(aws).get("2024-01/b1").reason
+    # Success: DONE with the job run id and its report.
+    item2 = _planned_item(aws, "2024-02")
+    put_json(aws.s3, aws.artifacts, item2["result_uri"].split(f"s3://{aws.artifacts}/")[1],
+             {"state": "SUCCESS", "report": {"rows_ingested": 2}})
+    done = record.handler({"item": item2, "job": {"JobRunId": "00fdef", "ApplicationId": aws.application_id}}, CTX)
+    assert done["outcome"] == "DONE" and done["report"] == {"rows_ingested": 2}
+    assert ledger(aws).get("2024-02/b1").state == DONE and ledger(aws).get("2024-02/b1").job_run_id == "00fdef"
+    assert result_key  # the result location is inside the artifacts bucket
+
+
+def test_failure_path_requeues_unstarted_steps_and_releases_the_lock(aws):
+    for month in ("2024-01", "2024-02"):
+        register.handler(s3_object_created_event(aws.landing, land(aws, month, "b1")), CTX)
+    lock.handler({"owner": "exec-1"}, CTX)
+    items = plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)["steps"]
+    assert len(items) == 1  # initial load: one bulk step
+    record.handler({"item": items[0], "error": {"Error": "States.TaskFailed", "Cause": "boom"}}, CTX)
+    result = finish.handler({"owner": "exec-1", "started": "2025-01-01T00:00:00Z",
+                             "error": {"Error": "StepFailed", "Cause": "boom"}}, CTX)
+    assert sorted(result["failed"]) == ["2024-01/b1", "2024-02/b1"] and "exec-1 failed" in result["message"]
+    assert ledger(aws).lock() is None
+    assert ledger(aws).runs()[0].outcome == "failed"
+
+
+def test_orphaned_running_step_keeps_its_client_token(aws):
+    item = _planned_item(aws)
+    # The run crashed while its job ran; after the lease, another run plans the same step again.
+    book = ledger(aws)
+    book.release_lock("exec-1")
+    lock.handler({"owner": "exec-2"}, CTX)
+    [again] = plan.handler({"owner": "exec-2", "rerun_months": []}, CTX)["steps"]
+    assert again["request"]["ClientToken"] == item["request"]["ClientToken"]  # re-attaches, no second job
+
+
+def test_emr_serverless_runner_submits_the_request_and_tracks_the_job(aws):
+    from datadominion.steps import Step, StepBatch
+
+    step = Step("forward", ("2024-02",), (StepBatch("2024-02", "b1", f"s3://{aws.landing}/x/"),), "exec-1")
+    storage = S3Storage(aws.s3, aws.artifacts)
+    runner = EmrServerlessJobRunner(aws.emr, aws.job_settings,
+                                    read_text=lambda uri: None if not storage.list("job-results/") else "{}",
+                                    poll_seconds=0, sleep=lambda s: None)
+    outcome = runner.run(step)
+    assert outcome.succeeded and outcome.job_run_id
+    run = aws.emr.get_job_run(applicationId=aws.application_id, jobRunId=outcome.job_run_id)["jobRun"]
+    assert run["name"].startswith("forward-2024-02-")
+    assert run["executionRole"] == aws.job_settings.execution_role_arn
+    assert run["jobDriver"]["sparkSubmit"]["entryPoint"] == aws.job_settings.entry_point
+    assert "--py-files" in run["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]
+    assert outcome.log_uri.endswith(f"/jobs/{outcome.job_run_id}/")
+    assert client_token(step, 1) == client_token(step, 1) != client_token(step, 2)
