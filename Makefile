@@ -42,7 +42,7 @@ lint: setup ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: setup ## mypy
-	$(VENV)/bin/mypy datadominion emr_jobs
+	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra
 
 synth: setup ## cdk synth for dev and prod
 	@test -f app.py || { echo "synth: the CDK app (app.py, infra/) is not in this tree yet"; exit 1; }

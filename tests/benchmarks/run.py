@@ -124,14 +124,40 @@ def scenario_backfill_ratio(home: Path, accounts: int) -> Dict[str, Any]:
             "ratio_backfill_over_forward": round(backfill / forward, 2), "driver_peak_mb": round(_peak_mb(pid))}
 
 
+def scenario_plan_metadata(home: Path, months: int = 60) -> Dict[str, Any]:
+    """The Plan's read of the summary table: newest month from metadata, 60 month partitions."""
+    import statistics
+
+    from datadominion.catalog import load_pyiceberg_catalog, local_catalog_settings
+    from datadominion.months import add_months
+    from datadominion.table_metadata import newest_summarised_month
+    from tests.support.iceberg_files import month_partitioned_table, opened_files
+
+    catalog = load_pyiceberg_catalog(local_catalog_settings(home))
+    catalog.create_namespace("bench")
+    month_partitioned_table(catalog, "bench.summary", [add_months("2020-01", i) for i in range(months)], 10_000)
+    newest_summarised_month(catalog, "bench.summary")  # warm imports
+    timings = []
+    for _ in range(10):
+        with opened_files() as paths:
+            t0 = time.monotonic()
+            newest = newest_summarised_month(catalog, "bench.summary")
+            timings.append(time.monotonic() - t0)
+    data_files = [p for p in paths if p.endswith(".parquet")]
+    return {"partitions": months, "newest": newest, "median_s": round(statistics.median(timings), 3),
+            "max_s": round(max(timings), 3), "files_opened": len(paths),
+            "metadata_files_opened": len(paths) - len(data_files), "data_files_opened": len(data_files)}
+
+
 SCENARIOS = {
     "seed_case_2": lambda home, large: scenario_seed_case_2(home),
     "forward_100k": lambda home, large: scenario_forward(home, 100_000),
     "forward_1m": lambda home, large: scenario_forward(home, 1_000_000),
     "history_ratio": lambda home, large: scenario_history_ratio(home, 20_000 if large else 5_000),
     "backfill_ratio": lambda home, large: scenario_backfill_ratio(home, 100_000 if large else 20_000),
+    "plan_metadata": lambda home, large: scenario_plan_metadata(home),
 }
-DEFAULT = ["seed_case_2", "forward_100k", "history_ratio", "backfill_ratio"]
+DEFAULT = ["seed_case_2", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]
 
 
 def main(argv: List[str]) -> int:

@@ -1,0 +1,49 @@
+"""The EMR job's command line (what EMR Serverless runs): it writes the result the launcher's
+Record reads, for a good step and for a batch it rejects."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from datadominion.steps import Step
+from emr_jobs.ingest import BatchValidationError
+from emr_jobs.summary_job import main
+from tests.conftest import PIPELINE_CONFIG
+from tests.support.batches import record, write_batch
+
+_namespaces = itertools.count(1)
+
+
+def run_main(spark, catalog_settings, tmp_path, step):
+    config = json.loads(PIPELINE_CONFIG.read_text())
+    config["namespace"] = f"job{next(_namespaces)}"
+    config_path = tmp_path / "pipeline.json"
+    config_path.write_text(json.dumps(config))
+    result = tmp_path / "result.json"
+    argv = ["--config", str(config_path), "--catalog", json.dumps(catalog_settings.as_args()),
+            "--step", step.to_json(), "--latest-buckets", "4", "--result-uri", result.as_uri()]
+    return argv, result
+
+
+def test_job_writes_success_and_rejection_results(spark, catalog_settings, pipeline_config, tmp_path):
+    good = write_batch(tmp_path / "landing", "2024-01", "b1", [record(pipeline_config, 1, "2024-01")],
+                       pipeline_config)
+    step = Step("initial", ("2024-01",), (good,), "exec-1")
+    argv, result = run_main(spark, catalog_settings, tmp_path, step)
+    assert main(argv) == 0
+    written = json.loads(result.read_text())
+    assert written["state"] == "SUCCESS" and written["step_id"] == step.step_id
+    assert written["report"]["rows_ingested"] == 1
+
+    bad = write_batch(tmp_path / "landing", "2024-02", "b1",
+                      [record(pipeline_config, 1, "2024-02"), record(pipeline_config, 2, "2024-03")], pipeline_config)
+    bad_step = Step("forward", ("2024-02",), (bad,), "exec-1")
+    argv, result = run_main(spark, catalog_settings, tmp_path, bad_step)
+    with pytest.raises(BatchValidationError):
+        main(argv)
+    written = json.loads(result.read_text())
+    assert written["state"] == "REJECTED" and list(written["rejected"]) == ["2024-02/b1"]
+    assert "2024-02/b1" in written["rejected"]["2024-02/b1"]

@@ -1,0 +1,78 @@
+import json
+import re
+
+import pytest
+
+from datadominion.job_request import (
+    JobSettings,
+    client_token,
+    for_step_functions,
+    job_outcome,
+    spark_submit_parameters,
+    start_job_run_request,
+)
+from datadominion.steps import Step, StepBatch
+
+SETTINGS = JobSettings(
+    application_id="00fabc123", execution_role_arn="arn:aws:iam::123456789012:role/job",
+    entry_point="s3://art/jobs/entrypoint.py", py_files="s3://art/jobs/datadominion-job.zip",
+    dependencies="s3://art/jobs/job-deps.zip", config_uri="s3://art/configs/pipeline.json",
+    warehouse="s3://wh/", log_uri="s3://logs/emr/", result_prefix="s3://art/job-results/", timeout_minutes=90,
+    tags={"environment": "dev"})
+
+
+def step(mode="forward", months=("2024-03",), batch_ids=("b1",), run_id="exec-1"):
+    batches = tuple(StepBatch(m, b, f"s3://land/{m}/{b}/") for m in months for b in batch_ids)
+    return Step(mode, tuple(months), () if mode == "rerun" else batches, run_id)
+
+
+def test_client_token_is_stable_for_the_same_work_and_attempt():
+    a, b = step(run_id="exec-1"), step(run_id="exec-2")
+    assert client_token(a, 1) == client_token(b, 1)  # a redrive or another run re-attaches
+    assert client_token(a, 1) != client_token(a, 2)  # a retry after FAILED is a new job
+    assert client_token(a, 1) != client_token(step(batch_ids=("b1", "b2")), 1)
+    assert client_token(a, 1) != client_token(step(mode="backfill"), 1)
+    for token in (client_token(a, 1), client_token(step("rerun", run_id="x" * 80), 3)):
+        assert len(token) <= 64 and re.fullmatch(r"[A-Za-z0-9._-]+", token)
+    with pytest.raises(ValueError, match="attempt"):
+        client_token(a, 0)
+
+
+def test_each_operator_rerun_is_new_work_but_its_retries_are_not():
+    assert client_token(step("rerun", run_id="exec-1"), 1) == client_token(step("rerun", run_id="exec-1"), 1)
+    assert client_token(step("rerun", run_id="exec-1"), 1) != client_token(step("rerun", run_id="exec-2"), 1)
+
+
+def test_request_shape_and_its_step_functions_form():
+    s = step(months=("2024-03",))
+    request = start_job_run_request(SETTINGS, s, 2)
+    assert request["applicationId"] == "00fabc123" and request["executionTimeoutMinutes"] == 90
+    args = request["jobDriver"]["sparkSubmit"]["entryPointArguments"]
+    assert Step.from_json(args[args.index("--step") + 1]) == s
+    assert args[args.index("--result-uri") + 1] == f"s3://art/job-results/{s.step_id}/2.json"
+    assert json.loads(args[args.index("--catalog") + 1])["warehouse"] == "s3://wh/"
+    sfn = for_step_functions(request)
+    assert set(sfn) == {"ApplicationId", "ClientToken", "ExecutionRoleArn", "Name", "JobDriver",
+                        "ConfigurationOverrides", "ExecutionTimeoutMinutes", "Tags"}
+    assert sfn["JobDriver"]["SparkSubmit"]["EntryPointArguments"] == args
+    assert sfn["Tags"] == {"environment": "dev", "datadominion:step": s.step_id, "datadominion:mode": "forward"}
+    params = spark_submit_parameters(SETTINGS)
+    assert "--py-files s3://art/jobs/datadominion-job.zip" in params
+    assert "spark.archives=s3://art/jobs/job-deps.zip#deps" in params
+
+
+@pytest.mark.parametrize("state, details, result, expected, rejected", [
+    ("SUCCESS", "", '{"state": "SUCCESS", "report": {"rows_ingested": 5}}', "SUCCESS", {}),
+    ("SUCCESS", "", None, "SUCCESS", {}),
+    ("FAILED", "Job failed, ExitCode: 1", '{"state": "REJECTED", "rejected": {"2024-03/b1": "null key"}}',
+     "FAILED", {"2024-03/b1": "null key"}),
+    ("CANCELLED", "Job run cancelled by user", None, "FAILED", {}),
+    ("FAILED", "OOM", "not json", "FAILED", {}),
+])
+def test_job_outcome(state, details, result, expected, rejected):
+    outcome = job_outcome("00f1", state, details, "s3://logs/x/", result)
+    assert outcome.state == expected and outcome.rejected == rejected
+    if expected == "FAILED":
+        assert state in outcome.detail and (details in outcome.detail)
+    if result and "unreadable" not in outcome.detail and expected == "SUCCESS" and "report" in result:
+        assert outcome.report == {"rows_ingested": 5}
