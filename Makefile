@@ -11,7 +11,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup run test lint typecheck unit synth bench deploy clean
+.PHONY: help setup run test lint typecheck unit package synth bench deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,18 +42,19 @@ lint: setup ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: setup ## mypy
-	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra
+	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra app.py
 
-synth: setup ## cdk synth for dev and prod
-	@test -f app.py || { echo "synth: the CDK app (app.py, infra/) is not in this tree yet"; exit 1; }
+package: setup ## build the Lambda asset and the EMR job assets into build/ (pip, no Docker)
+	$(PY) -m infra.packaging
+
+synth: package ## cdk synth (with cdk-nag) for dev and prod
 	npx cdk synth -q -c env=dev --output cdk.out/dev
 	npx cdk synth -q -c env=prod --output cdk.out/prod
 
 bench: setup ## benchmarks; figures go to docs/benchmarks.md
 	$(PY) -m tests.benchmarks.run
 
-deploy: setup ## cdk deploy ENV=<name> (needs AWS credentials and a bootstrapped account)
-	@test -f app.py || { echo "deploy: the CDK app (app.py, infra/) is not in this tree yet"; exit 1; }
+deploy: package ## cdk deploy ENV=<name> (needs AWS credentials and a bootstrapped account)
 	npx cdk deploy -c env=$(ENV) --require-approval broadening
 
 clean: ## remove local state and build output

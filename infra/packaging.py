@@ -20,7 +20,7 @@ from typing import Iterable, List, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
-LAMBDA_PYTHON = "3.12"
+LAMBDA_PYTHON = "3.14"
 JOB_PYTHON = "3.9"  # EMR 7.12's default Python (job code stays importable on it)
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024

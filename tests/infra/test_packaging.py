@@ -29,7 +29,7 @@ def test_lambda_asset_for_the_runtime_fits_the_unzipped_limit(lambda_asset):
     assert (lambda_asset / "pyiceberg").is_dir() and (lambda_asset / "aws_lambda_powertools").is_dir()
     assert not (lambda_asset / "pyarrow").exists() and not (lambda_asset / "pyspark").exists()
     binaries = [p.name for p in lambda_asset.rglob("*.so") if "cpython-" in p.name]
-    assert binaries and all("cpython-312-x86_64-linux-gnu" in name for name in binaries)
+    assert binaries and all("cpython-314-x86_64-linux-gnu" in name for name in binaries)
 
 
 def test_handlers_import_and_plan_from_the_asset_alone(tmp_path, aws):

@@ -1,0 +1,147 @@
+"""The launcher's Lambda functions: one asset (datadominion + lambdas + their dependencies,
+built by infra/packaging.py without Docker), one role and one log group per function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from datadominion.config import EnvironmentConfig
+from infra.catalog import GlueDatabase
+from infra.emr import RESULTS_PREFIX, SparkApplication
+from infra.ledger import LedgerTable
+from infra.nag import acknowledge, logical_id
+from infra.naming import METRICS_NAMESPACE, METRICS_SERVICE
+from infra.storage import DataStorage
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    description: str
+    memory_mb: int
+    timeout_seconds: int
+
+
+FUNCTIONS = (
+    FunctionSpec("register", "Register: validate a landed batch and record it in the ledger", 512, 300),
+    FunctionSpec("lock", "Lock: take or renew the one-writer lock", 256, 30),
+    FunctionSpec("plan", "Plan: pending batches + summary metadata -> ordered steps", 1024, 120),
+    FunctionSpec("record", "Record: a step's job outcome -> batch states", 256, 60),
+    FunctionSpec("finish", "Finish: release the lock; on failure re-queue and say what failed", 256, 60),
+)
+
+
+class LauncherFunctions(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, asset: Path,
+                 storage: DataStorage, ledger: LedgerTable, database: GlueDatabase, spark: SparkApplication,
+                 job_settings: Dict[str, object]) -> None:
+        super().__init__(scope, construct_id)
+        code = lambda_.Code.from_asset(str(asset))
+        environment = {
+            "DATADOMINION_ENVIRONMENT": env.name,
+            "LEDGER_TABLE": ledger.table.table_name,
+            "LANDING_BUCKET": storage.landing.bucket_name,
+            "SUMMARY_TABLE": f"{database.name}.summary",
+            "FUTURE_MONTH_TOLERANCE": str(env.landing.future_month_tolerance),
+            "LOCK_LEASE_SECONDS": str(env.landing.lock_lease_minutes * 60),
+            "JOB_SETTINGS": cdk.Stack.of(self).to_json_string(job_settings),
+            "POWERTOOLS_SERVICE_NAME": METRICS_SERVICE,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        self.functions: Dict[str, lambda_.Function] = {}
+        for spec in FUNCTIONS:
+            log_group = logs.LogGroup(self, f"{spec.name.title()}Logs",
+                                      retention=retention(env.log_retention_days),
+                                      removal_policy=cdk.RemovalPolicy.RETAIN if env.retain_data
+                                      else cdk.RemovalPolicy.DESTROY)
+            role = iam.Role(self, f"{spec.name.title()}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                            description=f"DataDominion {spec.name} Lambda")
+            role.add_to_policy(iam.PolicyStatement(sid="OwnLogGroup",
+                                                   actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                                   resources=[log_group.log_group_arn]))
+            function = lambda_.Function(
+                self, spec.name.title(), runtime=lambda_.Runtime.PYTHON_3_14,
+                architecture=lambda_.Architecture.X86_64, code=code, handler=f"lambdas.{spec.name}.handler",
+                description=spec.description, memory_size=spec.memory_mb,
+                timeout=cdk.Duration.seconds(spec.timeout_seconds), role=role, log_group=log_group,
+                tracing=lambda_.Tracing.ACTIVE, environment=environment)
+            self.functions[spec.name] = function
+            acknowledge(role, [("AwsSolutions-IAM5[Resource::*]",
+                                "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.")])
+        self._grant(storage, ledger, database)
+
+    def _grant(self, storage: DataStorage, ledger: LedgerTable, database: GlueDatabase) -> None:
+        f = self.functions
+        ledger_actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                          "dynamodb:Query"]
+        ledger_resources = [ledger.table.table_arn, f"{ledger.table.table_arn}/index/*"]
+        for name in ("register", "lock", "plan", "record", "finish"):
+            role = f[name].role
+            assert role is not None
+            role.add_to_principal_policy(iam.PolicyStatement(sid="Ledger", actions=ledger_actions,
+                                                             resources=ledger_resources))
+            role.add_to_principal_policy(iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt",
+                                                             "kms:Encrypt", "kms:GenerateDataKey"],
+                                                             resources=[storage.key.key_arn]))
+            acknowledge(role, [(f"AwsSolutions-IAM5[Resource::<{logical_id(ledger.table)}.Arn>/index/*]",
+                                "Queries the ledger's by-state index (the only index of the table).")])
+        register_role = f["register"].role
+        assert register_role is not None
+        register_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="InspectLanding", actions=["s3:GetObject"], resources=[storage.landing.arn_for_objects(
+                "accounts_all/*")]))
+        register_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="ListLanding", actions=["s3:ListBucket"], resources=[storage.landing.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": ["accounts_all/*"]}}))
+        acknowledge(register_role, [(f"AwsSolutions-IAM5[Resource::<{logical_id(storage.landing)}.Arn>/accounts_all/*]",
+                                     "Register reads the Parquet magic bytes of any batch under accounts_all/.")])
+        plan_role = f["plan"].role
+        assert plan_role is not None
+        plan_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="SummaryTableMetadata", actions=["glue:GetDatabase", "glue:GetTable"],
+            resources=[database.catalog_arn, database.database_arn, database.tables_arn]))
+        plan_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="IcebergMetadataFiles", actions=["s3:GetObject"],
+            resources=[storage.warehouse.arn_for_objects("*/metadata/*")]))
+        acknowledge(plan_role, [
+            (f"AwsSolutions-IAM5[Resource::{database.tables_arn_finding}]",
+             "Plan reads the summary table's metadata location from Glue."),
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.warehouse)}.Arn>/*/metadata/*]",
+             "Plan reads Iceberg metadata files only (never data files): manifest list and manifests."),
+        ])
+        record_role = f["record"].role
+        assert record_role is not None
+        record_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="JobResults", actions=["s3:GetObject"],
+            resources=[storage.artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")]))
+        record_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="JobResultsMissing", actions=["s3:ListBucket"], resources=[storage.artifacts.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{RESULTS_PREFIX}*"]}}))
+        results = f"<{logical_id(storage.artifacts)}.Arn>/{RESULTS_PREFIX}*"
+        acknowledge(record_role, [(f"AwsSolutions-IAM5[Resource::{results}]",
+                                   "Record reads the result object the job wrote for its step and attempt.")])
+
+    @property
+    def all(self) -> List[lambda_.Function]:
+        return list(self.functions.values())
+
+
+_RETENTIONS = ((1, "ONE_DAY"), (3, "THREE_DAYS"), (5, "FIVE_DAYS"), (7, "ONE_WEEK"), (14, "TWO_WEEKS"),
+               (30, "ONE_MONTH"), (60, "TWO_MONTHS"), (90, "THREE_MONTHS"), (120, "FOUR_MONTHS"),
+               (150, "FIVE_MONTHS"), (180, "SIX_MONTHS"), (365, "ONE_YEAR"), (400, "THIRTEEN_MONTHS"),
+               (545, "EIGHTEEN_MONTHS"), (731, "TWO_YEARS"), (1827, "FIVE_YEARS"), (3653, "TEN_YEARS"))
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The smallest CloudWatch retention that keeps logs at least ``days``."""
+    name = next((n for limit, n in _RETENTIONS if limit >= days), _RETENTIONS[-1][1])
+    return getattr(logs.RetentionDays, name)  # type: ignore[no-any-return]

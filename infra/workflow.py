@@ -1,0 +1,170 @@
+"""The state machine (DESIGN.md §1), its triggers (S3 -> EventBridge, the sweep schedule)
+and the failure notification topic.
+
+    Register -> (nothing new? Succeed) -> Lock <-> Wait -> Plan -> (no steps? Unlock, Succeed)
+      -> Map (one at a time): RunJob (.sync, Retry; Catch) -> Record -> (FAILED? fail the Map)
+      -> clear the re-run request -> Plan ...
+    any error -> Finish(error): re-queue, unlock -> SNS -> Fail
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from datadominion.config import EnvironmentConfig
+from infra.emr import SparkApplication
+from infra.functions import LauncherFunctions, retention
+from infra.nag import acknowledge, logical_id
+from infra.naming import LOCK_POLL_SECONDS
+from infra.storage import DataStorage
+
+START_JOB_RUN_SYNC = "arn:aws:states:::emr-serverless:startJobRun.sync"
+# Submission errors worth retrying with the same client token (a job that ran and failed is not).
+RETRYABLE_JOB_ERRORS = ["EMRServerless.ThrottlingException", "EMRServerless.InternalServerException",
+                        "EMRServerless.ServiceQuotaExceededException"]
+EMR_EVENTS_RULE = "StepFunctionsGetEventsForEMRServerlessJobRule"
+
+
+class Workflow(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, storage: DataStorage,
+                 functions: LauncherFunctions, spark: SparkApplication) -> None:
+        super().__init__(scope, construct_id)
+        f = functions.functions
+        alerts_key = kms.Key(self, "AlertsKey", enable_key_rotation=True,
+                             description=f"DataDominion {env.name}: failure notifications")
+        alerts_key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        self.topic = sns.Topic(self, "Alerts", master_key=alerts_key, enforce_ssl=True,
+                               display_name=f"DataDominion {env.name}")
+        if env.alarms.notification_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(env.alarms.notification_email))
+
+        def invoke(name: str, function: str, payload: Dict[str, Any], result_path: str) -> tasks.LambdaInvoke:
+            return tasks.LambdaInvoke(self, name, lambda_function=f[function],
+                                      payload=sfn.TaskInput.from_object(payload),
+                                      result_selector={"value.$": "$.Payload"}, result_path=result_path,
+                                      retry_on_service_exceptions=True)
+
+        owner = {"owner.$": "$$.Execution.Name"}
+        register = invoke("Register", "register", {"input.$": "$$.Execution.Input"}, "$.registration")
+        lock = invoke("Lock", "lock", owner, "$.lock")
+        plan = invoke("Plan", "plan", {**owner, "rerun_months.$": "$.registration.value.rerun_months"}, "$.plan")
+        unlock = invoke("Unlock", "finish", {**owner, "started.$": "$$.Execution.StartTime"}, "$.finish")
+        finish_failed = invoke("RecordRunFailure", "finish",
+                               {**owner, "started.$": "$$.Execution.StartTime", "error.$": "$.error"}, "$.failure")
+        notify = tasks.SnsPublish(self, "Notify", topic=self.topic,
+                                  subject=f"DataDominion {env.name}: run failed",
+                                  message=sfn.TaskInput.from_json_path_at("$.failure.value.message"),
+                                  result_path=sfn.JsonPath.DISCARD)
+        failed = sfn.Fail(self, "RunFailed", error="DataDominion.RunFailed",
+                          cause="A step failed or the run could not continue; see the notification and the ledger.")
+        failure_path = finish_failed.next(notify).next(failed)
+
+        run_job = sfn.CustomState(self, "RunJob", state_json={
+            "Type": "Task", "Resource": START_JOB_RUN_SYNC,
+            "Parameters": {key + ".$": f"$.request.{key}" for key in (
+                "ApplicationId", "ClientToken", "ExecutionRoleArn", "Name", "JobDriver", "ConfigurationOverrides",
+                "ExecutionTimeoutMinutes", "Tags")},
+            "ResultPath": "$.job",
+        })
+        run_job.add_retry(errors=RETRYABLE_JOB_ERRORS, interval=cdk.Duration.seconds(30), max_attempts=5,
+                          backoff_rate=2.0)
+        record_done = invoke("Record", "record", {"item.$": "$", "job.$": "$.job"}, "$.recorded")
+        record_failed = invoke("RecordJobFailure", "record", {"item.$": "$", "error.$": "$.error"}, "$.recorded")
+        run_job.add_catch(record_failed, errors=["States.ALL"], result_path="$.error")
+        step_failed = sfn.Fail(self, "StepFailed", error="DataDominion.StepFailed",
+                               cause="The step's job failed; its batches are FAILED in the ledger.")
+        step_recorded = sfn.Choice(self, "StepOutcome").when(
+            sfn.Condition.string_equals("$.recorded.value.outcome", "FAILED"), step_failed
+        ).otherwise(sfn.Succeed(self, "StepDone"))
+        run_job.next(record_done)
+        record_done.next(step_recorded)
+        record_failed.next(step_recorded)
+
+        apply_steps = sfn.Map(self, "ApplySteps", items_path="$.plan.value.steps", max_concurrency=1,
+                              result_path=sfn.JsonPath.DISCARD)
+        apply_steps.item_processor(run_job)
+        clear_rerun = sfn.Pass(self, "ClearRerunRequest", result=sfn.Result.from_array([]),
+                               result_path="$.registration.value.rerun_months")
+        anything_to_do = sfn.Choice(self, "AnythingToDo").when(
+            sfn.Condition.number_equals("$.plan.value.count", 0), unlock.next(sfn.Succeed(self, "AllApplied"))
+        ).otherwise(apply_steps)
+        apply_steps.next(clear_rerun).next(plan)
+        plan.next(anything_to_do)
+        wait = sfn.Wait(self, "WaitForLock", time=sfn.WaitTime.duration(cdk.Duration.seconds(LOCK_POLL_SECONDS)))
+        locked = sfn.Choice(self, "Locked").when(
+            sfn.Condition.boolean_equals("$.lock.value.acquired", True), plan).otherwise(wait)
+        wait.next(lock)
+        lock.next(locked)
+        proceed = sfn.Choice(self, "AnythingNew").when(
+            sfn.Condition.boolean_equals("$.registration.value.proceed", False),
+            sfn.Succeed(self, "NothingNew")).otherwise(lock)
+        register.next(proceed)
+        for state in (register, lock, plan, apply_steps, unlock):
+            state.add_catch(failure_path, errors=["States.ALL"], result_path="$.error")
+
+        log_group = logs.LogGroup(self, "ExecutionLogs", retention=retention(env.log_retention_days),
+                                  removal_policy=cdk.RemovalPolicy.RETAIN if env.retain_data
+                                  else cdk.RemovalPolicy.DESTROY)
+        self.state_machine = sfn.StateMachine(
+            self, "StateMachine", definition_body=sfn.DefinitionBody.from_chainable(register),
+            state_machine_type=sfn.StateMachineType.STANDARD, tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            comment=f"DataDominion {env.name}: register, lock, plan, apply steps on EMR Serverless, unlock")
+        self._grant_emr(spark)
+        self._triggers(env, storage)
+        acknowledge(self.state_machine.role, [
+            ("AwsSolutions-IAM5[Resource::*]",
+             "CloudWatch Logs delivery and X-Ray actions used by Step Functions support no resource-level "
+             "permissions."),
+            *[(f"AwsSolutions-IAM5[Resource::<{logical_id(fn)}.Arn>:*]",
+               "Step Functions may invoke any version of this one function (CDK's standard LambdaInvoke grant).")
+              for fn in functions.all],
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(spark.application)}.Arn>/jobruns/*]",
+             "GetJobRun/CancelJobRun on the job runs of this one application (ids are generated)."),
+        ])
+
+    def _grant_emr(self, spark: SparkApplication) -> None:
+        role = self.state_machine.role
+        stack = cdk.Stack.of(self)
+        role.add_to_principal_policy(iam.PolicyStatement(sid="StartJobRun", actions=["emr-serverless:StartJobRun"],
+                                                         resources=[spark.application_arn]))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="TrackJobRun", actions=["emr-serverless:GetJobRun", "emr-serverless:CancelJobRun"],
+            resources=[f"{spark.application_arn}/jobruns/*"]))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="SyncEventsRule", actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[stack.format_arn(service="events", resource="rule", resource_name=EMR_EVENTS_RULE)]))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="PassJobRole", actions=["iam:PassRole"], resources=[spark.job_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}}))
+
+    def _triggers(self, env: EnvironmentConfig, storage: DataStorage) -> None:
+        self.arrivals = events.Rule(
+            self, "BatchArrived", description="A _SUCCESS marker under accounts_all/ starts the state machine",
+            event_pattern=events.EventPattern(source=["aws.s3"], detail_type=["Object Created"], detail={
+                "bucket": {"name": [storage.landing.bucket_name]},
+                "object": {"key": [{"wildcard": "accounts_all/*/_SUCCESS"}]},
+            }),
+            targets=[targets.SfnStateMachine(self.state_machine, retry_attempts=10,
+                                             max_event_age=cdk.Duration.hours(6))])
+        self.sweep = scheduler.Schedule(
+            self, "Sweep", description="Sweep: pick up any batch whose event was lost",
+            schedule=scheduler.ScheduleExpression.expression(env.schedule.sweep_expression),
+            enabled=env.schedule.enabled,
+            target=scheduler_targets.StepFunctionsStartExecution(
+                self.state_machine, input=scheduler.ScheduleTargetInput.from_object({"sweep": True})))
+
