@@ -1,0 +1,172 @@
+"""Template assertions for dev and prod, and the cdk-nag gate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+import pytest
+
+from datadominion.config import load_environment_config
+from tests.conftest import REPO
+from tests.infra.conftest import ENVIRONMENTS
+
+
+def resources(template: Dict[str, Any], kind: str) -> Dict[str, Dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def props(template: Dict[str, Any], kind: str) -> List[Dict[str, Any]]:
+    return [r.get("Properties", {}) for r in resources(template, kind).values()]
+
+
+def env_config(env: str) -> Any:
+    return load_environment_config(REPO / "configs" / "environments" / f"{env}.json")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_buckets_are_encrypted_private_ssl_only_logged_and_kept_in_prod(synthesized, env):
+    t = synthesized[env]
+    buckets = resources(t, "AWS::S3::Bucket")
+    assert len(buckets) == 4
+    for logical_id, bucket in buckets.items():
+        p = bucket["Properties"]
+        assert p["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                                       "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+        assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert p["LifecycleConfiguration"]["Rules"]
+        assert bucket["DeletionPolicy"] == ("Retain" if env == "prod" else "Delete")
+        if "AccessLogs" not in logical_id:
+            assert "LoggingConfiguration" in p
+            rule = p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            assert rule["SSEAlgorithm"] == "aws:kms"
+            assert p["VersioningConfiguration"] == {"Status": "Enabled"}
+    [notifications] = props(t, "Custom::S3BucketNotifications")  # CDK turns EventBridge on at deploy time
+    assert notifications["NotificationConfiguration"] == {"EventBridgeConfiguration": {}}
+    assert "Landing" in notifications["BucketName"]["Ref"]
+    policies = props(t, "AWS::S3::BucketPolicy")
+    assert len(policies) == 4
+    for policy in policies:
+        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+                   for s in policy["PolicyDocument"]["Statement"])
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_ledger_glue_and_emr_application(synthesized, env):
+    t, cfg = synthesized[env], env_config(env)
+    [table] = resources(t, "AWS::DynamoDB::Table").values()
+    p = table["Properties"]
+    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert p["SSESpecification"]["SSEEnabled"] is True and p["SSESpecification"]["SSEType"] == "KMS"
+    assert [i["IndexName"] for i in p["GlobalSecondaryIndexes"]] == ["by-state"]
+    assert table["DeletionPolicy"] == ("Retain" if env == "prod" else "Delete")
+    assert p.get("DeletionProtectionEnabled", False) is (env == "prod")
+    [database] = props(t, "AWS::Glue::Database")
+    assert database["DatabaseInput"]["Name"] == f"datadominion_{env}"
+    [app] = props(t, "AWS::EMRServerless::Application")
+    assert app["ReleaseLabel"] == "emr-7.12.0" and app["Type"] == "Spark"
+    assert app["MaximumCapacity"] == {"Cpu": cfg.emr.max_cpu, "Memory": cfg.emr.max_memory, "Disk": cfg.emr.max_disk}
+    assert app["AutoStartConfiguration"] == {"Enabled": True}
+    assert app["AutoStopConfiguration"] == {"Enabled": True, "IdleTimeoutMinutes": cfg.emr.idle_timeout_minutes}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_lambdas_are_traced_logged_and_configured(synthesized, env):
+    t, cfg = synthesized[env], env_config(env)
+    ours = [p for p in props(t, "AWS::Lambda::Function") if str(p.get("Handler", "")).startswith("lambdas.")]
+    assert sorted(p["Handler"] for p in ours) == sorted(f"lambdas.{n}.handler" for n in
+                                                          ("register", "lock", "plan", "record", "finish"))
+    for p in ours:
+        assert p["Runtime"] == "python3.14" and p["TracingConfig"] == {"Mode": "Active"}
+        variables = p["Environment"]["Variables"]
+        assert variables["DATADOMINION_ENVIRONMENT"] == env
+        assert variables["LOCK_LEASE_SECONDS"] == str(cfg.landing.lock_lease_minutes * 60)
+        assert variables["SUMMARY_TABLE"] == f"datadominion_{env}.summary"
+        assert "LoggingConfig" in p
+    groups = props(t, "AWS::Logs::LogGroup")
+    assert len(groups) >= 6 and all("RetentionInDays" in g for g in groups)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_state_machine_triggers_and_schedule(synthesized, env):
+    t, cfg = synthesized[env], env_config(env)
+    [sm] = props(t, "AWS::StepFunctions::StateMachine")
+    assert sm["StateMachineType"] == "STANDARD" and sm["TracingConfiguration"] == {"Enabled": True}
+    assert sm["LoggingConfiguration"]["Level"] == "ALL" and sm["LoggingConfiguration"]["IncludeExecutionData"]
+    definition = json.dumps(sm["DefinitionString"])
+    assert "arn:aws:states:::emr-serverless:startJobRun.sync" in definition
+    assert '\\"MaxConcurrency\\":1' in definition and '\\"ClientToken.$\\":\\"$.request.ClientToken\\"' in definition
+    [rule] = props(t, "AWS::Events::Rule")
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["object"]["key"] == [{"wildcard": "accounts_all/*/_SUCCESS"}]
+    [schedule] = props(t, "AWS::Scheduler::Schedule")
+    assert schedule["ScheduleExpression"] == cfg.schedule.sweep_expression
+    assert json.loads(schedule["Target"]["Input"]) == {"sweep": True}
+    assert schedule["State"] == ("ENABLED" if cfg.schedule.enabled else "DISABLED")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_state_machine_role_can_run_exactly_this_application(synthesized, env):
+    t = synthesized[env]
+    statements = [s for p in props(t, "AWS::IAM::Policy") for s in p["PolicyDocument"]["Statement"]]
+    by_sid = {s.get("Sid"): s for s in statements if s.get("Sid")}
+    assert by_sid["StartJobRun"]["Action"] == "emr-serverless:StartJobRun"
+    assert set(by_sid["TrackJobRun"]["Action"]) == {"emr-serverless:GetJobRun", "emr-serverless:CancelJobRun"}
+    assert "StepFunctionsGetEventsForEMRServerlessJobRule" in json.dumps(by_sid["SyncEventsRule"]["Resource"])
+    assert by_sid["PassJobRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_unscoped_wildcard_outside_tracing_and_log_delivery(synthesized, env):
+    """Every statement with Resource "*" is one of the actions that take no resource ARN."""
+    allowed = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+               "xray:GetSamplingTargets", "logs:CreateLogDelivery", "logs:GetLogDelivery",
+               "logs:UpdateLogDelivery", "logs:DeleteLogDelivery", "logs:ListLogDeliveries",
+               "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"}
+    for p in props(synthesized[env], "AWS::IAM::Policy"):
+        for statement in p["PolicyDocument"]["Statement"]:
+            if statement["Resource"] == "*":
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert set(actions) <= allowed, statement
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_alarms_notify_and_outputs_exist(synthesized, env):
+    t = synthesized[env]
+    alarms = props(t, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 4 and all(a["AlarmActions"] for a in alarms)
+    names = {a.get("MetricName") for a in alarms}
+    assert {"ExecutionsFailed", "JobRunsFailed", "BatchesRejected", "LockHeldSeconds"} <= names
+    [topic] = props(t, "AWS::SNS::Topic")
+    assert "KmsMasterKeyId" in topic
+    assert len(resources(t, "AWS::CloudWatch::Dashboard")) == 1
+    assert {"LandingBucket", "StateMachineArn", "LedgerTable", "EmrApplicationId", "AlertsTopicArn",
+            "GlueDatabase"} <= set(t["Outputs"])
+
+
+def test_cdk_nag_finds_nothing_unacknowledged_and_does_catch_findings(built_assets, cdk_context):
+    """The shipped app synthesizes under AwsSolutions checks (the session synth above did too);
+    the same checks stop a stack with an unencrypted, public-readable bucket."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+
+    from infra.nag import add_checks
+
+    app = cdk.App(context=cdk_context)
+    stack = cdk.Stack(app, "NagControl")
+    s3.Bucket(stack, "Careless")
+    add_checks(app)
+    with pytest.raises(Exception, match="AwsSolutions-S1|AwsSolutions-S10|Validation failed"):
+        app.synth()
+
+
+def test_unknown_environment_fails_at_synth_with_a_clear_error(built_assets, cdk_context):
+    import aws_cdk as cdk
+
+    from datadominion.config import ConfigError
+    from infra.stacks import build_environment
+
+    with pytest.raises(ConfigError, match="staging.json"):
+        build_environment(cdk.App(context=cdk_context), "staging")
