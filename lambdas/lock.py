@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Dict
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -20,7 +21,11 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
     s = wiring.settings()
     metrics.add_dimension(name="environment", value=s.environment)
     logger.set_correlation_id(str(event["owner"]))
-    result = run_tasks.acquire_lock(wiring.ledger(s), str(event["owner"]), utc_now(), s.policy)
+    now = utc_now()
+    result = run_tasks.acquire_lock(wiring.ledger(s), str(event["owner"]), now, s.policy)
+    if result["held_since"]:  # how long the current holder has held it (the LockHeldTooLong alarm)
+        held = (now - datetime.fromisoformat(result["held_since"])).total_seconds()
+        metrics.add_metric(name="LockHeldSeconds", unit=MetricUnit.Seconds, value=max(held, 0.0))
     if not result["acquired"]:
         metrics.add_metric(name="LockWaits", unit=MetricUnit.Count, value=1)
         logger.info("lock held by another run; waiting", extra=result)

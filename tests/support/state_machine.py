@@ -58,7 +58,7 @@ class FakeEmrServerless:
     """Job runs keyed by ClientToken (as EMR Serverless dedupes them); a job's effects are
     played by ``effects(step_json, result_uri) -> (state, details)``."""
 
-    def __init__(self, effects: Callable[[Dict[str, Any], str], "tuple[str, str]"]):
+    def __init__(self, effects: Callable[[Dict[str, Any], str], tuple[str, str]]):
         self.effects = effects
         self.runs: Dict[str, Dict[str, Any]] = {}
         self.requests: List[Dict[str, Any]] = []
@@ -107,7 +107,9 @@ def _emr_service_class(fake: FakeEmrServerless) -> Any:
             super().__init__(supported_integration_patterns={ResourceCondition.Sync})
 
         def _get_supported_parameters(self) -> Optional[Set[str]]:
-            return None
+            return {"ApplicationId", "ClientToken", "ExecutionRoleArn", "Name", "JobDriver",
+                    "ConfigurationOverrides", "ExecutionTimeoutMinutes", "Tags", "ExecutionIamPolicy", "Mode",
+                    "RetryPolicy"}
 
         def _eval_service_task(self, env: Any, resource_runtime_part: Any, normalised_parameters: Dict[str, Any],
                                state_credentials: Any) -> None:
@@ -165,14 +167,16 @@ def routed(template: Dict[str, Any], fake_emr: FakeEmrServerless) -> Iterator[No
         state_task_factory.state_task_service_for = original_factory
 
 
-def wait_for(sfn: Any, execution_arn: str, timeout: float = 180.0) -> Dict[str, Any]:
+def wait_for(sfn: Any, execution_arn: str, timeout: float = 120.0) -> Dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         described = sfn.describe_execution(executionArn=execution_arn)
         if described["status"] != "RUNNING":
             return dict(described)
         time.sleep(0.2)
-    raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout}s")
+    history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout}s; last events: "
+                       f"{[{k: v for k, v in e.items() if k not in ('timestamp',)} for e in history[-4:]]}")
 
 
 def states_entered(sfn: Any, execution_arn: str) -> List[str]:
@@ -180,6 +184,6 @@ def states_entered(sfn: Any, execution_arn: str) -> List[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
 
-def s3_location(uri: str) -> "tuple[str, str]":
+def s3_location(uri: str) -> tuple[str, str]:
     parsed = urlparse(uri)
     return parsed.netloc, parsed.path.lstrip("/")

@@ -1,0 +1,243 @@
+"""The synthesized state machine, executed by moto's interpreter with the real handlers.
+
+The only change to the definition is the lock poll: its Wait is cut from 60 s to 1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Tuple
+
+import pytest
+import requests
+
+from datadominion.ledger import DONE, FAILED, REGISTERED
+from infra.naming import LOCK_POLL_SECONDS
+from tests.integration.test_aws_launcher import land, ledger
+from tests.support.aws import ACCOUNT, REGION, put_json, s3_object_created_event
+from tests.support.state_machine import (
+    FakeEmrServerless,
+    function_arn,
+    resolve,
+    routed,
+    s3_location,
+    states_entered,
+    wait_for,
+)
+
+
+class Pipeline:
+    """One moto account running the dev state machine, with a fake EMR that plays the job."""
+
+    def __init__(self, aws: Any, template: Dict[str, Any]):
+        import boto3
+
+        self.aws = aws
+        self.sfn = boto3.client("stepfunctions", endpoint_url=aws.endpoint, region_name=REGION)
+        self.sns = boto3.client("sns", endpoint_url=aws.endpoint, region_name=REGION)
+        self.sqs = boto3.client("sqs", endpoint_url=aws.endpoint, region_name=REGION)
+        self.fail_months: set = set()
+        self.emr = FakeEmrServerless(self._play_job)
+        self._execution_number = 0
+        topic_arn = self.sns.create_topic(Name="alerts")["TopicArn"]
+        queue_url = self.sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        self.queue_url = queue_url
+        refs = {lid: function_arn(lid) for lid, r in template["Resources"].items()
+                if r["Type"] == "AWS::Lambda::Function"}
+        refs.update({lid: topic_arn for lid, r in template["Resources"].items() if r["Type"] == "AWS::SNS::Topic"})
+        [machine] = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+        definition = json.loads(resolve(machine["Properties"]["DefinitionString"], refs))
+        assert definition["States"]["WaitForLock"]["Seconds"] == LOCK_POLL_SECONDS
+        definition["States"]["WaitForLock"]["Seconds"] = 1
+        self.arn = self.sfn.create_state_machine(
+            name="datadominion-dev", definition=json.dumps(definition),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/datadominion-states")["stateMachineArn"]
+
+    def _play_job(self, step: Dict[str, Any], result_uri: str) -> Tuple[str, str]:
+        """What the summary job leaves behind that the launcher can see: the result object and,
+        on success, the step's months in the summary table's metadata."""
+        bucket, key = s3_location(result_uri)
+        if set(step["months"]) & self.fail_months:
+            put_json(self.aws.s3, bucket, key, {"state": "FAILED", "detail": "ExecutorLostFailure (simulated)"})
+            return "FAILED", "Job failed, ExitCode: 1"
+        if step["mode"] != "rerun":
+            table = summary_table(self.aws)
+            import pyarrow as pa
+
+            for month in step["months"]:
+                table.append(pa.table({"cons_acct_key": pa.array([1], pa.int64()), "rpt_as_of_mo": [month]}))
+        put_json(self.aws.s3, bucket, key, {"state": "SUCCESS", "report": {"months": step["months"]}})
+        return "SUCCESS", ""
+
+    def start(self, payload: Dict[str, Any]) -> str:
+        self._execution_number += 1
+        return str(self.sfn.start_execution(stateMachineArn=self.arn, name=f"exec-{self._execution_number}",
+                                            input=json.dumps(payload))["executionArn"])
+
+    def run(self, payload: Dict[str, Any]) -> Dict[str, Any]:
+        return wait_for(self.sfn, self.start(payload))
+
+    def notifications(self) -> List[str]:
+        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"])["Message"] for m in messages]
+
+    def job_steps(self) -> List[Tuple[str, List[str]]]:
+        return [(run["Step"]["mode"], run["Step"]["months"]) for run in self.emr.jobs]
+
+
+def summary_table(aws: Any) -> Any:
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
+    from tests.support.iceberg_files import month_partitioned_table
+
+    catalog = load_pyiceberg_catalog(glue_catalog_settings(f"s3://{aws.warehouse}/", aws.catalog_properties))
+    try:
+        return catalog.load_table(f"{aws.database}.summary")
+    except NoSuchTableError:
+        return month_partitioned_table(catalog, f"{aws.database}.summary", [])
+
+
+@pytest.fixture
+def pipeline(aws, synthesized, monkeypatch):
+    # The interpreter's own service calls (e.g. sns:publish) go to localhost:$MOTO_PORT.
+    monkeypatch.setenv("MOTO_PORT", aws.endpoint.rsplit(":", 1)[1])
+    requests.post(f"{aws.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
+                  timeout=10)
+    built = Pipeline(aws, synthesized["dev"])
+    with routed(synthesized["dev"], built.emr):
+        yield built
+    requests.post(f"{aws.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": False}},
+                  timeout=10)
+
+
+def event(aws: Any, month: str, batch_id: str = "b1") -> Dict[str, Any]:
+    return s3_object_created_event(aws.landing, land(aws, month, batch_id))
+
+
+def test_initial_then_forward_arrival(pipeline, aws):
+    first = pipeline.run(event(aws, "2024-01"))
+    assert first["status"] == "SUCCEEDED", first
+    second = pipeline.run(event(aws, "2024-02"))
+    assert second["status"] == "SUCCEEDED", second
+    assert pipeline.job_steps() == [("initial", ["2024-01"]), ("forward", ["2024-02"])]
+    book = ledger(aws)
+    assert {b.batch_key: b.state for b in book.batches()} == {"2024-01/b1": DONE, "2024-02/b1": DONE}
+    assert book.get("2024-02/b1").job_run_id == pipeline.emr.jobs[1]["JobRunId"]
+    assert book.lock() is None and [r.outcome for r in book.runs()] == ["succeeded", "succeeded"]
+    request = pipeline.emr.requests[1]
+    assert request["ClientToken"].startswith("dd-") and request["ExecutionTimeoutMinutes"] == 120
+
+
+def test_backfill_is_applied_before_a_pending_forward_month(pipeline, aws):
+    assert pipeline.run(event(aws, "2024-03"))["status"] == "SUCCEEDED"  # summary now ends at 2024-03
+    land(aws, "2024-05", "b1")
+    land(aws, "2024-02", "b1")
+    land(aws, "2024-02", "b2")
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
+    assert pipeline.job_steps() == [("initial", ["2024-03"]), ("backfill", ["2024-02"]), ("forward", ["2024-05"])]
+    assert len(pipeline.emr.jobs[1]["Step"]["batches"]) == 2  # both batches of 2024-02 in one step
+
+
+def test_duplicate_events_start_one_job_per_batch(pipeline, aws):
+    arrival = event(aws, "2024-01")
+    results = [pipeline.run(arrival), pipeline.run(arrival)]
+    assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"]
+    assert "NothingNew" in states_entered(pipeline.sfn, results[1]["executionArn"])
+    assert len(pipeline.emr.jobs) == 1 and len(pipeline.emr.requests) == 1
+
+
+def test_lock_contention_waits_then_finds_nothing_to_do(pipeline, aws):
+    book = ledger(aws)
+    assert book.acquire_lock("other-run", datetime.now(timezone.utc), 3600)
+    execution = pipeline.start(event(aws, "2024-01"))
+    deadline = time.monotonic() + 60
+    while states_entered(pipeline.sfn, execution).count("WaitForLock") < 2:
+        assert time.monotonic() < deadline, "the execution never waited for the lock"
+        time.sleep(0.2)
+    # The other run applies the batch and lets go; the waiting execution then has nothing to do.
+    batch = book.get("2024-01/b1")
+    book.update(batch.moved(DONE, datetime.now(timezone.utc)))
+    book.release_lock("other-run")
+    result = wait_for(pipeline.sfn, execution)
+    assert result["status"] == "SUCCEEDED"
+    assert "AllApplied" in states_entered(pipeline.sfn, execution) and pipeline.emr.jobs == []
+    assert book.lock() is None
+
+
+def test_two_arrivals_racing_for_the_lock_are_both_applied_in_month_order(pipeline, aws):
+    land(aws, "2024-01", "b1")
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
+    executions = [pipeline.start(event(aws, "2024-03")), pipeline.start(event(aws, "2024-02"))]
+    results = [wait_for(pipeline.sfn, e) for e in executions]
+    assert [r["status"] for r in results] == ["SUCCEEDED", "SUCCEEDED"]
+    applied = [months for _, months in pipeline.job_steps()[1:]]
+    assert sorted(m for ms in applied for m in ms) == ["2024-02", "2024-03"]
+    assert {b.state for b in ledger(aws).batches()} == {DONE}
+
+
+def test_failed_job_records_failed_releases_lock_notifies_and_fails(pipeline, aws):
+    pipeline.fail_months = {"2024-01"}
+    result = pipeline.run(event(aws, "2024-01"))
+    assert result["status"] == "FAILED"
+    book = ledger(aws)
+    batch = book.get("2024-01/b1")
+    assert batch.state == FAILED and "ExitCode: 1" in batch.reason and "ExecutorLostFailure" in batch.reason
+    assert batch.job_run_id == pipeline.emr.jobs[0]["JobRunId"]
+    assert book.lock() is None and book.runs()[0].outcome == "failed"
+    [message] = pipeline.notifications()
+    assert "exec-1 failed" in message and "2024-01/b1" in message
+    # The next run (the sweep) retries the step as a new attempt: a new client token, a new job.
+    pipeline.fail_months = set()
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
+    assert book.get("2024-01/b1").state == DONE and book.get("2024-01/b1").attempts == 2
+    assert len(pipeline.emr.jobs) == 2 and len({r["ClientToken"] for r in pipeline.emr.requests}) == 2
+
+
+def test_rerun_and_sweep_inputs(pipeline, aws):
+    land(aws, "2024-01", "b1")  # its event was lost: only the sweep finds it
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
+    assert ledger(aws).get("2024-01/b1").state == DONE
+    first = pipeline.run({"rerun": {"months": ["2024-01"]}})
+    again = pipeline.run({"rerun": {"months": ["2024-01"]}})
+    assert first["status"] == again["status"] == "SUCCEEDED"
+    reruns = [r for r in pipeline.emr.jobs if r["Step"]["mode"] == "rerun"]
+    assert len(reruns) == 2  # each operator re-run is new work
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"  # nothing pending: no job
+    assert len(pipeline.emr.jobs) == 3
+
+
+def test_bad_input_fails_the_execution_with_the_reason_and_touches_nothing(pipeline, aws):
+    result = pipeline.run({"rerun": {"months": ["2024-13"]}})
+    assert result["status"] == "FAILED"
+    [message] = pipeline.notifications()
+    assert "2024-13" in message
+    assert ledger(aws).lock() is None and pipeline.emr.jobs == [] and ledger(aws).batches() == []
+
+
+def test_rejected_batch_is_recorded_and_its_sibling_still_applied(pipeline, aws):
+    land(aws, "2024-01", "good")
+    land(aws, "2024-01", "bad")
+    original = pipeline._play_job
+
+    def reject_bad(step, result_uri):
+        keys = [f"{b['month']}/{b['batch_id']}" for b in step["batches"]]
+        if "2024-01/bad" in keys:
+            bucket, key = s3_location(result_uri)
+            put_json(aws.s3, bucket, key, {"state": "REJECTED", "rejected": {"2024-01/bad": "rule 'null_key'"}})
+            return "FAILED", "Job failed, ExitCode: 1"
+        return original(step, result_uri)
+
+    pipeline.emr.effects = reject_bad
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
+    states = {b.batch_key: b.state for b in ledger(aws).batches()}
+    assert states == {"2024-01/bad": "REJECTED", "2024-01/good": DONE}
+    assert [len(r["Step"]["batches"]) for r in pipeline.emr.jobs] == [2, 1]
+    assert REGISTERED not in states.values()
+    threading.Event().wait(0)  # keep imports honest
