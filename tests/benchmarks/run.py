@@ -149,6 +149,61 @@ def scenario_plan_metadata(home: Path, months: int = 60) -> Dict[str, Any]:
             "metadata_files_opened": len(paths) - len(data_files), "data_files_opened": len(data_files)}
 
 
+def scenario_soak(home: Path, months: int = 24, rounds: int = 3, accounts: int = 500) -> Dict[str, Any]:
+    """Many small batches arriving while `datadominion watch` runs: ``months`` forward months
+    delivered one by one, then ``rounds`` correction batches per month (backfills), out of
+    order. Afterwards `validate` must hold and every batch must be DONE exactly once."""
+    import random
+
+    from datadominion.adapters.sqlite_ledger import SqliteLedger
+    from datadominion.config import load_pipeline_config
+    from datadominion.generator import generate, write_corrections
+    from datadominion.ledger import DONE
+    from datadominion.months import add_months
+
+    config = load_pipeline_config(REPO / "configs" / "pipeline.json")
+    landing = home / "landing"
+    env = dict(os.environ, DATADOMINION_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
+    cli = [sys.executable, "-m", "datadominion.cli"]
+    watch = subprocess.Popen(cli + ["watch", "--interval", "1"], env=env, cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started = time.monotonic()
+    delivered = 0
+    try:
+        all_months = [add_months("2022-01", i) for i in range(months)]
+        for number, month in enumerate(all_months):
+            generate(config, landing, accounts, 1, month, gap_pct=5, seed=100 + number, batch_prefix="feed")
+            delivered += 1
+            time.sleep(0.5)
+        rng = random.Random(7)
+        for round_number in range(rounds):
+            for month in rng.sample(all_months, len(all_months)):
+                chosen = rng.sample(range(1, accounts + 1), 5)
+                write_corrections(config, landing, chosen, [month], 100 * (round_number + 1), round_number + 1,
+                                  datetime(2025, 1, 1 + round_number, tzinfo=timezone.utc),
+                                  batch_label=f"corr{round_number}")
+                delivered += 1
+                time.sleep(0.2)
+        ledger = SqliteLedger(home / "ledger.db")
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:
+            states = [b.state for b in ledger.batches()]
+            if len(states) == delivered and set(states) == {DONE}:
+                break
+            time.sleep(2)
+        applied = time.monotonic() - started
+    finally:
+        watch.terminate()
+        watch.wait(timeout=600)
+    records = SqliteLedger(home / "ledger.db").batches()
+    t0 = time.monotonic()
+    check = subprocess.run(cli + ["validate"], env=env, cwd=REPO, capture_output=True, text=True)
+    return {"batches_delivered": delivered, "batches_done": sum(r.state == DONE for r in records),
+            "max_attempts": max(r.attempts for r in records), "runs": len(SqliteLedger(home / "ledger.db").runs(10000)),
+            "all_applied_s": round(applied, 1), "validate_exit": check.returncode,
+            "validate_s": round(time.monotonic() - t0, 1), "validate_tail": check.stdout.strip().splitlines()[-1:]}
+
+
 SCENARIOS = {
     "seed_case_2": lambda home, large: scenario_seed_case_2(home),
     "forward_100k": lambda home, large: scenario_forward(home, 100_000),
@@ -156,6 +211,7 @@ SCENARIOS = {
     "history_ratio": lambda home, large: scenario_history_ratio(home, 20_000 if large else 5_000),
     "backfill_ratio": lambda home, large: scenario_backfill_ratio(home, 100_000 if large else 20_000),
     "plan_metadata": lambda home, large: scenario_plan_metadata(home),
+    "soak": lambda home, large: scenario_soak(home, 60 if large else 24),
 }
 DEFAULT = ["seed_case_2", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]
 

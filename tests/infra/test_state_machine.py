@@ -241,3 +241,27 @@ def test_rejected_batch_is_recorded_and_its_sibling_still_applied(pipeline, aws)
     assert [len(r["Step"]["batches"]) for r in pipeline.emr.jobs] == [2, 1]
     assert REGISTERED not in states.values()
     threading.Event().wait(0)  # keep imports honest
+
+
+@pytest.mark.parametrize("state, details", [
+    ("FAILED", "Job run timed out after 120 minutes (executionTimeoutMinutes)"),
+    ("CANCELLED", "Job run cancelled by user"),
+])
+def test_job_timeout_or_cancellation_is_failed_with_the_reason_and_retried(pipeline, aws, state, details):
+    pipeline.emr.effects = lambda step, result_uri: (state, details)
+    assert pipeline.run(event(aws, "2024-01"))["status"] == "FAILED"
+    book = ledger(aws)
+    batch = book.get("2024-01/b1")
+    assert batch.state == FAILED and details in batch.reason and state in batch.reason
+    assert book.lock() is None
+    pipeline.emr.effects = pipeline._play_job
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
+    assert book.get("2024-01/b1").state == DONE and len(pipeline.emr.jobs) == 2
+
+
+def test_a_crashed_lock_holder_is_taken_over_after_its_lease(pipeline, aws):
+    book = ledger(aws)
+    long_ago = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    assert book.acquire_lock("crashed-run", long_ago, 3600)  # its lease ended years ago
+    assert pipeline.run(event(aws, "2024-01"))["status"] == "SUCCEEDED"
+    assert book.get("2024-01/b1").state == DONE and book.lock() is None
