@@ -19,6 +19,9 @@ from datadominion.jobs import FAILED, SUCCESS, JobOutcome
 from datadominion.steps import Step
 
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
+# EMR Serverless caps each entry point argument at 10,280 characters: a larger step (an
+# initial load of many batches) travels as an object next to its result instead.
+INLINE_STEP_LIMIT = 8000
 _TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -74,6 +77,15 @@ def result_uri(settings: JobSettings, step: Step, attempt: int) -> str:
     return f"{settings.result_prefix.rstrip('/')}/{step.step_id}/{attempt}.json"
 
 
+def step_uri(settings: JobSettings, step: Step, attempt: int) -> str:
+    return f"{settings.result_prefix.rstrip('/')}/{step.step_id}/{attempt}.step.json"
+
+
+def needs_step_file(step: Step) -> bool:
+    """True when the step must be written to :func:`step_uri` before the job is submitted."""
+    return len(step.to_json()) > INLINE_STEP_LIMIT
+
+
 def spark_submit_parameters(settings: JobSettings) -> str:
     conf = {
         "spark.jars": EMR_ICEBERG_JAR,
@@ -95,7 +107,7 @@ def start_job_run_request(settings: JobSettings, step: Step, attempt: int) -> Di
     arguments: List[str] = [
         "--config", settings.config_uri,
         "--catalog", json.dumps(settings.catalog.as_args(), sort_keys=True),
-        "--step", step.to_json(),
+        "--step", step_uri(settings, step, attempt) if needs_step_file(step) else step.to_json(),
         "--latest-buckets", str(settings.latest_buckets),
         "--result-uri", result_uri(settings, step, attempt),
     ]

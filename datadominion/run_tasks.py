@@ -16,8 +16,10 @@ from datadominion.job_request import (
     for_step_functions,
     job_outcome,
     log_location,
+    needs_step_file,
     result_uri,
     start_job_run_request,
+    step_uri,
 )
 from datadominion.launcher import apply_outcome, pending_batches, register_all, start_step
 from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, Ledger, RunRecord
@@ -27,6 +29,7 @@ from datadominion.steps import Step
 from datadominion.storage import BatchStorage
 
 ReadText = Callable[[str], Optional[str]]
+WriteText = Callable[[str, str], None]
 
 
 class LockLost(RuntimeError):
@@ -75,7 +78,7 @@ def acquire_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy) -
 
 
 def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_months: Sequence[str],
-         settings: JobSettings, now: datetime, policy: RunPolicy) -> Dict[str, Any]:
+         settings: JobSettings, now: datetime, policy: RunPolicy, write_text: WriteText) -> Dict[str, Any]:
     """Plan everything pending and start its steps: each item carries the step and its
     ready-made EMR Serverless request (Step Functions Parameters)."""
     held = ledger.lock()
@@ -86,6 +89,8 @@ def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_mon
     items: List[Dict[str, Any]] = []
     for planned in steps:
         step = start_step(ledger, planned, now)
+        if needs_step_file(step):
+            write_text(step_uri(settings, step, step.attempt), step.to_json())
         items.append({
             "step": step.to_dict(),
             "step_id": step.step_id,

@@ -131,7 +131,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="DataDominion summary job: ingest, summarise, check one step")
     parser.add_argument("--config", required=True, help="pipeline config (path or s3:// URI)")
     parser.add_argument("--catalog", required=True, help="catalog settings as JSON")
-    parser.add_argument("--step", required=True, help="the step as JSON")
+    parser.add_argument("--step", required=True, help="the step as JSON, or the URI of that JSON")
     parser.add_argument("--latest-buckets", type=int, default=16)
     parser.add_argument("--result-uri", default="", help="where to write the job result JSON")
     return parser.parse_args(argv)
@@ -141,9 +141,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from datadominion.spark_session import build_spark_session
 
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    step = Step.from_json(args.step)
     settings = CatalogSettings.from_args(json.loads(args.catalog))
-    spark = build_spark_session(settings, app_name=f"datadominion-{step.mode}-{step.step_id[:8]}")
+    spark = build_spark_session(settings, app_name="datadominion-summary")
+    # A large step arrives as the URI of its JSON (see datadominion.job_request.needs_step_file).
+    step = Step.from_json(args.step if args.step.lstrip().startswith("{") else _read_text(spark, args.step))
 
     def result(outcome: str, **fields: Any) -> None:
         if args.result_uri:

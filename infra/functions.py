@@ -110,11 +110,16 @@ class LauncherFunctions(Construct):
             sid="SummaryTableMetadata", actions=["glue:GetDatabase", "glue:GetTable"],
             resources=[database.catalog_arn, database.database_arn, database.tables_arn]))
         plan_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="LargeStepFiles", actions=["s3:PutObject"],
+            resources=[storage.artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")]))
+        plan_role.add_to_principal_policy(iam.PolicyStatement(
             sid="IcebergMetadataFiles", actions=["s3:GetObject"],
             resources=[storage.warehouse.arn_for_objects("*/metadata/*")]))
         acknowledge(plan_role, [
             (f"AwsSolutions-IAM5[Resource::{database.tables_arn_finding}]",
              "Plan reads the summary table's metadata location from Glue."),
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.artifacts)}.Arn>/{RESULTS_PREFIX}*]",
+             "Plan writes a step too large for a job argument as <step_id>/<attempt>.step.json under job-results/."),
             (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.warehouse)}.Arn>/*/metadata/*]",
              "Plan reads Iceberg metadata files only (never data files): manifest list and manifests."),
         ])

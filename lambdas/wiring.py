@@ -50,3 +50,8 @@ def read_text(uri: str) -> Optional[str]:
     except s3.exceptions.NoSuchKey:
         return None
     return str(body.read().decode("utf-8"))
+
+
+def write_text(uri: str, text: str) -> None:
+    parsed = urlparse(uri)
+    client("s3").put_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), Body=text.encode("utf-8"))

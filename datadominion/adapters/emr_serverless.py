@@ -9,7 +9,15 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Optional
 
-from datadominion.job_request import JobSettings, job_outcome, log_location, result_uri, start_job_run_request
+from datadominion.job_request import (
+    JobSettings,
+    job_outcome,
+    log_location,
+    needs_step_file,
+    result_uri,
+    start_job_run_request,
+    step_uri,
+)
 from datadominion.jobs import JobOutcome
 from datadominion.steps import Step
 
@@ -18,12 +26,15 @@ TERMINAL_STATES = ("SUCCESS", "FAILED", "CANCELLED")
 
 class EmrServerlessJobRunner:
     def __init__(self, client: Any, settings: JobSettings, read_text: Callable[[str], Optional[str]],
-                 poll_seconds: float = 30.0, sleep: Callable[[float], None] = time.sleep):
-        self.client, self.settings, self.read_text = client, settings, read_text
+                 write_text: Callable[[str, str], None], poll_seconds: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.client, self.settings, self.read_text, self.write_text = client, settings, read_text, write_text
         self.poll_seconds, self.sleep = poll_seconds, sleep
 
     def submit(self, step: Step) -> str:
         """Start (or, for a client token seen before, find) the step's job run."""
+        if needs_step_file(step):
+            self.write_text(step_uri(self.settings, step, step.attempt), step.to_json())
         response = self.client.start_job_run(**start_job_run_request(self.settings, step, step.attempt))
         return str(response["jobRunId"])
 

@@ -13,7 +13,6 @@ import pytest
 
 from datadominion.adapters.dynamodb_ledger import DynamoDbLedger
 from datadominion.adapters.emr_serverless import EmrServerlessJobRunner
-from datadominion.adapters.s3_storage import S3Storage
 from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
 from datadominion.job_request import client_token
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, RUNNING
@@ -283,12 +282,11 @@ def test_orphaned_running_step_keeps_its_client_token(aws):
 
 def test_emr_serverless_runner_submits_the_request_and_tracks_the_job(aws):
     from datadominion.steps import Step, StepBatch
+    from lambdas import wiring
 
     step = Step("forward", ("2024-02",), (StepBatch("2024-02", "b1", f"s3://{aws.landing}/x/"),), "exec-1")
-    storage = S3Storage(aws.s3, aws.artifacts)
-    runner = EmrServerlessJobRunner(aws.emr, aws.job_settings,
-                                    read_text=lambda uri: None if not storage.list("job-results/") else "{}",
-                                    poll_seconds=0, sleep=lambda s: None)
+    runner = EmrServerlessJobRunner(aws.emr, aws.job_settings, read_text=wiring.read_text,
+                                    write_text=wiring.write_text, poll_seconds=0, sleep=lambda s: None)
     outcome = runner.run(step)
     assert outcome.succeeded and outcome.job_run_id
     run = aws.emr.get_job_run(applicationId=aws.application_id, jobRunId=outcome.job_run_id)["jobRun"]
@@ -298,3 +296,23 @@ def test_emr_serverless_runner_submits_the_request_and_tracks_the_job(aws):
     assert "--py-files" in run["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]
     assert outcome.log_uri.endswith(f"/jobs/{outcome.job_run_id}/")
     assert client_token(step, 1) == client_token(step, 1) != client_token(step, 2)
+
+
+def test_a_step_too_large_for_a_job_argument_travels_as_an_object(aws):
+    from datadominion.job_request import INLINE_STEP_LIMIT
+    from datadominion.steps import Step
+
+    months = [f"20{20 + i // 12:02d}-{i % 12 + 1:02d}" for i in range(60)]
+    for month in months:
+        for batch_id in ("feed-a", "feed-b"):
+            land(aws, month, batch_id)
+    register.handler({"sweep": True}, CTX)
+    lock.handler({"owner": "exec-1"}, CTX)
+    [item] = plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)["steps"]
+    arguments = item["request"]["JobDriver"]["SparkSubmit"]["EntryPointArguments"]
+    assert all(len(a) <= INLINE_STEP_LIMIT for a in arguments)
+    uri = arguments[arguments.index("--step") + 1]
+    assert uri.startswith(f"s3://{aws.artifacts}/job-results/") and uri.endswith("/1.step.json")
+    bucket, key = uri[5:].split("/", 1)
+    written = Step.from_json(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+    assert written.step_id == item["step_id"] and len(written.batches) == 120

@@ -38,6 +38,17 @@ def test_job_writes_success_and_rejection_results(spark, catalog_settings, pipel
     assert written["state"] == "SUCCESS" and written["step_id"] == step.step_id
     assert written["report"]["rows_ingested"] == 1
 
+    # A step passed by reference (what the launcher does for steps too large for an argument).
+    later = write_batch(tmp_path / "landing", "2024-02", "b1", [record(pipeline_config, 1, "2024-02")],
+                        pipeline_config)
+    by_reference = Step("forward", ("2024-02",), (later,), "exec-1")
+    step_file = tmp_path / "step.json"
+    step_file.write_text(by_reference.to_json())
+    argv, result = run_main(spark, catalog_settings, tmp_path, by_reference)
+    argv[argv.index("--step") + 1] = step_file.as_uri()
+    assert main(argv) == 0
+    assert json.loads(result.read_text())["step_id"] == by_reference.step_id
+
     bad = write_batch(tmp_path / "landing", "2024-02", "b1",
                       [record(pipeline_config, 1, "2024-02"), record(pipeline_config, 2, "2024-03")], pipeline_config)
     bad_step = Step("forward", ("2024-02",), (bad,), "exec-1")
