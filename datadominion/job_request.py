@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 
 from datadominion.catalog import CatalogSettings, glue_catalog_settings
 from datadominion.jobs import FAILED, SUCCESS, JobOutcome
+from datadominion.spark_session import catalog_spark_conf
 from datadominion.steps import Step
 
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
@@ -98,6 +99,8 @@ def spark_submit_parameters(settings: JobSettings) -> str:
         "spark.sql.adaptive.enabled": "true",
         "spark.hadoop.hive.metastore.client.factory.class":
             "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
+        # The Glue Iceberg catalog, the same settings the job's session builder applies.
+        **catalog_spark_conf(settings.catalog),
     }
     return " ".join([f"--py-files {settings.py_files}"] + [f"--conf {k}={v}" for k, v in conf.items()])
 

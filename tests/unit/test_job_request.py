@@ -59,6 +59,9 @@ def test_request_shape_and_its_step_functions_form():
     params = spark_submit_parameters(SETTINGS)
     assert "--py-files s3://art/jobs/datadominion-job.zip" in params
     assert "spark.archives=s3://art/jobs/job-deps.zip#deps" in params
+    assert "spark.sql.catalog.datadominion=org.apache.iceberg.spark.SparkCatalog" in params
+    assert "spark.sql.catalog.datadominion.type=glue" in params
+    assert "spark.sql.catalog.datadominion.warehouse=s3://wh/" in params
 
 
 @pytest.mark.parametrize("state, details, result, expected, rejected", [
