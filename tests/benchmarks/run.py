@@ -178,10 +178,15 @@ def scenario_soak(home: Path, months: int = 24, rounds: int = 3, accounts: int =
         rng = random.Random(7)
         for round_number in range(rounds):
             for month in rng.sample(all_months, len(all_months)):
-                chosen = rng.sample(range(1, accounts + 1), 5)
-                write_corrections(config, landing, chosen, [month], 100 * (round_number + 1), round_number + 1,
-                                  datetime(2025, 1, 1 + round_number, tzinfo=timezone.utc),
-                                  batch_label=f"corr{round_number}")
+                while True:  # an account absent up to that month (a gap) cannot be corrected: pick again
+                    chosen = rng.sample(range(1, accounts + 1), 5)
+                    try:
+                        write_corrections(config, landing, chosen, [month], 100 * (round_number + 1),
+                                          round_number + 1, datetime(2025, 1, 1 + round_number, tzinfo=timezone.utc),
+                                          batch_label=f"corr{round_number}")
+                        break
+                    except ValueError:
+                        continue
                 delivered += 1
                 time.sleep(0.2)
         ledger = SqliteLedger(home / "ledger.db")

@@ -96,3 +96,22 @@ def test_lock_contention_and_lease_expiry(ledger):
     assert ledger.lock().owner == "b"
     ledger.release_lock("b")
     assert ledger.lock() is None
+
+
+def test_attempts_grow_only_when_a_new_or_failed_batch_starts(landing, ledger):
+    from datadominion.launcher import pending_batches, start_step
+    from datadominion.ledger import FAILED, RUNNING
+    from datadominion.planning import plan_steps
+
+    register(make_batch(landing), landing, ledger)
+    [step] = plan_steps(pending_batches(ledger), "2025-01", "run-1")
+    first = start_step(ledger, step, NOW)
+    assert first.attempt == 1 and ledger.get("2025-02/b1").state == RUNNING
+    # The run crashed: the batch is still RUNNING; re-planned, it keeps its attempt (same client token).
+    [again] = plan_steps(pending_batches(ledger), "2025-01", "run-2")
+    assert start_step(ledger, again, NOW).attempt == 1
+    # It failed: the next start is a new attempt.
+    record = ledger.get("2025-02/b1")
+    ledger.update(record.moved(FAILED, NOW, reason="job failed"))
+    [retry] = plan_steps(pending_batches(ledger), "2025-01", "run-3")
+    assert start_step(ledger, retry, NOW).attempt == 2
