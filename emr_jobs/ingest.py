@@ -91,6 +91,31 @@ def check_schema(df: DataFrame, batch: StepBatch, config: PipelineConfig) -> Non
         raise BatchValidationError(batch, "schema: column types", "; ".join(wrong))
 
 
+def check_file_columns(spark: Any, batch: StepBatch, config: PipelineConfig) -> None:
+    """Every file must carry every column: with mergeSchema a file missing one would read as
+    NULLs, silently. Reads only the Parquet footers (driver side, through Hadoop's FileSystem)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    folder = jvm.org.apache.hadoop.fs.Path(batch.location)
+    fs = folder.getFileSystem(conf)
+    expected = set(config.source_types)
+    for status in fs.listStatus(folder):
+        path = status.getPath()
+        if not path.getName().endswith(".parquet"):
+            continue
+        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
+            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(path, conf))
+        try:
+            fields = reader.getFooter().getFileMetaData().getSchema().getFields()
+            names = {fields.get(i).getName() for i in range(fields.size())}
+        finally:
+            reader.close()
+        missing = sorted(expected - names)
+        if missing:
+            raise BatchValidationError(batch, "schema: missing columns",
+                                       f"file {path.getName()} lacks columns {missing}")
+
+
 BATCH = "_batch"
 
 
@@ -203,6 +228,7 @@ def validated_batches(
     """Read and check every batch of a step; nothing is written here."""
     for batch in batches:
         check_schema(read_batch(spark, batch), batch, config)
+        check_file_columns(spark, batch, config)
     # Checkpointed, not just cached: the file-name column is non-deterministic, and MERGE
     # (copy-on-write) refuses a source whose lineage holds one.
     scan = read_all(spark, batches, config).localCheckpoint(eager=True)

@@ -273,6 +273,26 @@ def test_bad_batches_fail_clearly_and_change_nothing(spark, isolated):
         assert snapshots(spark, env) == before and actual_tables(spark, env) == state
 
 
+def test_a_file_missing_a_column_rejects_its_batch(spark, isolated):
+    """mergeSchema would read the file's absent column as NULLs: it must be refused instead."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datadominion.schema import arrow_schema
+
+    env, cfg = isolated, isolated.config
+    batch = write_batch(env.landing, "2022-02", "twofiles", [record(cfg, 1, "2022-02")], cfg)
+    schema = arrow_schema(cfg.source_types)
+    partial = schema.remove(schema.get_field_index("acct_bal_am"))
+    row = {k: v for k, v in record(cfg, 2, "2022-02").items() if k != "acct_bal_am"}
+    folder = env.landing / "accounts_all" / "rpt_as_of_mo=2022-02" / "twofiles"
+    pq.write_table(pa.Table.from_pylist([row], schema=partial), folder / "part-00001.parquet")
+    with pytest.raises(BatchValidationError, match=r"file part-00001.parquet lacks columns \['acct_bal_am'\]") as err:
+        run_step(spark, env.tables, step_of("initial", [batch]))
+    assert err.value.rule == "schema: missing columns"
+    assert snapshots(spark, env) == (None, None, None)
+
+
 def test_corrupt_parquet_and_size_ceiling(spark, isolated):
     env, cfg = isolated, isolated.config
     bad = write_batch(env.landing, "2022-02", "corrupt", [record(cfg, 1, "2022-02")], cfg)
