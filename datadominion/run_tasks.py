@@ -167,8 +167,9 @@ def fail(ledger: Ledger, owner: str, error: Dict[str, Any], started: datetime, n
             requeued.append(batch.batch_key)
     failed = [b.batch_key for b in ledger.batches([FAILED])]
     cause = str(error.get("Cause") or "")[:1500]
+    more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
     message = (f"DataDominion run {owner} failed: {error.get('Error', 'error')}: {cause}\n"
-               f"Failed batches: {failed or 'none'}; re-queued: {requeued or 'none'}.\n"
+               f"Failed batches: {failed[:20] or 'none'}{more}; re-queued: {len(requeued)}.\n"
                "The next sweep retries them; see docs/runbook.md.")
     finish(ledger, owner, started, now, outcome="failed", detail=message)
     return {"owner": owner, "failed": failed, "requeued": requeued, "message": message}
