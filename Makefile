@@ -38,8 +38,9 @@ test: setup lint typecheck ## set up, then run every test (lint, types, unit, in
 unit: setup ## only the fast tests (no Spark)
 	$(PY) -m pytest tests/unit
 
-lint: setup ## ruff
+lint: setup ## ruff (and: the job's code parses as Python 3.9, EMR 7.12's default)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --isolated --target-version py39 --select E9,F emr_jobs datadominion
 
 typecheck: setup ## mypy
 	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra app.py
