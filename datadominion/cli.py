@@ -81,7 +81,7 @@ def _process(args: argparse.Namespace, rerun_months: Sequence[str] = ()) -> int:
     try:
         result = process(env.storage, env.ledger, env.runner, env.newest_summarised,
                          tolerance_months=args.tolerance, wait_seconds=args.wait, rerun_months=rerun_months,
-                         notify=_say)
+                         notify=_say, retry_failed=bool(getattr(args, "retry_failed", False)))
     except LockBusy as exc:
         _say(f"not started: {exc}")
         return EXIT_BUSY
@@ -129,13 +129,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     status = EXIT_OK
     _say(f"watching {_home(args) / 'landing'} every {args.interval}s (Ctrl-C to stop)")
+    from datadominion.launcher import pending_batches
     from datadominion.registration import find_markers
 
     env = _env(args)
     seen: set = set()
     while not stop["now"]:
         markers = set(find_markers(env.storage))
-        pending = env.ledger.batches(("REGISTERED", "FAILED"))
+        pending = pending_batches(env.ledger)
         if markers - seen or pending:
             status = _process(args) or status
             seen = markers
@@ -276,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tolerance", type=int, default=1, help="months after the current one still accepted")
         if name == "rerun":
             p.add_argument("--months", required=True, help="comma-separated YYYY-MM")
+        if name == "process":
+            p.add_argument("--retry-failed", action="store_true",
+                           help="also retry batches parked after repeated failures")
         if name == "watch":
             p.add_argument("--interval", type=float, default=5.0)
             p.add_argument("--once", action="store_true", help=argparse.SUPPRESS)

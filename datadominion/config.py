@@ -200,6 +200,7 @@ class AlarmSettings(_Strict):
 class LandingSettings(_Strict):
     future_month_tolerance: int = Field(1, ge=0, le=24, description="months after the current one still accepted")
     lock_lease_minutes: int = Field(30, ge=1, le=1440)
+    max_attempts: int = Field(3, ge=1, le=20, description="failed attempts before a batch is parked")
 
 
 class EnvironmentConfig(_Strict):

@@ -49,6 +49,7 @@ class ProcessResult:
     done: List[str] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)
     steps: List[Dict[str, Any]] = field(default_factory=list)
+    parked: List[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -98,10 +99,21 @@ def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime
     return states
 
 
-def pending_batches(ledger: Ledger) -> List[BatchRecord]:
+MAX_ATTEMPTS = 3
+
+
+def pending_batches(ledger: Ledger, max_attempts: int = MAX_ATTEMPTS, retry_failed: bool = False
+                    ) -> List[BatchRecord]:
     """Batches to plan. Call it holding the lock: then a RUNNING batch was left behind by a run
-    that crashed (its lease expired), and is planned again with the same attempt number."""
-    return ledger.batches(PENDING_STATES + (RUNNING,))
+    that crashed (its lease expired), and is planned again with the same attempt number.
+    A batch that FAILED ``max_attempts`` times is parked (not retried automatically, so a
+    deterministic failure does not rerun a costly job every sweep) until ``retry_failed``."""
+    return [b for b in ledger.batches(PENDING_STATES + (RUNNING,))
+            if retry_failed or b.state != FAILED or b.attempts < max_attempts]
+
+
+def parked_batches(ledger: Ledger, max_attempts: int = MAX_ATTEMPTS) -> List[BatchRecord]:
+    return [b for b in ledger.batches([FAILED]) if b.attempts >= max_attempts]
 
 
 def start_step(ledger: Ledger, step: Step, now: datetime) -> Step:
@@ -134,6 +146,8 @@ def process(
     clock: Clock = utc_now,
     notify: Notify = print,
     owner: Optional[str] = None,
+    max_attempts: int = MAX_ATTEMPTS,
+    retry_failed: bool = False,
 ) -> ProcessResult:
     """Register every complete batch, then apply everything pending, in month order."""
     started = time.monotonic()
@@ -155,7 +169,7 @@ def process(
         tried: set = set()
         reruns = list(rerun_months)
         while True:
-            pending = [b for b in pending_batches(ledger) if b.batch_key not in tried]
+            pending = [b for b in pending_batches(ledger, max_attempts, retry_failed) if b.batch_key not in tried]
             steps = plan_steps(pending, newest_summarised(), run_id, reruns)
             reruns = []
             if not steps:
@@ -198,6 +212,9 @@ def process(
         ledger.record_run(RunRecord(run_id, run_started, clock(), outcome_text,
                                     steps=tuple(str(s["step_id"]) for s in result.steps)))
         ledger.release_lock(run_id)
+    result.parked = [b.batch_key for b in parked_batches(ledger, max_attempts)]
+    for key in result.parked:
+        notify(f"PARKED {key}: failed {max_attempts} times; fix the cause, then process --retry-failed")
     result.seconds = round(time.monotonic() - started, 2)
     return result
 

@@ -31,10 +31,12 @@ class RunRequest:
     kind: str  # "event" | "sweep" | "rerun"
     marker_key: str = ""
     rerun_months: Tuple[str, ...] = ()
+    retry_failed: bool = False  # also retry batches parked after too many failed attempts
 
 
 def parse_run_input(payload: object, now: datetime) -> RunRequest:
-    """The three documented inputs: an S3 Object Created event, {"sweep": true}, or
+    """The three documented inputs: an S3 Object Created event, {"sweep": true} (with
+    ``"retry_failed": true`` to also retry parked batches), or
     {"rerun": {"months": ["YYYY-MM", ...]}}."""
     if not isinstance(payload, dict):
         raise RunInputError(f"input must be a JSON object, got {type(payload).__name__}")
@@ -55,7 +57,10 @@ def parse_run_input(payload: object, now: datetime) -> RunRequest:
                 raise RunInputError(f"rerun month {month!r} is in the future")
         return RunRequest("rerun", rerun_months=tuple(sorted(set(months))))
     if payload.get("sweep") is True:
-        return RunRequest("sweep")
+        retry = payload.get("retry_failed", False)
+        if not isinstance(retry, bool):
+            raise RunInputError(f'"retry_failed" must be true or false, got {retry!r}')
+        return RunRequest("sweep", retry_failed=retry)
     detail = payload.get("detail")
     if isinstance(detail, dict) and isinstance(detail.get("object"), dict) and "key" in detail["object"]:
         return RunRequest("event", marker_key=str(detail["object"]["key"]))

@@ -21,7 +21,14 @@ from datadominion.job_request import (
     start_job_run_request,
     step_uri,
 )
-from datadominion.launcher import apply_outcome, pending_batches, register_all, start_step
+from datadominion.launcher import (
+    MAX_ATTEMPTS,
+    apply_outcome,
+    parked_batches,
+    pending_batches,
+    register_all,
+    start_step,
+)
 from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, Ledger, RunRecord
 from datadominion.planning import parse_run_input, plan_steps
 from datadominion.registration import register_marker
@@ -40,6 +47,7 @@ class LockLost(RuntimeError):
 class RunPolicy:
     tolerance_months: int
     lease_seconds: int
+    max_attempts: int = MAX_ATTEMPTS
 
 
 def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime, policy: RunPolicy
@@ -59,6 +67,7 @@ def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime,
     return {
         "kind": request.kind,
         "rerun_months": list(request.rerun_months),
+        "retry_failed": request.retry_failed,
         "registered": registered,
         "rejected": rejected,
         "duplicates": duplicates,
@@ -78,14 +87,16 @@ def acquire_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy) -
 
 
 def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_months: Sequence[str],
-         settings: JobSettings, now: datetime, policy: RunPolicy, write_text: WriteText) -> Dict[str, Any]:
+         settings: JobSettings, now: datetime, policy: RunPolicy, write_text: WriteText,
+         retry_failed: bool = False) -> Dict[str, Any]:
     """Plan everything pending and start its steps: each item carries the step and its
     ready-made EMR Serverless request (Step Functions Parameters)."""
     held = ledger.lock()
     if held is None or held.owner != owner or not ledger.acquire_lock(owner, now, policy.lease_seconds):
         raise LockLost(f"run {owner} does not hold the lock (holder: {held.owner if held else 'nobody'}); "
                        "not planning")
-    steps = plan_steps(pending_batches(ledger), newest_summarised, owner, rerun_months)
+    steps = plan_steps(pending_batches(ledger, policy.max_attempts, retry_failed), newest_summarised, owner,
+                       rerun_months)
     items: List[Dict[str, Any]] = []
     for planned in steps:
         step = start_step(ledger, planned, now)
@@ -98,8 +109,9 @@ def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_mon
             "request": for_step_functions(start_job_run_request(settings, step, step.attempt)),
             "result_uri": result_uri(settings, step, step.attempt),
         })
+    parked = [] if retry_failed else [b.batch_key for b in parked_batches(ledger, policy.max_attempts)]
     return {"steps": items, "count": len(items), "newest_summarised": newest_summarised or "",
-            "modes": [s.mode for s in steps]}
+            "modes": [s.mode for s in steps], "parked": parked}
 
 
 def _job_run_id(job: Dict[str, Any]) -> str:

@@ -52,6 +52,7 @@ class LauncherFunctions(Construct):
             "SUMMARY_TABLE": f"{database.name}.summary",
             "FUTURE_MONTH_TOLERANCE": str(env.landing.future_month_tolerance),
             "LOCK_LEASE_SECONDS": str(env.landing.lock_lease_minutes * 60),
+            "MAX_ATTEMPTS": str(env.landing.max_attempts),
             "JOB_SETTINGS": cdk.Stack.of(self).to_json_string(job_settings),
             "POWERTOOLS_SERVICE_NAME": METRICS_SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,

@@ -61,7 +61,8 @@ class Workflow(Construct):
         owner = {"owner.$": "$$.Execution.Name"}
         register = invoke("Register", "register", {"input.$": "$$.Execution.Input"}, "$.registration")
         lock = invoke("Lock", "lock", owner, "$.lock")
-        plan = invoke("Plan", "plan", {**owner, "rerun_months.$": "$.registration.value.rerun_months"}, "$.plan")
+        plan = invoke("Plan", "plan", {**owner, "rerun_months.$": "$.registration.value.rerun_months",
+                                       "retry_failed.$": "$.registration.value.retry_failed"}, "$.plan")
         unlock = invoke("Unlock", "finish", {**owner, "started.$": "$$.Execution.StartTime"}, "$.finish")
         finish_failed = invoke("RecordRunFailure", "finish",
                                {**owner, "started.$": "$$.Execution.StartTime", "error.$": "$.error"}, "$.failure")

@@ -25,7 +25,11 @@ def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
     with tracer.provider.in_subsegment("newest_summarised_month"):
         newest = wiring.newest_summarised(s)
     result = run_tasks.plan(wiring.ledger(s), newest, owner, list(event.get("rerun_months") or []), s.job,
-                            utc_now(), s.policy, wiring.write_text)
+                            utc_now(), s.policy, wiring.write_text, bool(event.get("retry_failed", False)))
+    if result["parked"]:
+        metrics.add_metric(name="BatchesParked", unit=MetricUnit.Count, value=len(result["parked"]))
+        logger.warning("batches parked after repeated failures; start {\"sweep\": true, \"retry_failed\": true} "
+                       "once the cause is fixed", extra={"parked": result["parked"]})
     for mode, count in Counter(result["modes"]).items():
         metrics.add_metric(name=f"StepsPlanned_{mode}", unit=MetricUnit.Count, value=count)
     logger.info("plan", extra={"newest_summarised": newest, "steps": [

@@ -19,6 +19,7 @@ VARIABLES = {
     "MONTH_COLUMN": "month_column",
     "FUTURE_MONTH_TOLERANCE": "future_month_tolerance",
     "LOCK_LEASE_SECONDS": "lock_lease_seconds",
+    "MAX_ATTEMPTS": "max_attempts",
     "JOB_SETTINGS": "job_settings",
     "CATALOG_PROPERTIES": "catalog_properties",
 }
@@ -38,12 +39,13 @@ class LambdaSettings(BaseModel):
     month_column: str = "rpt_as_of_mo"
     future_month_tolerance: int = Field(1, ge=0)
     lock_lease_seconds: int = Field(9000, ge=60)
+    max_attempts: int = Field(3, ge=1)
     job_settings: Dict[str, object] = {}
     catalog_properties: Dict[str, str] = {}
 
     @property
     def policy(self) -> RunPolicy:
-        return RunPolicy(self.future_month_tolerance, self.lock_lease_seconds)
+        return RunPolicy(self.future_month_tolerance, self.lock_lease_seconds, self.max_attempts)
 
     @property
     def job(self) -> JobSettings:

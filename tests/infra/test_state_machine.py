@@ -265,3 +265,17 @@ def test_a_crashed_lock_holder_is_taken_over_after_its_lease(pipeline, aws):
     assert book.acquire_lock("crashed-run", long_ago, 3600)  # its lease ended years ago
     assert pipeline.run(event(aws, "2024-01"))["status"] == "SUCCEEDED"
     assert book.get("2024-01/b1").state == DONE and book.lock() is None
+
+
+def test_a_step_failing_max_attempts_times_is_parked_until_an_operator_retries(pipeline, aws):
+    pipeline.fail_months = {"2024-01"}
+    assert pipeline.run(event(aws, "2024-01"))["status"] == "FAILED"
+    assert pipeline.run({"sweep": True})["status"] == "FAILED"
+    assert pipeline.run({"sweep": True})["status"] == "FAILED"
+    assert ledger(aws).get("2024-01/b1").attempts == 3
+    parked = pipeline.run({"sweep": True})  # the hourly sweep no longer reruns the failing job
+    assert parked["status"] == "SUCCEEDED" and len(pipeline.emr.jobs) == 3
+    assert json.loads(parked["output"])["plan"]["value"]["parked"] == ["2024-01/b1"]
+    pipeline.fail_months = set()  # the cause is fixed
+    assert pipeline.run({"sweep": True, "retry_failed": True})["status"] == "SUCCEEDED"
+    assert ledger(aws).get("2024-01/b1").state == DONE and len(pipeline.emr.jobs) == 4

@@ -85,6 +85,11 @@ def test_event_input():
     assert (request.kind, request.marker_key) == ("event", "accounts_all/rpt_as_of_mo=2025-01/b/_SUCCESS")
 
 
+def test_sweep_may_retry_parked_batches():
+    assert parse_run_input({"sweep": True}, NOW).retry_failed is False
+    assert parse_run_input({"sweep": True, "retry_failed": True}, NOW).retry_failed is True
+
+
 def test_rerun_input():
     request = parse_run_input({"rerun": {"months": ["2024-03", "2024-01"]}}, NOW)
     assert request.rerun_months == ("2024-01", "2024-03")
@@ -100,6 +105,7 @@ def test_rerun_input():
         ({"rerun": {"months": ["24-01"]}}, "not a month in the form YYYY-MM"),
         ({"rerun": {"months": ["2030-01"]}}, "in the future"),
         ({"sweep": "yes"}, "unrecognised input"),
+        ({"sweep": True, "retry_failed": "yes"}, "must be true or false"),
         ({}, "unrecognised input"),
         ([1, 2], "must be a JSON object"),
     ],

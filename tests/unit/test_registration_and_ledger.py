@@ -115,3 +115,17 @@ def test_attempts_grow_only_when_a_new_or_failed_batch_starts(landing, ledger):
     ledger.update(record.moved(FAILED, NOW, reason="job failed"))
     [retry] = plan_steps(pending_batches(ledger), "2025-01", "run-3")
     assert start_step(ledger, retry, NOW).attempt == 2
+
+
+def test_a_batch_failing_max_attempts_times_is_parked_until_retry_failed(landing, ledger):
+    from datadominion.launcher import parked_batches, pending_batches
+    from datadominion.ledger import FAILED
+
+    register(make_batch(landing), landing, ledger)
+    record = ledger.get("2025-02/b1")
+    ledger.update(record.moved(FAILED, NOW, attempts=2, reason="job failed"))
+    assert [b.batch_key for b in pending_batches(ledger, max_attempts=3)] == ["2025-02/b1"]
+    ledger.update(record.moved(FAILED, NOW, attempts=3, reason="job failed"))
+    assert pending_batches(ledger, max_attempts=3) == []
+    assert [b.batch_key for b in parked_batches(ledger, 3)] == ["2025-02/b1"]
+    assert [b.batch_key for b in pending_batches(ledger, 3, retry_failed=True)] == ["2025-02/b1"]
