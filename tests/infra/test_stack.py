@@ -170,3 +170,40 @@ def test_unknown_environment_fails_at_synth_with_a_clear_error(built_assets, cdk
 
     with pytest.raises(ConfigError, match="staging.json"):
         build_environment(cdk.App(context=cdk_context), "staging")
+
+
+def _role_statements(template: Dict[str, Any], role_prefix: str) -> List[Dict[str, Any]]:
+    found = []
+    for policy in props(template, "AWS::IAM::Policy"):
+        if any(str(r.get("Ref", "")).startswith(role_prefix) for r in policy["Roles"]):
+            found += policy["PolicyDocument"]["Statement"]
+    return found
+
+
+def _actions(statement: Dict[str, Any]) -> List[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_our_roles_grant_named_actions_on_scoped_resources(synthesized, env):
+    """Our own roles (job, Lambdas, state machine) never use wildcard actions; reads of the
+    landing bucket stay under accounts_all/, Plan reads only Iceberg metadata, and only the
+    job writes the warehouse."""
+    t = synthesized[env]
+    ours = ("SparkJobRole", "LauncherRegisterRole", "LauncherLockRole", "LauncherPlanRole",
+            "LauncherRecordRole", "LauncherFinishRole", "WorkflowStateMachineRole")
+    for prefix in ours:
+        statements = _role_statements(t, prefix)
+        assert statements, prefix
+        for statement in statements:
+            assert all("*" not in action for action in _actions(statement)), (prefix, statement)
+    by_role = {prefix: {s.get("Sid"): s for s in _role_statements(t, prefix)} for prefix in ours}
+    assert "/*/metadata/*" in json.dumps(by_role["LauncherPlanRole"]["IcebergMetadataFiles"]["Resource"])
+    assert "accounts_all/*" in json.dumps(by_role["LauncherRegisterRole"]["InspectLanding"]["Resource"])
+    assert _actions(by_role["LauncherRegisterRole"]["InspectLanding"]) == ["s3:GetObject"]
+    assert "accounts_all/*" in json.dumps(by_role["SparkJobRole"]["ReadLanding"]["Resource"])
+    writers = [p for p in ours for s in _role_statements(t, p)
+               if "s3:PutObject" in _actions(s) and "Warehouse" in json.dumps(s["Resource"])]
+    assert writers == ["SparkJobRole"]
+    for prefix in ("LauncherLockRole", "LauncherFinishRole"):  # the ledger and its key, nothing else
+        assert {sid for sid in by_role[prefix] if sid} == {"OwnLogGroup", "Ledger", "DataKey"}
