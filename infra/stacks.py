@@ -21,8 +21,6 @@ from infra.packaging import BUILD, ROOT
 from infra.storage import DataStorage
 from infra.workflow import Workflow
 
-LATEST_BUCKETS = 1024
-
 
 class MissingAssets(RuntimeError):
     pass
@@ -47,7 +45,7 @@ class DataDominionStack(cdk.Stack):
             "result_prefix": self.spark.result_prefix, "timeout_minutes": e.emr.job_timeout_minutes,
             "driver_cores": e.emr.driver_cores, "driver_memory_gb": e.emr.driver_memory_gb,
             "executor_cores": e.emr.executor_cores, "executor_memory_gb": e.emr.executor_memory_gb,
-            "latest_buckets": LATEST_BUCKETS, "tags": dict(e.tags),
+            "tags": dict(e.tags),  # latest_summary's bucket count: JobSettings' default
         }
         self.functions = LauncherFunctions(self, "Launcher", env=e, asset=lambda_asset, storage=self.storage,
                                            ledger=self.ledger, database=self.database, spark=self.spark,
