@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from datadominion.jobs import JobOutcome, JobRunner
+from datadominion.landing import BatchKeyError, parse_marker_key
 from datadominion.ledger import (
     DONE,
     FAILED,
@@ -58,7 +59,18 @@ class ProcessResult:
 
 
 def register_all(storage: BatchStorage, ledger: Ledger, now: datetime, tolerance: int) -> List[RegisterOutcome]:
-    return [register_marker(key, storage, ledger, now, tolerance) for key in find_markers(storage)]
+    """Register every marker the ledger does not know yet (the sweep and the local poller).
+    Known batches are skipped from one ledger listing, not looked up one by one."""
+    known = {b.batch_key for b in ledger.batches()}
+    unseen = [key for key in find_markers(storage) if not _known(key, known)]
+    return [register_marker(key, storage, ledger, now, tolerance) for key in unseen]
+
+
+def _known(marker_key: str, known: set) -> bool:
+    try:
+        return parse_marker_key(marker_key).batch_key in known
+    except BatchKeyError:
+        return f"invalid/{marker_key}" in known
 
 
 def acquire(ledger: Ledger, owner: str, clock: Clock, lease_seconds: int, wait_seconds: float,
