@@ -6,25 +6,19 @@ from collections import Counter
 from typing import Any, Dict
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadominion import run_tasks
 from datadominion.launcher import utc_now
 from lambdas import wiring
-from lambdas.observability import logger, metrics, tracer
+from lambdas.observability import logger, metrics, owner, task_handler, tracer
+from lambdas.settings import LambdaSettings
 
 
-@logger.inject_lambda_context(log_event=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
-    s = wiring.settings()
-    metrics.add_dimension(name="environment", value=s.environment)
-    owner = str(event["owner"])
-    logger.set_correlation_id(owner)
+@task_handler(owner)
+def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     with tracer.provider.in_subsegment("newest_summarised_month"):
         newest = wiring.newest_summarised(s)
-    result = run_tasks.plan(wiring.ledger(s), newest, owner, list(event.get("rerun_months") or []), s.job,
+    result = run_tasks.plan(wiring.ledger(s), newest, owner(event), list(event.get("rerun_months") or []), s.job,
                             utc_now(), s.policy, wiring.write_text, bool(event.get("retry_failed", False)))
     if result["parked"]:
         metrics.add_metric(name="BatchesParked", unit=MetricUnit.Count, value=len(result["parked"]))

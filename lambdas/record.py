@@ -5,22 +5,17 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadominion import run_tasks
 from datadominion.launcher import utc_now
 from lambdas import wiring
-from lambdas.observability import logger, metrics, tracer
+from lambdas.observability import logger, metrics, task_handler
+from lambdas.settings import LambdaSettings
 
 
-@logger.inject_lambda_context(log_event=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
-    s = wiring.settings()
-    metrics.add_dimension(name="environment", value=s.environment)
+@task_handler(lambda event: str(event["item"].get("step_id", "")))
+def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     item = dict(event["item"])
-    logger.set_correlation_id(str(item.get("step_id", "")))
     result = run_tasks.record(wiring.ledger(s), item, event.get("job"), event.get("error"), s.job,
                               wiring.read_text, utc_now())
     name = {"DONE": "JobRunsSucceeded", "REJECTED": "JobRunsRejectedBatch"}.get(result["outcome"], "JobRunsFailed")

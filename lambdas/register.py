@@ -8,13 +8,13 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from datadominion import run_tasks
 from datadominion.launcher import utc_now
 from datadominion.planning import RunInputError
 from lambdas import wiring
-from lambdas.observability import logger, metrics, tracer
+from lambdas.observability import logger, metrics, task_handler
+from lambdas.settings import LambdaSettings
 
 
 def _payload(event: Dict[str, Any], landing_bucket: str) -> Dict[str, Any]:
@@ -29,12 +29,8 @@ def _payload(event: Dict[str, Any], landing_bucket: str) -> Dict[str, Any]:
     return {"detail": {"object": {"key": unquote_plus(parsed.detail.object.key)}}}
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def handler(event: Dict[str, Any], context: LambdaContext) -> Dict[str, Any]:
-    s = wiring.settings()
-    metrics.add_dimension(name="environment", value=s.environment)
+@task_handler(log_event=False)  # the batch id becomes the correlation id once parsed
+def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     payload = _payload(dict(event.get("input", event)), s.landing_bucket)
     key = (payload.get("detail") or {}).get("object", {}).get("key", "")
     if key:
