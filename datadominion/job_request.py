@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from datadominion.catalog import CatalogSettings, glue_catalog_settings
 from datadominion.jobs import FAILED, SUCCESS, JobOutcome
@@ -85,6 +85,12 @@ def step_uri(settings: JobSettings, step: Step, attempt: int) -> str:
 def needs_step_file(step: Step) -> bool:
     """True when the step must be written to :func:`step_uri` before the job is submitted."""
     return len(step.to_json()) > INLINE_STEP_LIMIT
+
+
+def store_step_if_large(settings: JobSettings, step: Step, write_text: Callable[[str, str], None]) -> None:
+    """Write the step where its job will read it, when it is too large to pass inline."""
+    if needs_step_file(step):
+        write_text(step_uri(settings, step, step.attempt), step.to_json())
 
 
 def spark_submit_parameters(settings: JobSettings) -> str:

@@ -16,10 +16,9 @@ from datadominion.job_request import (
     for_step_functions,
     job_outcome,
     log_location,
-    needs_step_file,
     result_uri,
     start_job_run_request,
-    step_uri,
+    store_step_if_large,
 )
 from datadominion.launcher import (
     MAX_ATTEMPTS,
@@ -100,8 +99,7 @@ def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_mon
     items: List[Dict[str, Any]] = []
     for planned in steps:
         step = start_step(ledger, planned, now)
-        if needs_step_file(step):
-            write_text(step_uri(settings, step, step.attempt), step.to_json())
+        store_step_if_large(settings, step, write_text)
         items.append({
             "step": step.to_dict(),
             "step_id": step.step_id,

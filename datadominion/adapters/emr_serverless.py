@@ -13,10 +13,9 @@ from datadominion.job_request import (
     JobSettings,
     job_outcome,
     log_location,
-    needs_step_file,
     result_uri,
     start_job_run_request,
-    step_uri,
+    store_step_if_large,
 )
 from datadominion.jobs import JobOutcome
 from datadominion.steps import Step
@@ -33,8 +32,7 @@ class EmrServerlessJobRunner:
 
     def submit(self, step: Step) -> str:
         """Start (or, for a client token seen before, find) the step's job run."""
-        if needs_step_file(step):
-            self.write_text(step_uri(self.settings, step, step.attempt), step.to_json())
+        store_step_if_large(self.settings, step, self.write_text)
         response = self.client.start_job_run(**start_job_run_request(self.settings, step, step.attempt))
         return str(response["jobRunId"])
 
