@@ -20,6 +20,7 @@ from datadominion.months import month_of
 from datadominion.table_metadata import newest_summarised_month, summarised_months
 from lambdas import finish, lock, plan, record, register
 from tests.support.aws import FakeLambdaContext, put_json, s3_object_created_event
+from tests.support.iceberg_files import month_partitioned_table
 
 CTX = FakeLambdaContext()
 THIS_MONTH = month_of(datetime.now(timezone.utc).date())
@@ -46,19 +47,8 @@ def ledger(aws) -> DynamoDbLedger:
 
 def summary_table_with_months(aws, months):
     """An Iceberg summary table in moto Glue + S3, partitioned by month, one append per month."""
-    from pyiceberg.partitioning import PartitionField, PartitionSpec
-    from pyiceberg.schema import Schema
-    from pyiceberg.transforms import IdentityTransform
-    from pyiceberg.types import LongType, NestedField, StringType
-
     catalog = load_pyiceberg_catalog(glue_catalog_settings(f"s3://{aws.warehouse}/", aws.catalog_properties))
-    schema = Schema(NestedField(1, "cons_acct_key", LongType(), required=False),
-                    NestedField(2, "rpt_as_of_mo", StringType(), required=False))
-    table = catalog.create_table(f"{aws.database}.summary", schema=schema,
-                                 partition_spec=PartitionSpec(PartitionField(2, 1000, IdentityTransform(),
-                                                                             "rpt_as_of_mo")))
-    for month in months:
-        table.append(pa.table({"cons_acct_key": pa.array([1, 2], pa.int64()), "rpt_as_of_mo": [month, month]}))
+    month_partitioned_table(catalog, f"{aws.database}.summary", months, rows_per_month=2)
     return catalog
 
 
