@@ -1,7 +1,8 @@
-"""Validated configuration: the pipeline config (seed shape) and per-environment deploy config.
+"""The validated pipeline config (seed shape), shared by the job, the launcher and local mode.
 
-Both load through :func:`load_pipeline_config` / :func:`load_environment_config`, which
-turn any problem into a :class:`ConfigError` naming the file, the field and what is wrong.
+It loads through :func:`load_pipeline_config`, which turns any problem into a
+:class:`ConfigError` naming the file, the field and what is wrong. The deploy-time
+environment config lives with the infrastructure (``infra/environment.py``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message names file, field and problem."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Frozen, and unknown fields are errors (a misspelt setting must not be ignored)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SourceColumn(_Strict):
+class SourceColumn(StrictModel):
     name: str
     type: SourceType
 
@@ -37,7 +40,7 @@ class SourceColumn(_Strict):
         return value
 
 
-class ColumnTransformation(_Strict):
+class ColumnTransformation(StrictModel):
     """Route invalid values of a summary column to ``replacement`` (NULL by default).
 
     rule ``allowed_values``: the value must be one of ``values``;
@@ -61,7 +64,7 @@ class ColumnTransformation(_Strict):
         return self
 
 
-class RollingColumn(_Strict):
+class RollingColumn(StrictModel):
     name: str
     mapper_column: str = Field(description="the summary scalar column whose monthly values the array holds")
 
@@ -73,7 +76,7 @@ class RollingColumn(_Strict):
         return value
 
 
-class GridColumn(_Strict):
+class GridColumn(StrictModel):
     name: str
     mapper_rolling_column: str
     placeholder: str = "?"
@@ -87,7 +90,7 @@ class GridColumn(_Strict):
         return value
 
 
-class ShufflePartitions(_Strict):
+class ShufflePartitions(StrictModel):
     """Shuffle partitions sized from input rows (the seed's 16-8192 rule)."""
 
     min: int = Field(16, ge=1)
@@ -95,7 +98,7 @@ class ShufflePartitions(_Strict):
     rows_per_partition: int = Field(100_000, ge=1)
 
 
-class PipelineConfig(_Strict):
+class PipelineConfig(StrictModel):
     namespace: str = "default"
     source_table: str
     destination_table: str
@@ -172,60 +175,7 @@ class PipelineConfig(_Strict):
         return next(r for r in self.rolling_columns if r.name == name)
 
 
-class EmrSettings(_Strict):
-    release_label: str = "emr-7.12.0"
-    max_cpu: str = Field(pattern=r"^\d+ ?vCPU$")
-    max_memory: str = Field(pattern=r"^\d+ ?GB$")
-    max_disk: str = Field("1000 GB", pattern=r"^\d+ ?GB$")
-    idle_timeout_minutes: int = Field(15, ge=1, le=10080)
-    job_timeout_minutes: int = Field(ge=5, le=10080)
-    driver_cores: int = Field(4, ge=1, le=16)
-    driver_memory_gb: int = Field(16, ge=2, le=120)
-    executor_cores: int = Field(4, ge=1, le=16)
-    executor_memory_gb: int = Field(16, ge=2, le=120)
-    python_version: Literal["3.9", "3.11"] = "3.9"
-
-
-class ScheduleSettings(_Strict):
-    sweep_expression: str = Field("rate(1 hour)", pattern=r"^(rate|cron)\(.+\)$")
-    enabled: bool = True
-
-
-class AlarmSettings(_Strict):
-    notification_email: Optional[str] = Field(None, pattern=r"^[^@\s]+@[^@\s]+$")
-    lock_held_minutes: int = Field(360, ge=5)
-    rejected_batches_threshold: int = Field(1, ge=1)
-
-
-class LandingSettings(_Strict):
-    future_month_tolerance: int = Field(1, ge=0, le=24, description="months after the current one still accepted")
-    lock_lease_minutes: int = Field(30, ge=1, le=1440)
-    max_attempts: int = Field(3, ge=1, le=20, description="failed attempts before a batch is parked")
-
-
-class EnvironmentConfig(_Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
-    account: str = Field(pattern=r"^(\d{12}|ACCOUNT_ID_PLACEHOLDER)$")
-    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
-    retain_data: bool
-    emr: EmrSettings
-    schedule: ScheduleSettings = ScheduleSettings()
-    alarms: AlarmSettings = AlarmSettings()
-    landing: LandingSettings = LandingSettings()
-    log_retention_days: int = Field(90, ge=1)
-    tags: Dict[str, str] = {}
-
-    @model_validator(mode="after")
-    def _lease_outlives_a_job(self) -> EnvironmentConfig:
-        # A run's lease is renewed between steps, not during one: it must outlast the longest
-        # job, else a second run could take the lock while the first run's job still writes.
-        if self.landing.lock_lease_minutes <= self.emr.job_timeout_minutes:
-            raise ValueError(f"landing.lock_lease_minutes ({self.landing.lock_lease_minutes}) must be greater than "
-                             f"emr.job_timeout_minutes ({self.emr.job_timeout_minutes})")
-        return self
-
-
-def _describe(path: Path, error: ValidationError) -> str:
+def describe_validation_error(path: Path, error: ValidationError) -> str:
     lines = [f"{path}: invalid configuration ({error.error_count()} problem(s))"]
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "(top level)"
@@ -234,7 +184,7 @@ def _describe(path: Path, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _read_json(path: Path) -> Any:
+def read_json_file(path: Path) -> Any:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -249,21 +199,9 @@ def parse_pipeline_config(data: Any, source: str = "<pipeline config>") -> Pipel
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(Path(source), exc)) from exc
+        raise ConfigError(describe_validation_error(Path(source), exc)) from exc
 
 
 def load_pipeline_config(path: Union[str, Path]) -> PipelineConfig:
     path = Path(path)
-    return parse_pipeline_config(_read_json(path), str(path))
-
-
-def load_environment_config(path: Union[str, Path]) -> EnvironmentConfig:
-    path = Path(path)
-    data = _read_json(path)
-    try:
-        config = EnvironmentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(path, exc)) from exc
-    if config.name != path.stem:
-        raise ConfigError(f"{path}: field 'name': is {config.name!r} but the file is named {path.stem!r}")
-    return config
+    return parse_pipeline_config(read_json_file(path), str(path))

@@ -13,8 +13,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
-from datadominion.config import EnvironmentConfig
 from infra.catalog import GlueDatabase
+from infra.environment import EnvironmentConfig
 from infra.nag import acknowledge, logical_id
 from infra.storage import DataStorage
 

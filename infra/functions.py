@@ -13,9 +13,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from datadominion.config import EnvironmentConfig
 from infra.catalog import GlueDatabase
 from infra.emr import RESULTS_PREFIX, SparkApplication
+from infra.environment import EnvironmentConfig
 from infra.ledger import LedgerTable
 from infra.nag import acknowledge, logical_id
 from infra.naming import METRICS_NAMESPACE, METRICS_SERVICE

@@ -9,7 +9,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from constructs import Construct
 
-from datadominion.config import EnvironmentConfig
+from infra.environment import EnvironmentConfig
 from infra.functions import LauncherFunctions
 from infra.naming import METRICS_NAMESPACE, METRICS_SERVICE
 from infra.workflow import Workflow

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datadominion.config import EnvironmentConfig
+from infra.environment import EnvironmentConfig
 
 METRICS_NAMESPACE = "DataDominion"
 METRICS_SERVICE = "datadominion"

@@ -9,9 +9,10 @@ from typing import Any, Dict
 import aws_cdk as cdk
 from constructs import Construct
 
-from datadominion.config import EnvironmentConfig, load_environment_config, load_pipeline_config
+from datadominion.config import load_pipeline_config
 from infra.catalog import GlueDatabase
 from infra.emr import SparkApplication
+from infra.environment import EnvironmentConfig, load_environment_config
 from infra.functions import LauncherFunctions
 from infra.ledger import LedgerTable
 from infra.monitoring import Monitoring

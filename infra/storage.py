@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from datadominion.config import EnvironmentConfig
+from infra.environment import EnvironmentConfig
 from infra.nag import acknowledge
 
 

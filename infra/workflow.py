@@ -25,8 +25,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from datadominion.config import EnvironmentConfig
 from infra.emr import SparkApplication
+from infra.environment import EnvironmentConfig
 from infra.functions import LauncherFunctions, retention
 from infra.nag import acknowledge, logical_id
 from infra.naming import LOCK_POLL_SECONDS

@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from datadominion.config import load_environment_config
+from infra.environment import load_environment_config
 from tests.conftest import REPO
 from tests.infra.conftest import ENVIRONMENTS
 

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from datadominion.config import ConfigError, load_environment_config, load_pipeline_config
+from datadominion.config import ConfigError, load_pipeline_config
+from infra.environment import load_environment_config
 
 REPO = Path(__file__).resolve().parents[2]
 
