@@ -48,14 +48,17 @@ typecheck: setup ## mypy
 package: setup ## build the Lambda asset and the EMR job assets into build/ (pip, no Docker)
 	$(PY) -m infra.packaging
 
-synth: package ## cdk synth (with cdk-nag) for dev and prod
+synth: package ## cdk synth (with cdk-nag) for dev, prod and a literal-account/custom-qualifier config
 	npx cdk synth -q -c env=dev --output cdk.out/dev
 	npx cdk synth -q -c env=prod --output cdk.out/prod
+	npx cdk synth -q -c env=ci -c config_dir=tests/infra/environments --output cdk.out/ci
 
 bench: setup ## benchmarks; figures go to docs/benchmarks.md
 	$(PY) -m tests.benchmarks.run
 
-deploy: package ## cdk deploy ENV=<name> (needs AWS credentials and a bootstrapped account)
+deploy: setup ## cdk deploy ENV=<name> (needs AWS credentials and a bootstrapped account)
+	$(PY) -m infra.deploy_check $(ENV)
+	$(MAKE) package
 	npx cdk deploy -c env=$(ENV) --require-approval broadening
 
 clean: ## remove local state and build output

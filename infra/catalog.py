@@ -9,6 +9,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_glue as glue
 from constructs import Construct
 
+from infra.nag import finding_account
+
 
 class GlueDatabase(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, name: str, location: str) -> None:
@@ -24,5 +26,4 @@ class GlueDatabase(Construct):
         self.database_arn = stack.format_arn(service="glue", resource="database", resource_name=name)
         self.tables_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{name}/*")
         # How cdk-nag prints that ARN in a finding id (partition and region are literals here).
-        account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
-        self.tables_arn_finding = f"arn:aws:glue:{stack.region}:{account}:table/{name}/*"
+        self.tables_arn_finding = f"arn:aws:glue:{stack.region}:{finding_account(self)}:table/{name}/*"

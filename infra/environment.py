@@ -11,6 +11,9 @@ from pydantic import Field, ValidationError, model_validator
 
 from datadominion.config import ConfigError, StrictModel, describe_validation_error, read_json_file
 
+ACCOUNT_PLACEHOLDER = "ACCOUNT_ID_PLACEHOLDER"
+DEFAULT_QUALIFIER = "hnb659fds"  # CDK's default bootstrap qualifier
+
 
 class EmrSettings(StrictModel):
     release_label: str = "emr-7.12.0"
@@ -45,8 +48,10 @@ class LandingSettings(StrictModel):
 
 class EnvironmentConfig(StrictModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
-    account: str = Field(pattern=r"^(\d{12}|ACCOUNT_ID_PLACEHOLDER)$")
+    account: str = Field(pattern=rf"^(\d{{12}}|{ACCOUNT_PLACEHOLDER})$")
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    bootstrap_qualifier: str = Field(DEFAULT_QUALIFIER, pattern=r"^[a-z0-9]{1,10}$",
+                                     description="the qualifier given to `cdk bootstrap --qualifier`")
     retain_data: bool
     emr: EmrSettings
     schedule: ScheduleSettings = ScheduleSettings()
@@ -54,6 +59,11 @@ class EnvironmentConfig(StrictModel):
     landing: LandingSettings = LandingSettings()
     log_retention_days: int = Field(90, ge=1)
     tags: Dict[str, str] = {}
+
+    @property
+    def deployable_account(self) -> Optional[str]:
+        """The 12-digit account, or None while the file still holds the placeholder."""
+        return None if self.account == ACCOUNT_PLACEHOLDER else self.account
 
     @model_validator(mode="after")
     def _lease_outlives_a_job(self) -> EnvironmentConfig:

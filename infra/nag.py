@@ -25,3 +25,16 @@ def logical_id(construct: IConstruct) -> str:
     assert isinstance(child, cdk.CfnElement)
     stack = cdk.Stack.of(construct)
     return str(stack.resolve(stack.get_logical_id(child)))
+
+
+def finding_account(scope: IConstruct) -> str:
+    """How cdk-nag prints the stack's account inside a finding id: the literal account of a
+    deployable config, the pseudo parameter of an environment-agnostic one."""
+    account = cdk.Stack.of(scope).account
+    return "<AWS::AccountId>" if cdk.Token.is_unresolved(account) else account
+
+
+def bootstrap_assets_finding(scope: IConstruct, qualifier: str) -> str:
+    """The finding id of a grant on the CDK bootstrap assets bucket (``cdk bootstrap --qualifier``)."""
+    region = cdk.Stack.of(scope).region
+    return f"AwsSolutions-IAM5[Resource::arn:aws:s3:::cdk-{qualifier}-assets-{finding_account(scope)}-{region}/*]"

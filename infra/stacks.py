@@ -12,11 +12,11 @@ from constructs import Construct
 from datadominion.config import load_pipeline_config
 from infra.catalog import GlueDatabase
 from infra.emr import SparkApplication
-from infra.environment import EnvironmentConfig, load_environment_config
+from infra.environment import ACCOUNT_PLACEHOLDER, EnvironmentConfig, load_environment_config
 from infra.functions import LauncherFunctions
 from infra.ledger import LedgerTable
 from infra.monitoring import Monitoring
-from infra.nag import acknowledge, add_checks, logical_id
+from infra.nag import acknowledge, add_checks, bootstrap_assets_finding, logical_id
 from infra.naming import glue_database, stack_name
 from infra.packaging import BUILD, ROOT
 from infra.storage import DataStorage
@@ -31,7 +31,7 @@ class DataDominionStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, env_config: EnvironmentConfig,
                  pipeline_config: Dict[str, Any], lambda_asset: Path, job_assets: Path, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        e = env_config
+        self.env_config = e = env_config
         self.storage = DataStorage(self, "Storage", env=e)
         self.database = GlueDatabase(self, "Catalog", name=glue_database(e),
                                      location=f"s3://{self.storage.warehouse.bucket_name}/")
@@ -68,6 +68,8 @@ class DataDominionStack(cdk.Stack):
         ):
             cdk.CfnOutput(self, name, value=value, description=description)
         self._acknowledge_cdk_helpers()
+        if e.deployable_account is None:
+            refuse_deploy(self, placeholder_message(e))
         for key, value in e.tags.items():
             cdk.Tags.of(self).add(key, value)
 
@@ -95,24 +97,42 @@ class DataDominionStack(cdk.Stack):
                                      "kms:ReEncrypt*", "kms:GenerateDataKey*")],
                     (f"AwsSolutions-IAM5[Resource::<{logical_id(self.storage.artifacts)}.Arn>/*]",
                      "BucketDeployment syncs jobs/ and configs/ of the artifacts bucket (prune deletes stale files)."),
-                    (f"AwsSolutions-IAM5[Resource::arn:aws:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-"
-                     f"{self.region}/*]", "BucketDeployment reads the job assets from the CDK bootstrap bucket."),
+                    (bootstrap_assets_finding(self, self.env_config.bootstrap_qualifier),
+                     "BucketDeployment reads the job assets from the CDK bootstrap bucket."),
                 ])
 
 
+ENVIRONMENTS_DIR = ROOT / "configs" / "environments"
+
+
+def placeholder_message(env: EnvironmentConfig) -> str:
+    return (f"configs/environments/{env.name}.json has no account id ({ACCOUNT_PLACEHOLDER}): set \"account\" to "
+            "the 12-digit id of the target account before deploying (docs/runbook.md#first-deploy)")
+
+
+def refuse_deploy(stack: cdk.Stack, reason: str) -> None:
+    """A CloudFormation rule that fails every change set of this template before any resource is
+    touched: an environment-agnostic template would otherwise deploy into whatever account the
+    caller's credentials reach. (Rules may only test parameters: this one tests the bootstrap
+    version parameter every CDK template carries against a value it never has.)"""
+    cdk.CfnRule(stack, "RefuseDeployWithoutAccount", assertions=[cdk.CfnRuleAssertion(
+        assert_=cdk.Fn.condition_equals(cdk.Fn.ref("BootstrapVersion"), "no-account-id"),
+        assert_description=reason)])
+
+
 def build_environment(app: cdk.App, env_name: str, lambda_asset: Path = BUILD / "lambda-asset",
-                      job_assets: Path = BUILD / "job") -> DataDominionStack:
-    """The stack of ``configs/environments/<env_name>.json``; assets must be built first."""
-    env_config = load_environment_config(ROOT / "configs" / "environments" / f"{env_name}.json")
+                      job_assets: Path = BUILD / "job", config_dir: Path = ENVIRONMENTS_DIR) -> DataDominionStack:
+    """The stack of ``<config_dir>/<env_name>.json``; assets must be built first."""
+    env_config = load_environment_config(config_dir / f"{env_name}.json")
     load_pipeline_config(ROOT / "configs" / "pipeline.json")  # validated here, shipped as JSON
     pipeline = json.loads((ROOT / "configs" / "pipeline.json").read_text())
     for path, what in ((lambda_asset, "Lambda asset"), (job_assets, "job assets")):
         if not (path.is_dir() and any(path.iterdir())):
             raise MissingAssets(f"{what} not found at {path}: run 'make package' (or 'make synth') first")
-    account = None if env_config.account == "ACCOUNT_ID_PLACEHOLDER" else env_config.account
     stack = DataDominionStack(app, stack_name(env_config), env_config=env_config,
                               pipeline_config=pipeline, lambda_asset=lambda_asset, job_assets=job_assets,
-                              env=cdk.Environment(account=account, region=env_config.region),
+                              env=cdk.Environment(account=env_config.deployable_account, region=env_config.region),
+                              synthesizer=cdk.DefaultStackSynthesizer(qualifier=env_config.bootstrap_qualifier),
                               description=f"DataDominion {env_config.name}: event-driven account summary pipeline")
     add_checks(app)
     return stack

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Dict
 
 import pytest
 
 from tests.conftest import REPO
 
-ENVIRONMENTS = ("dev", "prod")
+# dev and prod ship with the account placeholder; "ci" is a deployable shape: a literal
+# 12-digit account, another region and a custom CDK bootstrap qualifier.
+ENVIRONMENTS = ("dev", "prod", "ci")
+CI_ENVIRONMENTS = REPO / "tests" / "infra" / "environments"
+
+
+def environment_dir(env: str) -> Path:
+    return CI_ENVIRONMENTS if env == "ci" else REPO / "configs" / "environments"
+
+
+def environment_file(env: str) -> Path:
+    return environment_dir(env) / f"{env}.json"
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +47,7 @@ def synthesized(built_assets: None, cdk_context: Dict[str, Any]) -> Dict[str, Di
     templates = {}
     for env in ENVIRONMENTS:
         app = cdk.App(context=cdk_context)
-        stack = build_environment(app, env)
+        stack = build_environment(app, env, config_dir=environment_dir(env))
         assembly = app.synth()
         templates[env] = assembly.get_stack_by_name(stack.stack_name).template
     return templates

@@ -8,8 +8,7 @@ from typing import Any, Dict, List
 import pytest
 
 from infra.environment import load_environment_config
-from tests.conftest import REPO
-from tests.infra.conftest import ENVIRONMENTS
+from tests.infra.conftest import ENVIRONMENTS, environment_file
 
 
 def resources(template: Dict[str, Any], kind: str) -> Dict[str, Dict[str, Any]]:
@@ -21,7 +20,7 @@ def props(template: Dict[str, Any], kind: str) -> List[Dict[str, Any]]:
 
 
 def env_config(env: str) -> Any:
-    return load_environment_config(REPO / "configs" / "environments" / f"{env}.json")
+    return load_environment_config(environment_file(env))
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -35,7 +34,7 @@ def test_buckets_are_encrypted_private_ssl_only_logged_and_kept_in_prod(synthesi
                                                        "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
         assert p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         assert p["LifecycleConfiguration"]["Rules"]
-        assert bucket["DeletionPolicy"] == ("Retain" if env == "prod" else "Delete")
+        assert bucket["DeletionPolicy"] == ("Retain" if env_config(env).retain_data else "Delete")
         if "AccessLogs" not in logical_id:
             assert "LoggingConfiguration" in p
             rule = p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
@@ -59,8 +58,8 @@ def test_ledger_glue_and_emr_application(synthesized, env):
     assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert p["SSESpecification"]["SSEEnabled"] is True and p["SSESpecification"]["SSEType"] == "KMS"
     assert [i["IndexName"] for i in p["GlobalSecondaryIndexes"]] == ["by-state"]
-    assert table["DeletionPolicy"] == ("Retain" if env == "prod" else "Delete")
-    assert p.get("DeletionProtectionEnabled", False) is (env == "prod")
+    assert table["DeletionPolicy"] == ("Retain" if env_config(env).retain_data else "Delete")
+    assert p.get("DeletionProtectionEnabled", False) is env_config(env).retain_data
     [database] = props(t, "AWS::Glue::Database")
     assert database["DatabaseInput"]["Name"] == f"datadominion_{env}"
     [app] = props(t, "AWS::EMRServerless::Application")
@@ -207,3 +206,31 @@ def test_our_roles_grant_named_actions_on_scoped_resources(synthesized, env):
     assert writers == ["SparkJobRole"]
     for prefix in ("LauncherLockRole", "LauncherFinishRole"):  # the ledger and its key, nothing else
         assert {sid for sid in by_role[prefix] if sid} == {"OwnLogGroup", "Ledger", "DataKey"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_config_without_an_account_cannot_be_deployed_and_one_with_an_account_can(synthesized, env):
+    """An environment-agnostic template carries a rule that fails every change set with the
+    reason; a config with a literal account (and its own bootstrap qualifier) carries none."""
+    t, cfg = synthesized[env], env_config(env)
+    rules = t.get("Rules", {})
+    assert f"/cdk-bootstrap/{cfg.bootstrap_qualifier}/version" == t["Parameters"]["BootstrapVersion"]["Default"]
+    if cfg.deployable_account is None:
+        [assertion] = rules["RefuseDeployWithoutAccount"]["Assertions"]
+        assert "has no account id" in assertion["AssertDescription"] and f"{env}.json" in assertion["AssertDescription"]
+        assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "BootstrapVersion"}, "no-account-id"]}
+    else:
+        assert "RefuseDeployWithoutAccount" not in rules
+        assert f"cdk-{cfg.bootstrap_qualifier}-assets-{cfg.account}-{cfg.region}" in json.dumps(t)
+        assert "hnb659fds" not in json.dumps(t)
+
+
+def test_make_deploy_refuses_a_placeholder_config_with_the_reason(capsys):
+    from infra.deploy_check import main
+    from tests.infra.conftest import CI_ENVIRONMENTS
+
+    assert main(["dev"]) == 2
+    assert "refusing to deploy" in capsys.readouterr().err
+    assert main(["ci", str(CI_ENVIRONMENTS)]) == 0
+    assert "account 123456789012" in capsys.readouterr().out
+    assert main(["staging"]) == 2 and "staging.json" in capsys.readouterr().err

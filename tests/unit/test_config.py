@@ -86,3 +86,12 @@ def test_environment_bad_capacity(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=r"field 'emr.max_cpu'"):
         load_environment_config(path)
+
+
+def test_bootstrap_qualifier_defaults_to_cdks_and_must_be_a_valid_qualifier(tmp_path):
+    data = json.loads((REPO / "configs" / "environments" / "dev.json").read_text())
+    assert load_environment_config(REPO / "configs" / "environments" / "dev.json").bootstrap_qualifier == "hnb659fds"
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps({**data, "bootstrap_qualifier": "Not_Valid!"}))
+    with pytest.raises(ConfigError, match="bootstrap_qualifier"):
+        load_environment_config(path)
