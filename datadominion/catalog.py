@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any, Dict, Literal, Optional
 
 CATALOG_NAME = "datadominion"
+# The Lambda asset ships without pyarrow: pyiceberg reads metadata over fsspec/s3fs. Said
+# explicitly, so a machine that has pyarrow (a developer's, the tests') takes the same path.
+PY_IO_IMPL, FSSPEC_IO = "py-io-impl", "pyiceberg.io.fsspec.FsspecFileIO"
 
 
 @dataclass(frozen=True)
@@ -75,4 +78,4 @@ def load_pyiceberg_catalog(settings: CatalogSettings) -> Any:
         )
     from pyiceberg.catalog.glue import GlueCatalog
 
-    return GlueCatalog(settings.name, warehouse=settings.warehouse, **settings.properties)
+    return GlueCatalog(settings.name, warehouse=settings.warehouse, **{PY_IO_IMPL: FSSPEC_IO, **settings.properties})

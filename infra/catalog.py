@@ -24,6 +24,9 @@ class GlueDatabase(Construct):
         stack = cdk.Stack.of(self)
         self.catalog_arn = stack.format_arn(service="glue", resource="catalog")
         self.database_arn = stack.format_arn(service="glue", resource="database", resource_name=name)
-        self.tables_arn = stack.format_arn(service="glue", resource="table", resource_name=f"{name}/*")
+        self.tables_arn = self.table_arn("*")
         # How cdk-nag prints that ARN in a finding id (partition and region are literals here).
         self.tables_arn_finding = f"arn:aws:glue:{stack.region}:{finding_account(self)}:table/{name}/*"
+
+    def table_arn(self, table: str) -> str:
+        return cdk.Stack.of(self).format_arn(service="glue", resource="table", resource_name=f"{self.name}/{table}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -39,17 +39,33 @@ FUNCTIONS = (
 )
 
 
+# The ledger operations each function's code performs (DynamoDbLedger): Register and Record
+# never release the lock, so they cannot delete; only Finish releases it.
+LEDGER_OPERATIONS: Dict[str, Tuple[str, ...]] = {
+    "register": ("GetItem", "PutItem", "Query"),
+    "lock": ("GetItem", "PutItem", "UpdateItem"),
+    "plan": ("GetItem", "PutItem", "UpdateItem", "Query"),
+    "record": ("GetItem", "PutItem"),
+    "finish": ("GetItem", "PutItem", "DeleteItem", "Query"),
+}
+
+
+def via_service(service: str, scope: Construct) -> str:
+    return f"{service}.{cdk.Stack.of(scope).region}.amazonaws.com"
+
+
 class LauncherFunctions(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, asset: Path,
                  storage: DataStorage, ledger: LedgerTable, database: GlueDatabase, spark: SparkApplication,
-                 job_settings: Dict[str, object]) -> None:
+                 job_settings: Dict[str, object], summary_table: str) -> None:
         super().__init__(scope, construct_id)
+        self.summary_table = summary_table
         code = lambda_.Code.from_asset(str(asset))
         environment = {
             "DATADOMINION_ENVIRONMENT": env.name,
             "LEDGER_TABLE": ledger.table.table_name,
             "LANDING_BUCKET": storage.landing.bucket_name,
-            "SUMMARY_TABLE": f"{database.name}.summary",
+            "SUMMARY_TABLE": f"{database.name}.{summary_table}",
             "FUTURE_MONTH_TOLERANCE": str(env.landing.future_month_tolerance),
             "LOCK_LEASE_SECONDS": str(env.landing.lock_lease_minutes * 60),
             "MAX_ATTEMPTS": str(env.landing.max_attempts),
@@ -81,22 +97,32 @@ class LauncherFunctions(Construct):
         self._grant(storage, ledger, database)
 
     def _grant(self, storage: DataStorage, ledger: LedgerTable, database: GlueDatabase) -> None:
-        f = self.functions
-        ledger_actions = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                          "dynamodb:Query"]
-        ledger_resources = [ledger.table.table_arn, f"{ledger.table.table_arn}/index/*"]
-        for name in ("register", "lock", "plan", "record", "finish"):
-            role = f[name].role
-            assert role is not None
-            role.add_to_principal_policy(iam.PolicyStatement(sid="Ledger", actions=ledger_actions,
-                                                             resources=ledger_resources))
-            role.add_to_principal_policy(iam.PolicyStatement(sid="DataKey", actions=["kms:Decrypt",
-                                                             "kms:Encrypt", "kms:GenerateDataKey"],
-                                                             resources=[storage.key.key_arn]))
+        for name, role in self.roles.items():
+            role.add_to_principal_policy(iam.PolicyStatement(
+                sid="Ledger", actions=[f"dynamodb:{op}" for op in LEDGER_OPERATIONS[name]],
+                resources=[ledger.table.table_arn, f"{ledger.table.table_arn}/index/*"]))
+            # The data key encrypts the ledger (and the landing and artifacts buckets): usable only
+            # through those services. DynamoDB checks DescribeKey and Decrypt for a table under a
+            # customer managed key; S3 needs Decrypt to read and GenerateDataKey to write.
+            role.add_to_principal_policy(iam.PolicyStatement(
+                sid="DataKeyViaServices", actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt",
+                                                   "kms:GenerateDataKey"],
+                resources=[storage.key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": [via_service(s, self) for s in ("dynamodb", "s3")]}}))
             acknowledge(role, [(f"AwsSolutions-IAM5[Resource::<{logical_id(ledger.table)}.Arn>/index/*]",
                                 "Queries the ledger's by-state index (the only index of the table).")])
-        register_role = f["register"].role
-        assert register_role is not None
+        self._grant_register(storage)
+        self._grant_plan(storage, database)
+        self._grant_record(storage)
+
+    @property
+    def roles(self) -> Dict[str, iam.IRole]:
+        roles = {name: function.role for name, function in self.functions.items()}
+        assert all(role is not None for role in roles.values())
+        return roles  # type: ignore[return-value]
+
+    def _grant_register(self, storage: DataStorage) -> None:
+        register_role = self.roles["register"]
         register_role.add_to_principal_policy(iam.PolicyStatement(
             sid="InspectLanding", actions=["s3:GetObject"], resources=[storage.landing.arn_for_objects(
                 "accounts_all/*")]))
@@ -105,11 +131,12 @@ class LauncherFunctions(Construct):
             conditions={"StringLike": {"s3:prefix": ["accounts_all/*"]}}))
         acknowledge(register_role, [(f"AwsSolutions-IAM5[Resource::<{logical_id(storage.landing)}.Arn>/accounts_all/*]",
                                      "Register reads the Parquet magic bytes of any batch under accounts_all/.")])
-        plan_role = f["plan"].role
-        assert plan_role is not None
+
+    def _grant_plan(self, storage: DataStorage, database: GlueDatabase) -> None:
+        plan_role = self.roles["plan"]
         plan_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="SummaryTableMetadata", actions=["glue:GetDatabase", "glue:GetTable"],
-            resources=[database.catalog_arn, database.database_arn, database.tables_arn]))
+            sid="SummaryTableMetadata", actions=["glue:GetTable"],
+            resources=[database.catalog_arn, database.database_arn, database.table_arn(self.summary_table)]))
         plan_role.add_to_principal_policy(iam.PolicyStatement(
             sid="LargeStepFiles", actions=["s3:PutObject"],
             resources=[storage.artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")]))
@@ -117,15 +144,14 @@ class LauncherFunctions(Construct):
             sid="IcebergMetadataFiles", actions=["s3:GetObject"],
             resources=[storage.warehouse.arn_for_objects("*/metadata/*")]))
         acknowledge(plan_role, [
-            (f"AwsSolutions-IAM5[Resource::{database.tables_arn_finding}]",
-             "Plan reads the summary table's metadata location from Glue."),
             (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.artifacts)}.Arn>/{RESULTS_PREFIX}*]",
              "Plan writes a step too large for a job argument as <step_id>/<attempt>.step.json under job-results/."),
             (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.warehouse)}.Arn>/*/metadata/*]",
              "Plan reads Iceberg metadata files only (never data files): manifest list and manifests."),
         ])
-        record_role = f["record"].role
-        assert record_role is not None
+
+    def _grant_record(self, storage: DataStorage) -> None:
+        record_role = self.roles["record"]
         record_role.add_to_principal_policy(iam.PolicyStatement(
             sid="JobResults", actions=["s3:GetObject"],
             resources=[storage.artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")]))

@@ -50,7 +50,8 @@ class DataDominionStack(cdk.Stack):
         }
         self.functions = LauncherFunctions(self, "Launcher", env=e, asset=lambda_asset, storage=self.storage,
                                            ledger=self.ledger, database=self.database, spark=self.spark,
-                                           job_settings=job_settings)
+                                           job_settings=job_settings,
+                                           summary_table=pipeline_config["destination_table"])
         self.workflow = Workflow(self, "Workflow", env=e, storage=self.storage, functions=self.functions,
                                  spark=self.spark)
         self.monitoring = Monitoring(self, "Monitoring", env=e, workflow=self.workflow, functions=self.functions)

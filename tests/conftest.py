@@ -92,8 +92,8 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     class Aws:
         endpoint = moto_server
-        landing, artifacts, warehouse, logs = "dd-landing", "dd-artifacts", "dd-warehouse", "dd-logs"
-        ledger_table, database = "dd-ledger", "datadominion"
+        landing, artifacts, warehouse = "dd-landing", "dd-artifacts", "dd-warehouse"
+        ledger_table, database = "dd-ledger", "datadominion_dev"  # the dev stack's Glue database
         s3 = client("s3", moto_server)
         dynamodb = client("dynamodb", moto_server)
         glue = client("glue", moto_server)
@@ -103,7 +103,7 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                               "s3.region": REGION, "s3.access-key-id": "testing", "s3.secret-access-key": "testing"}
 
     env = Aws()
-    for bucket in (env.landing, env.artifacts, env.warehouse, env.logs):
+    for bucket in (env.landing, env.artifacts, env.warehouse):
         env.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     create_ledger_table(env.dynamodb, env.ledger_table)
     env.glue.create_database(DatabaseInput={"Name": env.database})
@@ -113,7 +113,7 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         application_id=env.application_id, execution_role_arn="arn:aws:iam::123456789012:role/dd-job",
         entry_point=f"s3://{env.artifacts}/jobs/entrypoint.py", py_files=f"s3://{env.artifacts}/jobs/datadominion-job.zip",
         dependencies=f"s3://{env.artifacts}/jobs/job-deps.zip", config_uri=f"s3://{env.artifacts}/configs/pipeline.json",
-        warehouse=f"s3://{env.warehouse}/", log_uri=f"s3://{env.logs}/emr/",
+        warehouse=f"s3://{env.warehouse}/", log_uri=f"s3://{env.artifacts}/emr-logs/",
         result_prefix=f"s3://{env.artifacts}/job-results/", timeout_minutes=120, tags={"environment": "test"})
     for name, value in {"DATADOMINION_ENVIRONMENT": "test", "LEDGER_TABLE": env.ledger_table,
                         "LANDING_BUCKET": env.landing, "SUMMARY_TABLE": f"{env.database}.summary",

@@ -205,7 +205,26 @@ def test_our_roles_grant_named_actions_on_scoped_resources(synthesized, env):
                if "s3:PutObject" in _actions(s) and "Warehouse" in json.dumps(s["Resource"])]
     assert writers == ["SparkJobRole"]
     for prefix in ("LauncherLockRole", "LauncherFinishRole"):  # the ledger and its key, nothing else
-        assert {sid for sid in by_role[prefix] if sid} == {"OwnLogGroup", "Ledger", "DataKey"}
+        assert {sid for sid in by_role[prefix] if sid} == {"OwnLogGroup", "Ledger", "DataKeyViaServices"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_only_finish_may_delete_from_the_ledger_and_keys_are_used_only_through_their_services(synthesized, env):
+    """Register and Record cannot release (delete) the lock item; the data key serves DynamoDB and
+    S3 on a function's behalf, never a direct KMS call."""
+    t = synthesized[env]
+    for function in ("Register", "Lock", "Plan", "Record", "Finish"):
+        by_sid = {s.get("Sid"): s for s in _role_statements(t, f"Launcher{function}Role")}
+        ledger_actions = set(_actions(by_sid["Ledger"]))
+        assert ("dynamodb:DeleteItem" in ledger_actions) is (function == "Finish"), function
+        key = by_sid["DataKeyViaServices"]
+        assert "kms:DescribeKey" in _actions(key)
+        assert set(key["Condition"]["StringEquals"]["kms:ViaService"]) == {
+            f"dynamodb.{env_config(env).region}.amazonaws.com", f"s3.{env_config(env).region}.amazonaws.com"}
+    plan = {s.get("Sid"): s for s in _role_statements(t, "LauncherPlanRole")}
+    assert _actions(plan["SummaryTableMetadata"]) == ["glue:GetTable"]
+    assert json.dumps(plan["SummaryTableMetadata"]["Resource"]).count(":table/") == 1
+    assert "/summary" in json.dumps(plan["SummaryTableMetadata"]["Resource"])
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -17,6 +17,7 @@ from datadominion.ledger import DONE, FAILED, REGISTERED
 from infra.naming import LOCK_POLL_SECONDS
 from tests.integration.test_aws_launcher import land, ledger
 from tests.support.aws import ACCOUNT, REGION, put_json, s3_object_created_event
+from tests.support.iam import CallRecorder, Deployment, check_calls
 from tests.support.state_machine import (
     FakeEmrServerless,
     function_arn,
@@ -110,10 +111,31 @@ def pipeline(aws, synthesized, monkeypatch):
     requests.post(f"{aws.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
                   timeout=10)
     built = Pipeline(aws, synthesized["dev"])
-    with routed(synthesized["dev"], built.emr):
+    recorder = CallRecorder()
+    with recorder.installed(), routed(synthesized["dev"], built.emr, recorder):
         yield built
+    # Every AWS call a handler made is allowed by its role in the template (see tests/support/iam.py).
+    verdict = check_calls(recorder.ours(), moto_deployment(aws, synthesized["dev"]))
+    assert verdict, f"calls the roles do not allow: {json.dumps(verdict.missing, indent=1)}"
+    assert verdict.checked > 0
     requests.post(f"{aws.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": False}},
                   timeout=10)
+
+
+def moto_deployment(aws: Any, template: Dict[str, Any]) -> Deployment:
+    """The template with its buckets, ledger table and EMR application named as under moto."""
+    names = {}
+    for lid, resource in template["Resources"].items():
+        kind = resource["Type"]
+        if kind == "AWS::S3::Bucket":
+            for part, name in (("Landing", aws.landing), ("Warehouse", aws.warehouse), ("Artifacts", aws.artifacts)):
+                if lid.startswith(f"Storage{part}"):
+                    names[lid] = name
+        elif kind == "AWS::DynamoDB::Table":
+            names[lid] = aws.ledger_table
+        elif kind == "AWS::EMRServerless::Application":
+            names[lid] = aws.application_id
+    return Deployment(template, names)
 
 
 def event(aws: Any, month: str, batch_id: str = "b1") -> Dict[str, Any]:

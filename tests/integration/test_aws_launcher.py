@@ -225,7 +225,7 @@ def test_record_success_failure_and_rejection(aws):
     assert failed["outcome"] == FAILED and "timed out" in failed["detail"]
     batch = ledger(aws).get("2024-01/b1")
     assert batch.state == FAILED and "timed out" in batch.reason and batch.job_run_id == "00fabc"
-    assert batch.log_uri == f"s3://{aws.logs}/emr/applications/{aws.application_id}/jobs/00fabc/"
+    assert batch.log_uri == f"s3://{aws.artifacts}/emr-logs/applications/{aws.application_id}/jobs/00fabc/"
     # The next run retries it with a new attempt, hence a new client token.
     lock.handler({"owner": "exec-1"}, CTX)
     [retry] = plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)["steps"]

@@ -14,11 +14,12 @@ import importlib
 import json
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 from urllib.parse import urlparse
 
 from tests.support.aws import ACCOUNT, REGION, FakeLambdaContext
+from tests.support.iam import CallRecorder
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
 
@@ -133,12 +134,15 @@ def _emr_service_class(fake: FakeEmrServerless) -> Any:
 
 
 @contextmanager
-def routed(template: Dict[str, Any], fake_emr: FakeEmrServerless) -> Iterator[None]:
+def routed(template: Dict[str, Any], fake_emr: FakeEmrServerless, recorder: Optional[CallRecorder] = None
+           ) -> Iterator[None]:
     """Route the interpreter's Lambda invokes to the template's handlers and its emr-serverless
-    tasks to ``fake_emr`` (in this process: the moto server runs in a thread of it)."""
+    tasks to ``fake_emr`` (in this process: the moto server runs in a thread of it). With a
+    ``recorder``, each handler's AWS calls are recorded as made by that function's role."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils, state_task_factory
 
     handlers = handlers_by_function(template)
+    roles = {lid: template["Resources"][lid]["Properties"]["Role"]["Fn::GetAtt"][0] for lid in handlers}
 
     def invoke(parameters: Dict[str, Any], region: str, state_credentials: Any) -> Dict[str, Any]:
         logical_id = str(parameters["FunctionName"]).split(":function:")[1].split(":")[0]
@@ -146,7 +150,8 @@ def routed(template: Dict[str, Any], fake_emr: FakeEmrServerless) -> Iterator[No
         if isinstance(payload, (bytes, str)):
             payload = json.loads(payload)
         try:
-            return {"StatusCode": 200, "Payload": handlers[logical_id](payload, FakeLambdaContext())}
+            with recorder.acting_as(roles[logical_id]) if recorder else nullcontext():
+                return {"StatusCode": 200, "Payload": handlers[logical_id](payload, FakeLambdaContext())}
         except Exception as exc:  # what Lambda returns for an unhandled error
             return {"StatusCode": 200, "FunctionError": "Unhandled",
                     "Payload": {"errorType": type(exc).__name__, "errorMessage": str(exc)}}
