@@ -169,17 +169,39 @@ def fail(ledger: Ledger, owner: str, error: Dict[str, Any], started: datetime, n
     """The failure path: steps this run started but never finished go back in the queue
     (the failed step's batches are already FAILED), the lock is released, and the message
     for the notification is returned."""
-    lock = ledger.lock()
-    requeued: List[str] = []
-    if lock is not None and lock.owner == owner:  # RUNNING batches are ours only while we hold the lock
-        for batch in ledger.batches([RUNNING]):
-            ledger.update(batch.moved(REGISTERED, now, reason=f"re-queued: run {owner} failed before this step ran"))
-            requeued.append(batch.batch_key)
-    failed = [b.batch_key for b in ledger.batches([FAILED])]
-    cause = str(error.get("Cause") or "")[:1500]
-    more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
-    message = (f"DataDominion run {owner} failed: {error.get('Error', 'error')}: {cause}\n"
-               f"Failed batches: {failed[:20] or 'none'}{more}; re-queued: {len(requeued)}.\n"
-               "The next sweep retries them; see docs/runbook.md.")
-    finish(ledger, owner, started, now, outcome="failed", detail=message)
+    try:
+        requeued = _requeue_started_steps(ledger, owner, now)
+        failed = [b.batch_key for b in ledger.batches([FAILED])]
+        more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
+        message = (f"{_failure_headline(owner, error)}\n"
+                   f"Failed batches: {failed[:20] or 'none'}{more}; re-queued: {len(requeued)}.\n"
+                   "The next sweep retries them; see docs/runbook.md.")
+        ledger.record_run(RunRecord(owner, started, now, "failed", message))
+    finally:
+        ledger.release_lock(owner)  # whatever else failed, the next run must not wait for the lease
     return {"owner": owner, "failed": failed, "requeued": requeued, "message": message}
+
+
+def _requeue_started_steps(ledger: Ledger, owner: str, now: datetime) -> List[str]:
+    lock = ledger.lock()
+    if lock is None or lock.owner != owner:  # RUNNING batches are ours only while we hold the lock
+        return []
+    requeued = []
+    for batch in ledger.batches([RUNNING]):
+        ledger.update(batch.moved(REGISTERED, now, reason=f"re-queued: run {owner} failed before this step ran"))
+        requeued.append(batch.batch_key)
+    return requeued
+
+
+def release_after_failure(ledger: Ledger, owner: str, error: Dict[str, Any]) -> Dict[str, Any]:
+    """The fallback when recording a failure failed: release the lock (RUNNING batches are
+    re-planned by the next run, with the same client token) and say what happened."""
+    ledger.release_lock(owner)
+    message = (f"{_failure_headline(owner, error)}\nRecording the failure in the ledger failed as well; the lock "
+               "was released and the next run re-plans what this run left RUNNING. See docs/runbook.md.")
+    return {"owner": owner, "failed": [], "requeued": [], "message": message}
+
+
+def _failure_headline(owner: str, error: Dict[str, Any]) -> str:
+    cause = str(error.get("Cause") or "")[:1500]
+    return f"DataDominion run {owner} failed: {error.get('Error', 'error')}: {cause}"

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
+import aws_cdk as cdk
 from aws_cdk import aws_emrserverless as emr
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
+from datadominion.landing import SOURCE_PREFIX
 from infra.catalog import GlueDatabase
 from infra.environment import EnvironmentConfig
 from infra.nag import acknowledge, logical_id
@@ -22,6 +23,7 @@ JOBS_PREFIX = "jobs/"
 CONFIGS_PREFIX = "configs/"
 RESULTS_PREFIX = "job-results/"
 LOGS_PREFIX = "emr-logs/"
+ARTIFACT_PREFIXES = (JOBS_PREFIX, CONFIGS_PREFIX, RESULTS_PREFIX, LOGS_PREFIX)
 
 
 class SparkApplication(Construct):
@@ -40,8 +42,12 @@ class SparkApplication(Construct):
         )
         self.application_id = self.application.attr_application_id
         self.application_arn = self.application.attr_arn
-        self.job_role = iam.Role(self, "JobRole", assumed_by=iam.ServicePrincipal("emr-serverless.amazonaws.com"),
-                                 description="DataDominion summary job on EMR Serverless")
+        # Only this account's application may assume the role (confused-deputy protection).
+        stack = cdk.Stack.of(self)
+        self.job_role = iam.Role(self, "JobRole", description="DataDominion summary job on EMR Serverless",
+                                 assumed_by=iam.ServicePrincipal("emr-serverless.amazonaws.com").with_conditions({
+                                     "StringEquals": {"aws:SourceAccount": stack.account},
+                                     "ArnLike": {"aws:SourceArn": self.application_arn}}))
         self._grant_job(storage, database)
 
         # The job's code and the pipeline config (namespace = this environment's Glue database).
@@ -64,48 +70,50 @@ class SparkApplication(Construct):
         self.log_uri = f"s3://{artifacts}/{LOGS_PREFIX}"
 
     def _grant_job(self, storage: DataStorage, database: GlueDatabase) -> None:
+        """What the job touches, and nothing else (docs/iam.md has the table and its sources).
+        Hadoop's file system (EMRFS) probes a path with LIST before it opens or creates it, and
+        without s3:ListBucket S3 answers 403 where it means 404: every prefix the job reads or
+        writes through Hadoop has a list grant conditioned on that prefix."""
         role = self.job_role
 
-        def objects(bucket: s3.IBucket, prefix: str) -> str:
-            return bucket.arn_for_objects(f"{prefix}*")
+        def statement(sid: str, actions: List[str], resources: List[str], **conditions: Any) -> None:
+            role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources,
+                                                   conditions=conditions or None))
 
-        role.add_to_policy(iam.PolicyStatement(sid="ReadLanding", actions=["s3:GetObject"],
-                                               resources=[objects(storage.landing, "accounts_all/")]))
-        role.add_to_policy(iam.PolicyStatement(sid="ListLanding", actions=["s3:ListBucket"],
-                                               resources=[storage.landing.bucket_arn],
-                                               conditions={"StringLike": {"s3:prefix": ["accounts_all/*"]}}))
-        role.add_to_policy(iam.PolicyStatement(sid="ReadWriteWarehouse",
-                                               actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-                                               resources=[objects(storage.warehouse, "")]))
-        role.add_to_policy(iam.PolicyStatement(sid="ListWarehouse", actions=["s3:ListBucket"],
-                                               resources=[storage.warehouse.bucket_arn]))
-        role.add_to_policy(iam.PolicyStatement(sid="ReadJobCode", actions=["s3:GetObject"],
-                                               resources=[objects(storage.artifacts, JOBS_PREFIX),
-                                                          objects(storage.artifacts, CONFIGS_PREFIX)]))
-        role.add_to_policy(iam.PolicyStatement(sid="WriteResultsAndLogs", actions=["s3:PutObject", "s3:GetObject"],
-                                               resources=[objects(storage.artifacts, RESULTS_PREFIX),
-                                                          objects(storage.artifacts, LOGS_PREFIX)]))
-        role.add_to_policy(iam.PolicyStatement(sid="IcebergTablesInGlue", actions=[
-            "glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:CreateTable", "glue:UpdateTable"],
-            resources=[database.catalog_arn, database.database_arn, database.tables_arn]))
-        role.add_to_policy(iam.PolicyStatement(sid="DataKey", actions=[
-            "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
-            "kms:DescribeKey"], resources=[storage.key.key_arn]))
+        artifacts, landing, warehouse = storage.artifacts, storage.landing, storage.warehouse
+        statement("ReadLanding", ["s3:GetObject"], [landing.arn_for_objects(f"{SOURCE_PREFIX}*")])
+        statement("ListLanding", ["s3:ListBucket"], [landing.bucket_arn],
+                  StringLike={"s3:prefix": [f"{SOURCE_PREFIX}*"]})
+        statement("ReadWriteWarehouse", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                  [warehouse.arn_for_objects("*")])
+        statement("ListWarehouse", ["s3:ListBucket"], [warehouse.bucket_arn])
+        statement("ReadJobCodeAndConfig", ["s3:GetObject"],
+                  [artifacts.arn_for_objects(f"{JOBS_PREFIX}*"), artifacts.arn_for_objects(f"{CONFIGS_PREFIX}*")])
+        statement("ReadWriteResults", ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                  [artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")])
+        statement("WriteLogs", ["s3:PutObject", "s3:AbortMultipartUpload"],
+                  [artifacts.arn_for_objects(f"{LOGS_PREFIX}*")])
+        statement("ListArtifacts", ["s3:ListBucket"], [artifacts.bucket_arn],
+                  StringLike={"s3:prefix": [f"{p}*" for p in ARTIFACT_PREFIXES]})
+        statement("IcebergTablesInGlue",
+                  ["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],
+                  [database.catalog_arn, database.database_arn, database.tables_arn])
+        statement("DataKeyViaS3", ["kms:Decrypt", "kms:GenerateDataKey"], [storage.key.key_arn],
+                  StringEquals={"kms:ViaService": f"s3.{cdk.Stack.of(self).region}.amazonaws.com"})
         acknowledge(role, [
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.landing)}.Arn>/accounts_all/*]",
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(landing)}.Arn>/{SOURCE_PREFIX}*]",
              "The job reads any batch under accounts_all/; batch ids are not known at deploy time."),
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.warehouse)}.Arn>/*]",
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(warehouse)}.Arn>/*]",
              "Iceberg writes data and metadata files under generated names anywhere in the warehouse bucket, "
              "which holds only this environment's tables."),
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.artifacts)}.Arn>/{JOBS_PREFIX}*]",
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{JOBS_PREFIX}*]",
              "The job reads its own code files under jobs/."),
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.artifacts)}.Arn>/{CONFIGS_PREFIX}*]",
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{CONFIGS_PREFIX}*]",
              "The job reads the pipeline config under configs/."),
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.artifacts)}.Arn>/{RESULTS_PREFIX}*]",
-             "The job writes one result object per step and attempt under job-results/."),
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.artifacts)}.Arn>/{LOGS_PREFIX}*]",
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{RESULTS_PREFIX}*]",
+             "The job reads large steps and writes one result object per step and attempt under job-results/."),
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{LOGS_PREFIX}*]",
              "EMR Serverless writes driver and executor logs under emr-logs/ with generated names."),
             (f"AwsSolutions-IAM5[Resource::{database.tables_arn_finding}]",
              "The job creates and updates the three Iceberg tables of its own Glue database only."),
         ])
-

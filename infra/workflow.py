@@ -64,16 +64,7 @@ class Workflow(Construct):
         plan = invoke("Plan", "plan", {**owner, "rerun_months.$": "$.registration.value.rerun_months",
                                        "retry_failed.$": "$.registration.value.retry_failed"}, "$.plan")
         unlock = invoke("Unlock", "finish", {**owner, "started.$": "$$.Execution.StartTime"}, "$.finish")
-        finish_failed = invoke("RecordRunFailure", "finish",
-                               {**owner, "started.$": "$$.Execution.StartTime", "error.$": "$.error"}, "$.failure")
-        notify = tasks.SnsPublish(self, "Notify", topic=self.topic,
-                                  subject=f"DataDominion {env.name}: run failed",
-                                  message=sfn.TaskInput.from_json_path_at("$.failure.value.message"),
-                                  result_path=sfn.JsonPath.DISCARD)
-        failed = sfn.Fail(self, "RunFailed", error="DataDominion.RunFailed",
-                          cause="A step failed or the run could not continue; see the notification and the ledger.")
-        failure_path = finish_failed.next(notify).next(failed)
-
+        failure_path = self._failure_path(env, invoke, owner)
         run_job = sfn.CustomState(self, "RunJob", state_json={
             "Type": "Task", "Resource": START_JOB_RUN_SYNC,
             "Parameters": {key + ".$": f"$.request.{key}" for key in (
@@ -126,6 +117,7 @@ class Workflow(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment=f"DataDominion {env.name}: register, lock, plan, apply steps on EMR Serverless, unlock")
         self._grant_emr(spark)
+        self._grant_notify(alerts_key)
         self._triggers(env, storage)
         acknowledge(self.state_machine.role, [
             ("AwsSolutions-IAM5[Resource::*]",
@@ -137,6 +129,34 @@ class Workflow(Construct):
             (f"AwsSolutions-IAM5[Resource::<{logical_id(spark.application)}.Arn>/jobruns/*]",
              "GetJobRun/CancelJobRun on the job runs of this one application (ids are generated)."),
         ])
+
+    def _failure_path(self, env: EnvironmentConfig, invoke: Any, owner: Dict[str, str]) -> sfn.IChainable:
+        """Record the failure (re-queue, release the lock), notify, fail. Each task has a Catch, so
+        the execution ends in RunFailed even when recording or notifying fails: if recording
+        fails, the lock is still released; if notifying fails, the run still ends."""
+        started = {**owner, "started.$": "$$.Execution.StartTime"}
+        record_failure = invoke("RecordRunFailure", "finish", {**started, "error.$": "$.error"}, "$.failure")
+        release_lock = invoke("ReleaseLockAfterFailure", "finish",
+                              {**started, "error.$": "$.error", "release_only": True}, "$.failure")
+        notify = tasks.SnsPublish(self, "Notify", topic=self.topic,
+                                  subject=f"DataDominion {env.name}: run failed",
+                                  message=sfn.TaskInput.from_json_path_at("$.failure.value.message"),
+                                  result_path=sfn.JsonPath.DISCARD)
+        failed = sfn.Fail(self, "RunFailed", error="DataDominion.RunFailed",
+                          cause="A step failed or the run could not continue; see the notification and the ledger.")
+        record_failure.add_catch(release_lock, errors=["States.ALL"], result_path="$.recordingError")
+        release_lock.add_catch(notify, errors=["States.ALL"], result_path="$.releaseError")
+        notify.add_catch(failed, errors=["States.ALL"], result_path="$.notifyError")
+        release_lock.next(notify)
+        return record_failure.next(notify).next(failed)
+
+    def _grant_notify(self, alerts_key: kms.IKey) -> None:
+        """Publishing to an SSE-KMS topic needs the topic key's GenerateDataKey and Decrypt
+        (Amazon SNS developer guide, key management), used through SNS only."""
+        self.state_machine.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="AlertsKeyViaSns", actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resources=[alerts_key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"sns.{cdk.Stack.of(self).region}.amazonaws.com"}}))
 
     def _grant_emr(self, spark: SparkApplication) -> None:
         role = self.state_machine.role

@@ -19,6 +19,10 @@ from lambdas.settings import LambdaSettings
 def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     run = owner(event)
     started = datetime.fromisoformat(str(event.get("started") or utc_now().isoformat()).replace("Z", "+00:00"))
+    if event.get("release_only"):
+        result = run_tasks.release_after_failure(wiring.ledger(s), run, dict(event.get("error") or {}))
+        logger.error("recording the run's failure failed; lock released", extra={"notification": result["message"]})
+        return result
     if event.get("error") is not None:
         result = run_tasks.fail(wiring.ledger(s), run, dict(event["error"]), started, utc_now())
         metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)

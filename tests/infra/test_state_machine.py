@@ -299,3 +299,30 @@ def test_a_step_failing_max_attempts_times_is_parked_until_an_operator_retries(p
     pipeline.fail_months = set()  # the cause is fixed
     assert pipeline.run({"sweep": True, "retry_failed": True})["status"] == "SUCCEEDED"
     assert ledger(aws).get("2024-01/b1").state == DONE and len(pipeline.emr.jobs) == 4
+
+
+def test_a_notification_that_cannot_be_published_still_ends_the_run_cleanly(pipeline, aws):
+    pipeline.fail_months = {"2024-01"}
+    for topic in pipeline.sns.list_topics()["Topics"]:  # publishing now fails (NotFound)
+        pipeline.sns.delete_topic(TopicArn=topic["TopicArn"])
+    result = pipeline.run(event(aws, "2024-01"))
+    assert result["status"] == "FAILED" and result["error"] == "DataDominion.RunFailed"
+    assert "Notify" in states_entered(pipeline.sfn, result["executionArn"])
+    book = ledger(aws)
+    assert book.lock() is None and book.get("2024-01/b1").state == FAILED
+
+
+def test_when_recording_the_failure_fails_the_lock_is_still_released_and_notified(pipeline, aws, monkeypatch):
+    from datadominion import run_tasks
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("ledger unavailable")
+
+    monkeypatch.setattr(run_tasks, "fail", broken)
+    pipeline.fail_months = {"2024-01"}
+    result = pipeline.run(event(aws, "2024-01"))
+    assert result["status"] == "FAILED" and result["error"] == "DataDominion.RunFailed"
+    assert "ReleaseLockAfterFailure" in states_entered(pipeline.sfn, result["executionArn"])
+    assert ledger(aws).lock() is None
+    [message] = pipeline.notifications()
+    assert "exec-1 failed" in message and "Recording the failure in the ledger failed" in message

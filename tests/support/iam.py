@@ -62,9 +62,11 @@ class Deployment:
     its logical id, used consistently on both sides of every check.
     """
 
-    def __init__(self, template: Dict[str, Any], names: Mapping[str, str]):
+    def __init__(self, template: Dict[str, Any], names: Mapping[str, str], region: str = REGION):
         self.template, self.resources = template, template["Resources"]
         self.names = dict(names)
+        self.region = region
+        self.pseudo = {**PSEUDO, "AWS::Region": region}
 
     # --- intrinsics -----------------------------------------------------------------------
     def resolve(self, node: Any) -> Any:
@@ -82,7 +84,7 @@ class Deployment:
             return separator.join(str(self.resolve(p)) for p in parts)
         if "Fn::Sub" in node:
             text = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
-            for pseudo, value in PSEUDO.items():
+            for pseudo, value in self.pseudo.items():
                 text = text.replace("${" + pseudo + "}", value)
             return text
         if "Fn::Select" in node:
@@ -97,13 +99,13 @@ class Deployment:
         return self.names.get(lid, lid)
 
     def ref(self, lid: str) -> str:
-        if lid in PSEUDO:
-            return PSEUDO[lid]
+        if lid in self.pseudo:
+            return self.pseudo[lid]
         kind = self.resources[lid]["Type"]
         if kind == "AWS::SNS::Topic":
-            return f"arn:aws:sns:{REGION}:{ACCOUNT}:{self.name(lid)}"
+            return f"arn:aws:sns:{self.region}:{ACCOUNT}:{self.name(lid)}"
         if kind == "AWS::StepFunctions::StateMachine":
-            return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.name(lid)}"
+            return f"arn:aws:states:{self.region}:{ACCOUNT}:stateMachine:{self.name(lid)}"
         return self.name(lid)
 
     def attribute(self, lid: str, attribute: str) -> str:
@@ -112,14 +114,14 @@ class Deployment:
             return name
         arns = {
             "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
-            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
-            "AWS::KMS::Key": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{name}",
-            "AWS::Lambda::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
+            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{name}",
+            "AWS::KMS::Key": f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{name}",
+            "AWS::Lambda::Function": f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{name}",
-            "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
-            "AWS::EMRServerless::Application": f"arn:aws:emr-serverless:{REGION}:{ACCOUNT}:/applications/{name}",
+            "AWS::Logs::LogGroup": f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:{name}:*",
+            "AWS::EMRServerless::Application": f"arn:aws:emr-serverless:{self.region}:{ACCOUNT}:/applications/{name}",
         }
-        return arns.get(kind, f"arn:aws:unknown:{REGION}:{ACCOUNT}:{name}")
+        return arns.get(kind, f"arn:aws:unknown:{self.region}:{ACCOUNT}:{name}")
 
     # --- what the template says ----------------------------------------------------------
     def role_statements(self, role_lid: str) -> List[Dict[str, Any]]:
@@ -225,33 +227,33 @@ DYNAMODB_ITEM_OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Q
                             "BatchWriteItem", "TransactWriteItems", "TransactGetItems")
 
 
-def via(service: str) -> Tuple[Tuple[str, str], ...]:
+def via(service: str, region: str = REGION) -> Tuple[Tuple[str, str], ...]:
     """The condition key KMS sees when a service uses a key on a caller's behalf."""
-    return (("kms:ViaService", f"{service}.{REGION}.amazonaws.com"),)
+    return (("kms:ViaService", f"{service}.{region}.amazonaws.com"),)
 
 
 def needs(call: Call, deployment: Deployment) -> List[Need]:
-    p, op = call.params, call.operation
+    p, op, region = call.params, call.operation, deployment.region
     if call.service == "s3":
         return _s3_needs(op, p, deployment)
     if call.service == "dynamodb" and op in DYNAMODB_ITEM_OPERATIONS:
-        table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p['TableName']}"
+        table = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{p['TableName']}"
         resource = f"{table}/index/{p['IndexName']}" if p.get("IndexName") else table
         found = [Need(f"dynamodb:{op}", resource)]
         key = deployment.table_key(p["TableName"])
         if key:
-            found += [Need("kms:Decrypt", key, via("dynamodb")), Need("kms:DescribeKey", key, via("dynamodb"))]
+            found += [Need("kms:Decrypt", key, via("dynamodb", region)), Need("kms:DescribeKey", key, via("dynamodb", region))]
         return found
     if call.service == "glue":
-        catalog = f"arn:aws:glue:{REGION}:{ACCOUNT}:catalog"
-        database = f"arn:aws:glue:{REGION}:{ACCOUNT}:database/{p['DatabaseName']}"
+        catalog = f"arn:aws:glue:{region}:{ACCOUNT}:catalog"
+        database = f"arn:aws:glue:{region}:{ACCOUNT}:database/{p['DatabaseName']}"
         resources = [catalog, database]
         if op in GLUE_TABLE_OPERATIONS:
             name = p.get("Name") or p.get("TableInput", {}).get("Name")
-            resources.append(f"arn:aws:glue:{REGION}:{ACCOUNT}:table/{p['DatabaseName']}/{name}")
+            resources.append(f"arn:aws:glue:{region}:{ACCOUNT}:table/{p['DatabaseName']}/{name}")
         return [Need(f"glue:{op}", r) for r in resources]
     if call.service == "emr-serverless":
-        application = f"arn:aws:emr-serverless:{REGION}:{ACCOUNT}:/applications/{p['applicationId']}"
+        application = f"arn:aws:emr-serverless:{region}:{ACCOUNT}:/applications/{p['applicationId']}"
         job_run = f"{application}/jobruns/{p['jobRunId']}" if "jobRunId" in p else application
         return [Need(f"emr-serverless:{op}", job_run)]
     raise AssertionError(f"no IAM mapping for {call.service}:{op}; add one to tests/support/iam.py")
@@ -266,9 +268,9 @@ def _s3_needs(op: str, p: Mapping[str, Any], deployment: Deployment) -> List[Nee
     found = [Need(S3_ACTIONS[op], f"arn:aws:s3:::{bucket}/{p['Key']}")]
     key = deployment.bucket_key(bucket)
     if key and op in S3_WRITES:
-        found.append(Need("kms:GenerateDataKey", key, via("s3")))
+        found.append(Need("kms:GenerateDataKey", key, via("s3", deployment.region)))
     if key and op in S3_READS:
-        found.append(Need("kms:Decrypt", key, via("s3")))
+        found.append(Need("kms:Decrypt", key, via("s3", deployment.region)))
     return found
 
 
