@@ -64,7 +64,7 @@ def state_machine_needs(d: Deployment) -> List[Need]:
             found.append(Need("sns:Publish", topic))
             key = d.topic_key(topic)
             if key:  # an SSE-KMS topic: the publisher needs the key (Amazon SNS key management)
-                found += [Need("kms:GenerateDataKey", key, via("sns", d.region)), Need("kms:Decrypt", key, via("sns", d.region))]
+                found += [Need(a, key, via("sns", d.region)) for a in ("kms:GenerateDataKey", "kms:Decrypt")]
         elif resource == "arn:aws:states:::emr-serverless:startJobRun.sync":
             rule = f"arn:aws:events:{d.region}:{ACCOUNT}:rule/StepFunctionsGetEventsForEMRServerlessJobRule"
             found += [Need("emr-serverless:StartJobRun", application),

@@ -242,7 +242,7 @@ def needs(call: Call, deployment: Deployment) -> List[Need]:
         found = [Need(f"dynamodb:{op}", resource)]
         key = deployment.table_key(p["TableName"])
         if key:
-            found += [Need("kms:Decrypt", key, via("dynamodb", region)), Need("kms:DescribeKey", key, via("dynamodb", region))]
+            found += [Need(a, key, via("dynamodb", region)) for a in ("kms:Decrypt", "kms:DescribeKey")]
         return found
     if call.service == "glue":
         catalog = f"arn:aws:glue:{region}:{ACCOUNT}:catalog"
