@@ -37,6 +37,10 @@ START_JOB_RUN_SYNC = "arn:aws:states:::emr-serverless:startJobRun.sync"
 RETRYABLE_JOB_ERRORS = ["EMRServerless.ThrottlingException", "EMRServerless.InternalServerException",
                         "EMRServerless.ServiceQuotaExceededException"]
 EMR_EVENTS_RULE = "StepFunctionsGetEventsForEMRServerlessJobRule"
+# The StartJobRun members the Plan's request carries (datadominion/job_request.py), as the
+# Step Functions integration names them.
+RUN_JOB_PARAMETERS = ("ApplicationId", "ClientToken", "ExecutionRoleArn", "Name", "JobDriver",
+                      "ConfigurationOverrides", "ExecutionTimeoutMinutes", "Tags")
 
 
 class Workflow(Construct):
@@ -67,9 +71,7 @@ class Workflow(Construct):
         failure_path = self._failure_path(env, invoke, owner)
         run_job = sfn.CustomState(self, "RunJob", state_json={
             "Type": "Task", "Resource": START_JOB_RUN_SYNC,
-            "Parameters": {key + ".$": f"$.request.{key}" for key in (
-                "ApplicationId", "ClientToken", "ExecutionRoleArn", "Name", "JobDriver", "ConfigurationOverrides",
-                "ExecutionTimeoutMinutes", "Tags")},
+            "Parameters": {key + ".$": f"$.request.{key}" for key in RUN_JOB_PARAMETERS},
             "ResultPath": "$.job",
         })
         run_job.add_retry(errors=RETRYABLE_JOB_ERRORS, interval=cdk.Duration.seconds(30), max_attempts=5,

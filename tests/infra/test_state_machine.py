@@ -18,6 +18,7 @@ from infra.naming import LOCK_POLL_SECONDS
 from tests.integration.test_aws_launcher import land, ledger
 from tests.support.aws import ACCOUNT, REGION, put_json, s3_object_created_event
 from tests.support.iam import CallRecorder, Deployment, check_calls
+from tests.support.requests import problems
 from tests.support.state_machine import (
     FakeEmrServerless,
     function_arn,
@@ -118,6 +119,10 @@ def pipeline(aws, synthesized, monkeypatch):
     verdict = check_calls(recorder.ours(), moto_deployment(aws, synthesized["dev"]))
     assert verdict, f"calls the roles do not allow: {json.dumps(verdict.missing, indent=1)}"
     assert verdict.checked > 0
+    # ... and every request passes the service model, lengths and patterns included.
+    invalid = [f"{c.service}:{c.operation}: {p}" for c in recorder.ours() for p in problems(c.service, c.operation,
+                                                                                         c.params)]
+    assert invalid == []
     requests.post(f"{aws.endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": False}},
                   timeout=10)
 

@@ -21,6 +21,7 @@ harness says which role that is while a Lambda handler runs.
 
 from __future__ import annotations
 
+import contextvars
 import fnmatch
 import threading
 from contextlib import contextmanager
@@ -276,42 +277,35 @@ def _s3_needs(op: str, p: Mapping[str, Any], deployment: Deployment) -> List[Nee
 
 # --- recording ----------------------------------------------------------------------------------
 
+_LOOP_PRINCIPAL: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("principal", default=None)
+
+
 class CallRecorder:
     """Records every botocore request of this process with the principal it is made for.
 
-    A Lambda handler's boto3 calls happen on the handler's thread; s3fs (aiobotocore) runs its
-    requests on fsspec's own event-loop thread, so a call on a thread without a principal is
-    attributed to the single handler running at that moment (and to none if two run at once).
+    A Lambda handler's boto3 calls happen on the handler's thread. s3fs (aiobotocore) runs its
+    requests on fsspec's event-loop thread: fsspec's ``sync`` is wrapped so the coroutine it
+    runs carries the calling thread's principal in a context variable.
     """
 
     def __init__(self) -> None:
         self.calls: List[Call] = []
         self._local = threading.local()
-        self._active: List[str] = []
-        self._lock = threading.Lock()
 
     @contextmanager
     def acting_as(self, principal: str) -> Iterator[None]:
         self._local.principal = principal
-        with self._lock:
-            self._active.append(principal)
         try:
             yield
         finally:
             self._local.principal = None
-            with self._lock:
-                self._active.remove(principal)
 
-    def _principal(self, event_loop_thread: bool) -> Optional[str]:
-        own = getattr(self._local, "principal", None)
-        if own or not event_loop_thread:
-            return str(own) if own else None
-        with self._lock:
-            return self._active[0] if len(set(self._active)) == 1 else None
+    def thread_principal(self) -> Optional[str]:
+        return getattr(self._local, "principal", None)
 
-    def record(self, client: Any, operation: str, params: Mapping[str, Any], event_loop_thread: bool = False) -> None:
+    def record(self, client: Any, operation: str, params: Mapping[str, Any], principal: Optional[str]) -> None:
         service = client.meta.service_model.service_name
-        self.calls.append(Call(self._principal(event_loop_thread), service, operation, dict(params)))
+        self.calls.append(Call(principal, service, operation, dict(params)))
 
     @contextmanager
     def installed(self) -> Iterator[CallRecorder]:
@@ -321,7 +315,7 @@ class CallRecorder:
         original = botocore.client.BaseClient._make_api_call
 
         def make_api_call(client: Any, operation_name: str, api_params: Dict[str, Any]) -> Any:
-            recorder.record(client, operation_name, api_params)
+            recorder.record(client, operation_name, api_params, recorder.thread_principal())
             return original(client, operation_name, api_params)
 
         patches: List[Tuple[Any, str, Any]] = [(botocore.client.BaseClient, "_make_api_call", original)]
@@ -334,16 +328,41 @@ class CallRecorder:
             aio_original = aio.AioBaseClient._make_api_call
 
             async def aio_make_api_call(client: Any, operation_name: str, api_params: Dict[str, Any]) -> Any:
-                recorder.record(client, operation_name, api_params, event_loop_thread=True)
+                recorder.record(client, operation_name, api_params, _LOOP_PRINCIPAL.get())
                 return await aio_original(client, operation_name, api_params)
 
             aio.AioBaseClient._make_api_call = aio_make_api_call
             patches.append((aio.AioBaseClient, "_make_api_call", aio_original))
+            patches += self._carry_principal_into_fsspec()
         try:
             yield self
         finally:
             for owner, attribute, value in patches:
                 setattr(owner, attribute, value)
+
+    def _carry_principal_into_fsspec(self) -> List[Tuple[Any, str, Any]]:
+        import fsspec.asyn
+        import s3fs.core
+
+        original = fsspec.asyn.sync
+        recorder = self
+
+        def sync(loop: Any, func: Any, *args: Any, timeout: Any = None, **kwargs: Any) -> Any:
+            principal = recorder.thread_principal()
+
+            async def carrying() -> Any:
+                token = _LOOP_PRINCIPAL.set(principal)
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    _LOOP_PRINCIPAL.reset(token)
+
+            return original(loop, carrying, timeout=timeout)
+
+        patches = [(module, "sync", original) for module in (fsspec.asyn, s3fs.core)]
+        for module, _, _ in patches:
+            module.sync = sync  # type: ignore[attr-defined]
+        return patches
 
     def ours(self) -> List[Call]:
         return [c for c in self.calls if c.principal is not None]

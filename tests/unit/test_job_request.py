@@ -79,3 +79,40 @@ def test_job_outcome(state, details, result, expected, rejected):
         assert state in outcome.detail and (details in outcome.detail)
     if result and "unreadable" not in outcome.detail and expected == "SUCCESS" and "report" in result:
         assert outcome.report == {"rows_ingested": 5}
+
+
+@pytest.mark.parametrize("made", [
+    lambda: step(),
+    lambda: step("rerun", months=tuple(f"2020-{m:02d}" for m in range(1, 13)), run_id="r" * 80),
+    lambda: step("initial", months=tuple(f"20{y}-{m:02d}" for y in range(10, 20) for m in range(1, 13)),
+                 batch_ids=tuple("b" * 100 + str(i) for i in range(5))),  # too large: travels as an object
+    lambda: step(batch_ids=("x" * 128,)),
+])
+def test_start_job_run_requests_pass_the_service_model_including_lengths_and_patterns(made):
+    from tests.support.requests import problems
+
+    request = start_job_run_request(SETTINGS, made(), 7)
+    assert problems("emr-serverless", "StartJobRun", request) == []
+    # EMR Serverless documents 10,280 characters per entry point argument (not in the model).
+    assert max(len(a) for a in request["jobDriver"]["sparkSubmit"]["entryPointArguments"]) <= 10280
+
+
+def test_the_strict_check_catches_what_botocore_lets_through():
+    from tests.support.requests import problems
+
+    request = start_job_run_request(SETTINGS, step(), 1)
+    bad = {**request, "clientToken": "not valid!", "name": "n" * 300, "tags": {"bad:tag?": "x"}}
+    found = "\n".join(problems("emr-serverless", "StartJobRun", bad))
+    assert "clientToken" in found and "name: length 300" in found and "bad:tag?" in found
+
+
+def test_the_state_machine_task_maps_one_to_one_onto_start_job_run():
+    """RunJob's Parameters (infra/workflow.py) name exactly the members the request carries,
+    each a real StartJobRun member; Step Functions lower-cases the first letter."""
+    from infra.workflow import RUN_JOB_PARAMETERS
+    from tests.support.requests import operation_model
+
+    members = set(operation_model("emr-serverless", "StartJobRun").input_shape.members)
+    request = for_step_functions(start_job_run_request(SETTINGS, step(), 1))
+    assert set(request) == set(RUN_JOB_PARAMETERS)
+    assert {p[0].lower() + p[1:] for p in RUN_JOB_PARAMETERS} <= members
