@@ -65,9 +65,9 @@ def _walk(value: Any, shape: Shape, path: str, found: List[str]) -> None:
             found.append(f"{path}: {value[:80]!r} does not match the pattern {meta['pattern']!r}")
         if shape.enum and value not in shape.enum:
             found.append(f"{path}: {value!r} is not one of {shape.enum}")
-    if shape.type_name in ("integer", "long") and isinstance(value, int):
-        if "min" in meta and value < meta["min"] or "max" in meta and value > meta["max"]:
-            found.append(f"{path}: {value} is outside [{meta.get('min')}, {meta.get('max')}]")
+    numeric = shape.type_name in ("integer", "long") and isinstance(value, int)
+    if numeric and ("min" in meta and value < meta["min"] or "max" in meta and value > meta["max"]):
+        found.append(f"{path}: {value} is outside [{meta.get('min')}, {meta.get('max')}]")
 
 
 def _length(length: int, meta: Mapping[str, Any], path: str, found: List[str]) -> None:
