@@ -23,6 +23,7 @@ from datadominion.ledger import (
     RUNNING,
     BatchRecord,
     Ledger,
+    LockLost,
     RunRecord,
 )
 from datadominion.planning import plan_steps
@@ -188,7 +189,8 @@ def process(
                 break
             stop = False
             for step in steps:
-                ledger.acquire_lock(run_id, clock(), lease_seconds)  # renew the lease
+                if not ledger.renew_lock(run_id, clock(), lease_seconds):
+                    raise LockLost(f"run {run_id} no longer holds the lock; stopped before the next step")
                 notify(_describe(step))
                 step = start_step(ledger, step, clock())
                 tried.update(b.batch_key for b in step.batches)

@@ -43,6 +43,10 @@ class BatchRecord:
         return replace(self, state=state, updated_at=at, **fields)  # type: ignore[arg-type]
 
 
+class LockLost(RuntimeError):
+    """This run no longer holds the lock (its lease expired and another run took it)."""
+
+
 @dataclass(frozen=True)
 class LockInfo:
     owner: str
@@ -72,6 +76,9 @@ class Ledger(Protocol):
 
     def acquire_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
         """Take or renew the lock; False while another owner's lease is live."""
+
+    def renew_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
+        """Extend ``owner``'s lease; False when another owner holds the lock (never takes it over)."""
 
     def release_lock(self, owner: str) -> None:
         """Release the lock if ``owner`` holds it (a no-op otherwise)."""

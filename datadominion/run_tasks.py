@@ -28,7 +28,7 @@ from datadominion.launcher import (
     register_all,
     start_step,
 )
-from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, Ledger, RunRecord
+from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, Ledger, LockLost, RunRecord
 from datadominion.planning import parse_run_input, plan_steps
 from datadominion.registration import register_marker
 from datadominion.steps import Step
@@ -36,10 +36,6 @@ from datadominion.storage import BatchStorage
 
 ReadText = Callable[[str], Optional[str]]
 WriteText = Callable[[str, str], None]
-
-
-class LockLost(RuntimeError):
-    """This run no longer holds the lock (its lease expired and another run took it)."""
 
 
 @dataclass(frozen=True)
@@ -85,15 +81,24 @@ def acquire_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy) -
     }
 
 
+def renew_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy, doing: str = "running a step"
+               ) -> Dict[str, Any]:
+    """Extend this run's lease before more work (each step, each Plan), or raise LockLost: a run
+    whose lease expired and was taken over must stop, not keep writing beside the new holder."""
+    if not ledger.renew_lock(owner, now, policy.lease_seconds):
+        held = ledger.lock()
+        raise LockLost(f"run {owner} no longer holds the lock (holder: {held.owner if held else 'nobody'}); "
+                       f"stopped before {doing}")
+    held = ledger.lock()
+    return {"owner": owner, "expires_at": held.expires_at.isoformat() if held else ""}
+
+
 def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_months: Sequence[str],
          settings: JobSettings, now: datetime, policy: RunPolicy, write_text: WriteText,
          retry_failed: bool = False) -> Dict[str, Any]:
     """Plan everything pending and start its steps: each item carries the step and its
     ready-made EMR Serverless request (Step Functions Parameters)."""
-    held = ledger.lock()
-    if held is None or held.owner != owner or not ledger.acquire_lock(owner, now, policy.lease_seconds):
-        raise LockLost(f"run {owner} does not hold the lock (holder: {held.owner if held else 'nobody'}); "
-                       "not planning")
+    renew_lock(ledger, owner, now, policy, doing="planning")
     steps = plan_steps(pending_batches(ledger, policy.max_attempts, retry_failed), newest_summarised, owner,
                        rerun_months)
     items: List[Dict[str, Any]] = []

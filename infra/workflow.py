@@ -69,28 +69,7 @@ class Workflow(Construct):
                                        "retry_failed.$": "$.registration.value.retry_failed"}, "$.plan")
         unlock = invoke("Unlock", "finish", {**owner, "started.$": "$$.Execution.StartTime"}, "$.finish")
         failure_path = self._failure_path(env, invoke, owner)
-        run_job = sfn.CustomState(self, "RunJob", state_json={
-            "Type": "Task", "Resource": START_JOB_RUN_SYNC,
-            "Parameters": {key + ".$": f"$.request.{key}" for key in RUN_JOB_PARAMETERS},
-            "ResultPath": "$.job",
-        })
-        run_job.add_retry(errors=RETRYABLE_JOB_ERRORS, interval=cdk.Duration.seconds(30), max_attempts=5,
-                          backoff_rate=2.0)
-        record_done = invoke("Record", "record", {"item.$": "$", "job.$": "$.job"}, "$.recorded")
-        record_failed = invoke("RecordJobFailure", "record", {"item.$": "$", "error.$": "$.error"}, "$.recorded")
-        run_job.add_catch(record_failed, errors=["States.ALL"], result_path="$.error")
-        step_failed = sfn.Fail(self, "StepFailed", error="DataDominion.StepFailed",
-                               cause="The step's job failed; its batches are FAILED in the ledger.")
-        step_recorded = sfn.Choice(self, "StepOutcome").when(
-            sfn.Condition.string_equals("$.recorded.value.outcome", "FAILED"), step_failed
-        ).otherwise(sfn.Succeed(self, "StepDone"))
-        run_job.next(record_done)
-        record_done.next(step_recorded)
-        record_failed.next(step_recorded)
-
-        apply_steps = sfn.Map(self, "ApplySteps", items_path="$.plan.value.steps", max_concurrency=1,
-                              result_path=sfn.JsonPath.DISCARD)
-        apply_steps.item_processor(run_job)
+        apply_steps = self._apply_steps(invoke)
         clear_rerun = sfn.Pass(self, "ClearRerunRequest", result=sfn.Result.from_array([]),
                                result_path="$.registration.value.rerun_months")
         anything_to_do = sfn.Choice(self, "AnythingToDo").when(
@@ -131,6 +110,36 @@ class Workflow(Construct):
             (f"AwsSolutions-IAM5[Resource::<{logical_id(spark.application)}.Arn>/jobruns/*]",
              "GetJobRun/CancelJobRun on the job runs of this one application (ids are generated)."),
         ])
+
+    def _apply_steps(self, invoke: Any) -> sfn.Map:
+        """One step at a time: renew the lock (LockLost stops the run), run the job, record it.
+        Each iteration sees {"item": <planned step>, "owner": <execution name>}."""
+        renew = invoke("RenewLock", "lock", {"owner.$": "$.owner", "renew": True}, "$.lease")
+        run_job = sfn.CustomState(self, "RunJob", state_json={
+            "Type": "Task", "Resource": START_JOB_RUN_SYNC,
+            "Parameters": {key + ".$": f"$.item.request.{key}" for key in RUN_JOB_PARAMETERS},
+            "ResultPath": "$.job",
+        })
+        run_job.add_retry(errors=RETRYABLE_JOB_ERRORS, interval=cdk.Duration.seconds(30), max_attempts=5,
+                          backoff_rate=2.0)
+        record_done = invoke("Record", "record", {"item.$": "$.item", "job.$": "$.job"}, "$.recorded")
+        record_failed = invoke("RecordJobFailure", "record", {"item.$": "$.item", "error.$": "$.error"},
+                               "$.recorded")
+        run_job.add_catch(record_failed, errors=["States.ALL"], result_path="$.error")
+        step_failed = sfn.Fail(self, "StepFailed", error="DataDominion.StepFailed",
+                               cause="The step's job failed; its batches are FAILED in the ledger.")
+        step_recorded = sfn.Choice(self, "StepOutcome").when(
+            sfn.Condition.string_equals("$.recorded.value.outcome", "FAILED"), step_failed
+        ).otherwise(sfn.Succeed(self, "StepDone"))
+        renew.next(run_job)
+        run_job.next(record_done)
+        record_done.next(step_recorded)
+        record_failed.next(step_recorded)
+        apply_steps = sfn.Map(self, "ApplySteps", items_path="$.plan.value.steps", max_concurrency=1,
+                              item_selector={"item.$": "$$.Map.Item.Value", "owner.$": "$$.Execution.Name"},
+                              result_path=sfn.JsonPath.DISCARD)
+        apply_steps.item_processor(renew)
+        return apply_steps
 
     def _failure_path(self, env: EnvironmentConfig, invoke: Any, owner: Dict[str, str]) -> sfn.IChainable:
         """Record the failure (re-queue, release the lock), notify, fail. Each task has a Catch, so

@@ -1,4 +1,5 @@
-"""Lock: take (or renew) the one-writer lock for this execution; contention is an outcome."""
+"""Lock: take the one-writer lock for this execution (contention is an outcome), or, with
+``renew``, extend it before a step and raise LockLost if another run took it over."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any, Dict
 from aws_lambda_powertools.metrics import MetricUnit
 
 from datadominion import run_tasks
-from datadominion.launcher import utc_now
 from lambdas import wiring
 from lambdas.observability import logger, metrics, owner, task_handler
 from lambdas.settings import LambdaSettings
@@ -16,7 +16,9 @@ from lambdas.settings import LambdaSettings
 
 @task_handler(owner)
 def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
-    now = utc_now()
+    now = wiring.now()
+    if event.get("renew"):
+        return run_tasks.renew_lock(wiring.ledger(s), owner(event), now, s.policy)
     result = run_tasks.acquire_lock(wiring.ledger(s), owner(event), now, s.policy)
     if result["held_since"]:  # how long the current holder has held it (the LockHeldTooLong alarm)
         held = (now - datetime.fromisoformat(result["held_since"])).total_seconds()

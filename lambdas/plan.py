@@ -8,7 +8,6 @@ from typing import Any, Dict
 from aws_lambda_powertools.metrics import MetricUnit
 
 from datadominion import run_tasks
-from datadominion.launcher import utc_now
 from lambdas import wiring
 from lambdas.observability import logger, metrics, owner, task_handler, tracer
 from lambdas.settings import LambdaSettings
@@ -19,7 +18,7 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     with tracer.provider.in_subsegment("newest_summarised_month"):
         newest = wiring.newest_summarised(s)
     result = run_tasks.plan(wiring.ledger(s), newest, owner(event), list(event.get("rerun_months") or []), s.job,
-                            utc_now(), s.policy, wiring.write_text, bool(event.get("retry_failed", False)))
+                            wiring.now(), s.policy, wiring.write_text, bool(event.get("retry_failed", False)))
     if result["parked"]:
         metrics.add_metric(name="BatchesParked", unit=MetricUnit.Count, value=len(result["parked"]))
         logger.warning("batches parked after repeated failures; start {\"sweep\": true, \"retry_failed\": true} "

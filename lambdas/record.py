@@ -7,7 +7,6 @@ from typing import Any, Dict
 from aws_lambda_powertools.metrics import MetricUnit
 
 from datadominion import run_tasks
-from datadominion.launcher import utc_now
 from lambdas import wiring
 from lambdas.observability import logger, metrics, task_handler
 from lambdas.settings import LambdaSettings
@@ -17,7 +16,7 @@ from lambdas.settings import LambdaSettings
 def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     item = dict(event["item"])
     result = run_tasks.record(wiring.ledger(s), item, event.get("job"), event.get("error"), s.job,
-                              wiring.read_text, utc_now())
+                              wiring.read_text, wiring.now())
     name = {"DONE": "JobRunsSucceeded", "REJECTED": "JobRunsRejectedBatch"}.get(result["outcome"], "JobRunsFailed")
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     if result["rejected"]:

@@ -10,7 +10,6 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 
 from datadominion import run_tasks
-from datadominion.launcher import utc_now
 from datadominion.planning import RunInputError
 from lambdas import wiring
 from lambdas.observability import logger, metrics, task_handler
@@ -35,7 +34,7 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     key = (payload.get("detail") or {}).get("object", {}).get("key", "")
     if key:
         logger.set_correlation_id(key.rsplit("/", 2)[-2] if key.count("/") >= 2 else key)
-    result = run_tasks.register(payload, wiring.storage(s), wiring.ledger(s), utc_now(), s.policy)
+    result = run_tasks.register(payload, wiring.storage(s), wiring.ledger(s), wiring.now(), s.policy)
     metrics.add_metric(name="BatchesRegistered", unit=MetricUnit.Count, value=len(result["registered"]))
     metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=len(result["rejected"]))
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=len(result["duplicates"]))

@@ -4,6 +4,7 @@ on first use (cached), never at import time."""
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from functools import cache, lru_cache
 from typing import Any, Optional
 from urllib.parse import urlparse
@@ -15,6 +16,11 @@ from datadominion.adapters.s3_storage import S3Storage
 from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
 from datadominion.table_metadata import newest_summarised_month
 from lambdas.settings import LambdaSettings
+
+
+def now() -> datetime:
+    """The handlers' clock: one place, so the state-machine tests can move time."""
+    return datetime.now(timezone.utc)
 
 
 @lru_cache(maxsize=1)

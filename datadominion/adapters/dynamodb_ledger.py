@@ -89,16 +89,22 @@ class DynamoDbLedger:
         self.db.put_item(TableName=self.table, Item=self._item(record))
 
     # --- lock ----------------------------------------------------------------------------
-    def acquire_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
+    def renew_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
+        """Extend our own lease (keeps acquired_at); a conditional write, never a takeover."""
         expires = now + timedelta(seconds=lease_seconds)
-        try:  # renew our own lease (keeps acquired_at)
+        try:
             self.db.update_item(TableName=self.table, Key=_LOCK_KEY, UpdateExpression="SET expires_at = :e",
                                 ConditionExpression="#o = :o",
                                 ExpressionAttributeNames={"#o": "owner"},
                                 ExpressionAttributeValues={":e": {"S": _ts(expires)}, ":o": {"S": owner}})
             return True
         except self.db.exceptions.ConditionalCheckFailedException:
-            pass
+            return False
+
+    def acquire_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
+        expires = now + timedelta(seconds=lease_seconds)
+        if self.renew_lock(owner, now, lease_seconds):
+            return True
         try:  # take a free lock, or one whose lease has expired (ISO-8601 UTC strings sort by time)
             self.db.put_item(TableName=self.table,
                              Item={**_LOCK_KEY, "owner": {"S": owner}, "acquired_at": {"S": _ts(now)},

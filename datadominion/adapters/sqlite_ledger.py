@@ -119,6 +119,13 @@ class SqliteLedger:
                            (_LOCK_NAME, owner, _ts(acquired), _ts(expires)))
             return True
 
+    def renew_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
+        expires = now + timedelta(seconds=lease_seconds)
+        with self._tx() as db:
+            changed = db.execute("UPDATE lock SET expires_at = ? WHERE name = ? AND owner = ?",
+                                 (_ts(expires), _LOCK_NAME, owner)).rowcount
+        return bool(changed)
+
     def release_lock(self, owner: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM lock WHERE name = ? AND owner = ?", (_LOCK_NAME, owner))

@@ -331,3 +331,89 @@ def test_when_recording_the_failure_fails_the_lock_is_still_released_and_notifie
     assert ledger(aws).lock() is None
     [message] = pipeline.notifications()
     assert "exec-1 failed" in message and "Recording the failure in the ledger failed" in message
+
+
+class FakeClock:
+    """The handlers' clock (lambdas.wiring.now), moved by the jobs the fake EMR plays."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def short_lease(monkeypatch):
+    """A 600 s lease and a fake clock; jobs then take the time a test says."""
+    from lambdas import wiring
+
+    monkeypatch.setenv("LOCK_LEASE_SECONDS", "600")
+    wiring.settings.cache_clear()
+    clock = FakeClock()
+    monkeypatch.setattr(wiring, "now", clock)
+    return clock
+
+
+def wait_until(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.1)
+
+
+def test_the_lease_is_renewed_before_each_step_so_a_long_plan_keeps_the_lock(pipeline, aws, short_lease):
+    """Three forward steps of 400 s each outlast one 600 s lease; renewed before each step, the
+    lock stays with the run, and a sweep arriving meanwhile waits and then finds nothing to do."""
+    assert pipeline.run(event(aws, "2024-01"))["status"] == "SUCCEEDED"
+    for month in ("2024-02", "2024-03", "2024-04"):
+        land(aws, month, "b1")
+    play, competitor = pipeline._play_job, []
+
+    def slow_job(step, result_uri):
+        short_lease.advance(400)
+        if step["months"] == ["2024-03"]:  # 800 s after the Plan: past the lease it took there
+            competitor.append(pipeline.start({"sweep": True}))
+            wait_until(lambda: states_entered(pipeline.sfn, competitor[0]).count("WaitForLock") >= 1,
+                       "the sweep waits for the lock")
+        return play(step, result_uri)
+
+    pipeline.emr.effects = slow_job
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
+    assert wait_for(pipeline.sfn, competitor[0])["status"] == "SUCCEEDED"
+    assert "ApplySteps" not in states_entered(pipeline.sfn, competitor[0])  # it never planned a step
+    assert [months for _, months in pipeline.job_steps()] == [["2024-01"], ["2024-02"], ["2024-03"], ["2024-04"]]
+
+
+def test_a_run_whose_lease_was_taken_over_stops_with_lock_lost(pipeline, aws, short_lease):
+    """A step outlasts the lease (700 s > 600 s) and a competing execution takes the lock: the
+    first run stops before its next step with LockLost, touches nothing of the new holder's,
+    and the new holder applies every step once."""
+    assert pipeline.run(event(aws, "2024-01"))["status"] == "SUCCEEDED"
+    for month in ("2024-02", "2024-03", "2024-04"):
+        land(aws, month, "b1")
+    play, competitor = pipeline._play_job, []
+    book = ledger(aws)
+
+    def overrunning_job(step, result_uri):
+        if step["months"] == ["2024-02"] and not competitor:
+            short_lease.advance(700)
+            competitor.append(pipeline.start({"sweep": True}))
+            wait_until(lambda: (book.lock() is not None and book.lock().owner == competitor[0].rsplit(":", 1)[1]),
+                       "the sweep holds the lock")
+        return play(step, result_uri)
+
+    pipeline.emr.effects = overrunning_job
+    first = pipeline.run({"sweep": True})
+    second = wait_for(pipeline.sfn, competitor[0])
+    assert first["status"] == "FAILED" and "LockLost" in first["cause"] + str(pipeline.notifications())
+    assert "RunJob" in states_entered(pipeline.sfn, first["executionArn"])
+    assert second["status"] == "SUCCEEDED"
+    assert {b.batch_key: b.state for b in book.batches()} == {f"2024-0{m}/b1": DONE for m in (1, 2, 3, 4)}
+    assert [months for _, months in pipeline.job_steps()] == [["2024-01"], ["2024-02"], ["2024-03"], ["2024-04"]]
+    assert book.lock() is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -124,39 +124,12 @@ def test_sweep_registers_every_complete_batch_and_skips_incomplete_ones(aws):
 
 # --- Ledger and lock on DynamoDB -----------------------------------------------------------
 
-def test_dynamodb_lock_contention_renewal_and_lease_expiry(aws):
-    t0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
-    book = ledger(aws)
-    assert book.acquire_lock("a", t0, 60)
-    assert not book.acquire_lock("b", t0 + timedelta(seconds=30), 60)  # a live holder is never displaced
-    assert book.acquire_lock("a", t0 + timedelta(seconds=30), 60)  # the holder renews
-    held = book.lock()
-    assert held.owner == "a" and held.acquired_at == t0 and held.expires_at == t0 + timedelta(seconds=90)
-    assert not book.acquire_lock("b", t0 + timedelta(seconds=89), 60)
-    assert book.acquire_lock("b", t0 + timedelta(seconds=91), 60)  # a crashed holder's lease expired
-    book.release_lock("a")  # not the holder: nothing happens
-    assert book.lock().owner == "b"
-    book.release_lock("b")
-    assert book.lock() is None
-
-
 def test_lock_handler_reports_contention_as_an_outcome(aws):
     assert lock.handler({"owner": "exec-1"}, CTX)["acquired"] is True
     waiting = lock.handler({"owner": "exec-2"}, CTX)
     assert waiting["acquired"] is False and waiting["holder"] == "exec-1"
     finish.handler({"owner": "exec-1", "started": datetime.now(timezone.utc).isoformat()}, CTX)
     assert lock.handler({"owner": "exec-2"}, CTX)["acquired"] is True
-
-
-def test_dynamodb_ledger_registers_once_and_lists_by_state(aws):
-    key = land(aws, "2025-02", "b1")
-    register.handler(s3_object_created_event(aws.landing, key), CTX)
-    book = ledger(aws)
-    first = book.get("2025-02/b1")
-    assert not book.register(first)  # conditional put: a second registration changes nothing
-    book.update(first.moved(DONE, first.arrived_at))
-    assert [b.batch_key for b in book.batches([DONE])] == ["2025-02/b1"]
-    assert book.batches([REGISTERED]) == []
 
 
 # --- Plan: Iceberg metadata in Glue + S3 ------------------------------------------------------

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -83,19 +83,6 @@ def test_incomplete_batch_has_no_marker_and_is_not_found(landing):
     assert find_markers(LocalStorage(landing)) == []
     make_batch(landing, batch_id="b2")
     assert find_markers(LocalStorage(landing)) == ["accounts_all/rpt_as_of_mo=2025-02/b2/_SUCCESS"]
-
-
-def test_lock_contention_and_lease_expiry(ledger):
-    assert ledger.acquire_lock("a", NOW, 60)
-    assert not ledger.acquire_lock("b", NOW + timedelta(seconds=30), 60)  # live holder is never displaced
-    assert ledger.acquire_lock("a", NOW + timedelta(seconds=30), 60)  # renewal by the holder
-    assert ledger.lock().expires_at == NOW + timedelta(seconds=90)
-    assert not ledger.acquire_lock("b", NOW + timedelta(seconds=89), 60)
-    assert ledger.acquire_lock("b", NOW + timedelta(seconds=91), 60)  # crashed holder's lease expired
-    ledger.release_lock("a")  # not the holder: no effect
-    assert ledger.lock().owner == "b"
-    ledger.release_lock("b")
-    assert ledger.lock() is None
 
 
 def test_attempts_grow_only_when_a_new_or_failed_batch_starts(landing, ledger):
