@@ -7,6 +7,7 @@ Everything exchanged with the state machine is JSON-friendly dicts.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -16,8 +17,10 @@ from datadominion.job_request import (
     for_step_functions,
     job_outcome,
     log_location,
+    needs_step_file,
     result_uri,
     start_job_run_request,
+    step_uri,
     store_step_if_large,
 )
 from datadominion.launcher import (
@@ -35,6 +38,12 @@ from datadominion.steps import Step
 from datadominion.storage import BatchStorage
 
 ReadText = Callable[[str], Optional[str]]
+# Step Functions caps a state's input/output at 256 KiB and the failure cannot be caught: a
+# Plan returns at most this many bytes of step items, and payloads carry samples of keys.
+PLAN_ITEMS_BUDGET = 96 * 1024
+MAX_STEPS_PER_PLAN = 24
+ITEM_SIZE_MARGIN = 256  # the attempt number and token may grow a little once the step starts
+SAMPLE_KEYS = 20
 WriteText = Callable[[str, str], None]
 
 
@@ -63,9 +72,9 @@ def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime,
         "kind": request.kind,
         "rerun_months": list(request.rerun_months),
         "retry_failed": request.retry_failed,
-        "registered": registered,
-        "rejected": rejected,
-        "duplicates": duplicates,
+        "registered": sample(registered), "registered_count": len(registered),
+        "rejected": sample_map(rejected), "rejected_count": len(rejected),
+        "duplicates": sample(duplicates), "duplicate_count": len(duplicates),
         "proceed": request.kind != "event" or bool(registered),
     }
 
@@ -102,19 +111,50 @@ def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_mon
     steps = plan_steps(pending_batches(ledger, policy.max_attempts, retry_failed), newest_summarised, owner,
                        rerun_months)
     items: List[Dict[str, Any]] = []
+    used = 0
     for planned in steps:
+        # Only a bounded prefix is started; the rest stays pending for the next Plan (the
+        # Plan -> Map -> Plan loop drains it), so no execution state nears the 256 KiB cap.
+        size = len(json.dumps(step_item(settings, planned))) + ITEM_SIZE_MARGIN
+        if items and (used + size > PLAN_ITEMS_BUDGET or len(items) >= MAX_STEPS_PER_PLAN):
+            break
         step = start_step(ledger, planned, now)
         store_step_if_large(settings, step, write_text)
-        items.append({
-            "step": step.to_dict(),
-            "step_id": step.step_id,
-            "attempt": step.attempt,
-            "request": for_step_functions(start_job_run_request(settings, step, step.attempt)),
-            "result_uri": result_uri(settings, step, step.attempt),
-        })
+        items.append(step_item(settings, step))
+        used += size
     parked = [] if retry_failed else [b.batch_key for b in parked_batches(ledger, policy.max_attempts)]
-    return {"steps": items, "count": len(items), "newest_summarised": newest_summarised or "",
-            "modes": [s.mode for s in steps], "parked": parked}
+    return {"steps": items, "count": len(items), "deferred": len(steps) - len(items),
+            "newest_summarised": newest_summarised or "", "modes": [i["mode"] for i in items],
+            "parked": sample(parked), "parked_count": len(parked)}
+
+
+def step_item(settings: JobSettings, step: Step) -> Dict[str, Any]:
+    """One Map item: the step's identity and its ready-made EMR Serverless request. A step too
+    large for a job argument is not repeated here either: Record reads it from ``step_uri``."""
+    item: Dict[str, Any] = {
+        "step_id": step.step_id, "attempt": step.attempt, "mode": step.mode, "months": list(step.months),
+        "request": for_step_functions(start_job_run_request(settings, step, step.attempt)),
+        "result_uri": result_uri(settings, step, step.attempt),
+    }
+    if needs_step_file(step):
+        item["step_uri"] = step_uri(settings, step, step.attempt)
+    else:
+        item["step"] = step.to_dict()
+    return item
+
+
+def item_step(item: Dict[str, Any], read_text: ReadText) -> Step:
+    if "step" in item:
+        return Step.from_dict(item["step"])
+    text = read_text(item["step_uri"])
+    if text is None:
+        raise FileNotFoundError(f"step file {item['step_uri']} of step {item['step_id']} is missing")
+    return Step.from_json(text)
+
+
+def sample(keys: Sequence[str], limit: int = SAMPLE_KEYS) -> List[str]:
+    """At most ``limit`` keys: payloads carry examples and counts, never unbounded lists."""
+    return list(keys[:limit])
 
 
 def _job_run_id(job: Dict[str, Any]) -> str:
@@ -141,7 +181,7 @@ def _failure(error: Dict[str, Any]) -> Dict[str, str]:
 def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], error: Optional[Dict[str, Any]],
            settings: JobSettings, read_text: ReadText, now: datetime) -> Dict[str, Any]:
     """Record how a step ended on each of its batches. ``outcome`` FAILED stops the run."""
-    step = Step.from_dict(item["step"])
+    step = item_step(item, read_text)
     if error is None:
         job_run_id, state, details = _job_run_id(job or {}), "SUCCESS", ""
     else:
@@ -159,8 +199,25 @@ def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], 
     else:
         verdict = FAILED
     return {"outcome": verdict, "step_id": step.step_id, "mode": step.mode, "months": list(step.months),
-            "job_run_id": job_run_id, "log_uri": logs, "batches": states, "detail": outcome.detail,
-            "rejected": outcome.rejected, "report": outcome.report}
+            "job_run_id": job_run_id, "log_uri": logs, "batches": sample_map(states),
+            "batch_states": dict(Counter(states.values())), "detail": outcome.detail[:2000],
+            "rejected": sample_map(outcome.rejected), "rejected_count": len(outcome.rejected),
+            "report": compact(outcome.report)}
+
+
+def sample_map(values: Dict[str, str], limit: int = SAMPLE_KEYS) -> Dict[str, str]:
+    return {k: str(v)[:500] for k, v in list(values.items())[:limit]}
+
+
+def compact(report: Dict[str, Any]) -> Dict[str, Any]:
+    """A job report for a payload: lists become a sample and their length."""
+    out: Dict[str, Any] = {}
+    for key, value in report.items():
+        if isinstance(value, list) and len(value) > SAMPLE_KEYS:
+            out[key], out[f"{key}_count"] = value[:SAMPLE_KEYS], len(value)
+        else:
+            out[key] = value
+    return out
 
 
 def finish(ledger: Ledger, owner: str, started: datetime, now: datetime, outcome: str = "succeeded",

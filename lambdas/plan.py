@@ -20,12 +20,12 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     result = run_tasks.plan(wiring.ledger(s), newest, owner(event), list(event.get("rerun_months") or []), s.job,
                             wiring.now(), s.policy, wiring.write_text, bool(event.get("retry_failed", False)))
     if result["parked"]:
-        metrics.add_metric(name="BatchesParked", unit=MetricUnit.Count, value=len(result["parked"]))
+        metrics.add_metric(name="BatchesParked", unit=MetricUnit.Count, value=result["parked_count"])
         logger.warning("batches parked after repeated failures; start {\"sweep\": true, \"retry_failed\": true} "
                        "once the cause is fixed", extra={"parked": result["parked"]})
     for mode, count in Counter(result["modes"]).items():
         metrics.add_metric(name=f"StepsPlanned_{mode}", unit=MetricUnit.Count, value=count)
-    logger.info("plan", extra={"newest_summarised": newest, "steps": [
-        {"mode": i["step"]["mode"], "months": i["step"]["months"], "attempt": i["attempt"],
+    logger.info("plan", extra={"newest_summarised": newest, "deferred_to_next_plan": result["deferred"], "steps": [
+        {"mode": i["mode"], "months": i["months"], "attempt": i["attempt"],
          "client_token": i["request"]["ClientToken"]} for i in result["steps"]]})
     return result

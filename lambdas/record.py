@@ -19,9 +19,9 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
                               wiring.read_text, wiring.now())
     name = {"DONE": "JobRunsSucceeded", "REJECTED": "JobRunsRejectedBatch"}.get(result["outcome"], "JobRunsFailed")
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-    if result["rejected"]:
-        metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=len(result["rejected"]))
+    if result["rejected_count"]:
+        metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=result["rejected_count"])
     log = logger.info if result["outcome"] == "DONE" else logger.error
     log("step recorded", extra={k: result[k] for k in ("outcome", "mode", "months", "job_run_id", "log_uri",
-                                                       "batches", "detail")})
+                                                       "batch_states", "detail")})
     return result

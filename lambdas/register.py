@@ -35,10 +35,11 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     if key:
         logger.set_correlation_id(key.rsplit("/", 2)[-2] if key.count("/") >= 2 else key)
     result = run_tasks.register(payload, wiring.storage(s), wiring.ledger(s), wiring.now(), s.policy)
-    metrics.add_metric(name="BatchesRegistered", unit=MetricUnit.Count, value=len(result["registered"]))
-    metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=len(result["rejected"]))
-    metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=len(result["duplicates"]))
+    metrics.add_metric(name="BatchesRegistered", unit=MetricUnit.Count, value=result["registered_count"])
+    metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=result["rejected_count"])
+    metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=result["duplicate_count"])
     for batch_key, reason in result["rejected"].items():
         logger.warning("batch rejected", extra={"batch_key": batch_key, "reason": reason})
-    logger.info("registration", extra={k: result[k] for k in ("kind", "registered", "duplicates", "proceed")})
+    logger.info("registration", extra={k: result[k] for k in ("kind", "registered", "registered_count",
+                                                              "duplicate_count", "rejected_count", "proceed")})
     return result
