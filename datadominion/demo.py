@@ -36,7 +36,6 @@ def _snapshot(spark: Any, tables: Any, cfg: PipelineConfig) -> Dict[Tuple[int, s
 
 def run_demo(home: Path, config: PipelineConfig, say: Callable[[str], None], fresh: bool = True) -> int:
     from datadominion.generator import generate, write_corrections
-    from datadominion.launcher import process
     from datadominion.local import LocalEnvironment
     from emr_jobs.recompute import validate_tables
 
@@ -49,7 +48,7 @@ def run_demo(home: Path, config: PipelineConfig, say: Callable[[str], None], fre
     say(f"1. generated {ACCOUNTS} accounts x {MONTHS} months ({START}..{written[-1].ref.month}, "
         f"{GAP_PCT:.0f}% gaps): {sum(w.rows for w in written)} records in {len(written)} landing batches")
     say("2. process: the summary is empty, so every month is one initial load")
-    first = process(env.storage, env.ledger, env.runner, env.newest_summarised, notify=lambda m: say("   " + m))
+    first = env.process(notify=lambda m: say("   " + m))
     if not first.ok:
         say("demo FAILED: the initial load did not complete")
         return 1
@@ -60,7 +59,7 @@ def run_demo(home: Path, config: PipelineConfig, say: Callable[[str], None], fre
         f"(+{PAST_DUE_DELTA:,} past due, +{DPD_DELTA} days past due, base_ts {CORRECTION_TS.isoformat()})")
     write_corrections(config, env.landing, TARGET_ACCOUNTS, TARGET_MONTHS, PAST_DUE_DELTA, DPD_DELTA, CORRECTION_TS)
     say("4. process: those months are older than the newest summarised month, so they are a backfill")
-    second = process(env.storage, env.ledger, env.runner, env.newest_summarised, notify=lambda m: say("   " + m))
+    second = env.process(notify=lambda m: say("   " + m))
     if not second.ok:
         say("demo FAILED: the backfill did not complete")
         return 1

@@ -20,6 +20,7 @@ from datadominion.spark_session import catalog_spark_conf
 from datadominion.steps import Step
 
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
+S3_REGION_CONF = "spark.datadominion.s3.region"  # read by emr_jobs/ingest.py
 # EMR Serverless caps each entry point argument at 10,280 characters: a larger step (an
 # initial load of many batches) travels as an object next to its result instead.
 INLINE_STEP_LIMIT = 8000
@@ -40,6 +41,7 @@ class JobSettings:
     log_uri: str  # s3://<logs>/emr/
     result_prefix: str  # s3://<artifacts>/job-results/
     timeout_minutes: int
+    region: str = ""  # the job's S3 region for executor-side reads (no bucket-region lookups)
     driver_cores: int = 4
     driver_memory_gb: int = 16
     executor_cores: int = 4
@@ -103,6 +105,7 @@ def spark_submit_parameters(settings: JobSettings) -> str:
         "spark.executor.memory": f"{settings.executor_memory_gb}g",
         "spark.dynamicAllocation.enabled": "true",
         "spark.sql.adaptive.enabled": "true",
+        S3_REGION_CONF: settings.region,
         "spark.hadoop.hive.metastore.client.factory.class":
             "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory",
         # The Glue Iceberg catalog, the same settings the job's session builder applies.

@@ -27,7 +27,7 @@ from datadominion.ledger import (
     RunRecord,
 )
 from datadominion.planning import plan_steps
-from datadominion.registration import RegisterOutcome, find_markers, register_marker
+from datadominion.registration import ManifestSink, RegisterOutcome, find_markers, register_marker
 from datadominion.steps import Step
 from datadominion.storage import BatchStorage
 
@@ -59,12 +59,13 @@ class ProcessResult:
         return not self.rejected and not self.failed
 
 
-def register_all(storage: BatchStorage, ledger: Ledger, now: datetime, tolerance: int) -> List[RegisterOutcome]:
+def register_all(storage: BatchStorage, ledger: Ledger, now: datetime, tolerance: int, manifests: ManifestSink
+                 ) -> List[RegisterOutcome]:
     """Register every marker the ledger does not know yet (the sweep and the local poller).
     Known batches are skipped from one ledger listing, not looked up one by one."""
     known = {b.batch_key for b in ledger.batches()}
     unseen = [key for key in find_markers(storage) if not _known(key, known)]
-    return [register_marker(key, storage, ledger, now, tolerance) for key in unseen]
+    return [register_marker(key, storage, ledger, now, tolerance, manifests) for key in unseen]
 
 
 def _known(marker_key: str, known: set) -> bool:
@@ -152,6 +153,7 @@ def process(
     runner: JobRunner,
     newest_summarised: Callable[[], Optional[str]],
     *,
+    manifests: ManifestSink,
     tolerance_months: int = 1,
     lease_seconds: int = 1800,
     wait_seconds: float = 600.0,
@@ -166,7 +168,7 @@ def process(
     started = time.monotonic()
     run_id = owner or f"local-{uuid.uuid4().hex[:12]}"
     result = ProcessResult(run_id=run_id)
-    for registration in register_all(storage, ledger, clock(), tolerance_months):
+    for registration in register_all(storage, ledger, clock(), tolerance_months, manifests):
         if registration.status == "registered":
             result.registered.append(registration.batch_key)
         elif registration.status == "rejected":

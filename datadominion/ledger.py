@@ -10,6 +10,7 @@ Batch states:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import List, Optional, Protocol, Sequence, Tuple
@@ -20,6 +21,30 @@ PENDING_STATES = (REGISTERED, FAILED)
 
 
 @dataclass(frozen=True)
+class BatchManifest:
+    """What a batch held when it was registered. The object list itself is a JSON file at
+    ``uri`` (a production batch has thousands of objects; a DynamoDB item is capped at 400 KB);
+    the ledger keeps its location, the object count, total bytes and the file's sha256."""
+
+    uri: str = ""
+    count: int = 0
+    total_bytes: int = 0
+    digest: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps({"uri": self.uri, "count": self.count, "total_bytes": self.total_bytes,
+                           "digest": self.digest}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> BatchManifest:
+        data = json.loads(text or "{}")
+        if isinstance(data, list):  # a ledger written before manifests: the inline [key, size] list
+            return cls("", len(data), sum(int(size) for _, size in data), "")
+        return cls(str(data.get("uri", "")), int(data.get("count", 0)), int(data.get("total_bytes", 0)),
+                   str(data.get("digest", "")))
+
+
+@dataclass(frozen=True)
 class BatchRecord:
     batch_key: str
     month: str
@@ -27,17 +52,13 @@ class BatchRecord:
     state: str
     location: str
     arrived_at: datetime
-    objects: Tuple[Tuple[str, int], ...] = ()
+    manifest: BatchManifest = BatchManifest()
     reason: str = ""
     step_id: str = ""
     job_run_id: str = ""
     log_uri: str = ""
     attempts: int = 0
     updated_at: Optional[datetime] = None
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(size for _, size in self.objects)
 
     def moved(self, state: str, at: datetime, **fields: object) -> BatchRecord:
         return replace(self, state=state, updated_at=at, **fields)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@
     $DATADOMINION_HOME/ledger.db   the SQLite ledger
     $DATADOMINION_HOME/catalog.db  the Iceberg SQL catalog (pyiceberg + Spark JDBC)
     $DATADOMINION_HOME/warehouse/  table data
+    $DATADOMINION_HOME/manifests/  each registered batch's object list
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from datadominion.adapters.local_jobs import LocalSparkJobRunner
-from datadominion.adapters.local_storage import LocalStorage
+from datadominion.adapters.local_storage import LocalStorage, write_local_text
 from datadominion.adapters.sqlite_ledger import SqliteLedger
 from datadominion.catalog import CatalogSettings, load_pyiceberg_catalog, local_catalog_settings
 from datadominion.config import PipelineConfig
+from datadominion.launcher import ProcessResult, process
+from datadominion.registration import ManifestSink
 from datadominion.table_metadata import newest_summarised_month
 
 LOCAL_LATEST_BUCKETS = 4
@@ -32,6 +35,7 @@ class LocalEnvironment:
         self.landing = self.home / "landing"
         self.landing.mkdir(parents=True, exist_ok=True)
         self.storage = LocalStorage(self.landing)
+        self.manifests = ManifestSink((self.home / "manifests").as_uri(), write_local_text)
         self.ledger = SqliteLedger(self.home / "ledger.db")
         self.catalog_settings: CatalogSettings = local_catalog_settings(self.home)
         self._catalog: Optional[Any] = None
@@ -45,6 +49,11 @@ class LocalEnvironment:
 
     def identifier(self, table: str) -> str:
         return f"{self.config.namespace}.{table}"
+
+    def process(self, **options: Any) -> ProcessResult:
+        """Register and apply everything pending with this home's adapters (launcher.process)."""
+        return process(self.storage, self.ledger, self.runner, self.newest_summarised, manifests=self.manifests,
+                       **options)
 
     def newest_summarised(self) -> Optional[str]:
         return newest_summarised_month(self.catalog, self.identifier(self.config.destination_table),

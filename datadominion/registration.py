@@ -2,22 +2,48 @@
 
 Checks only what can be seen without reading rows (the job validates the rows):
 key layout, a real month not too far in the future, and a batch folder of non-empty
-Parquet objects with nothing unexpected beside them.
+Parquet objects with nothing unexpected beside them. The magic bytes of a batch's objects
+are checked concurrently and within a time budget (a production month is thousands of
+objects); the object list goes to a manifest file, not into the ledger item.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from datadominion.landing import SUCCESS_MARKER, BatchKeyError, BatchRef, parse_marker_key
-from datadominion.ledger import REGISTERED, REJECTED, BatchRecord, Ledger
+from datadominion.ledger import REGISTERED, REJECTED, BatchManifest, BatchRecord, Ledger
 from datadominion.months import month_of, parse_month
 from datadominion.storage import BatchStorage, StoredObject
 
 PARQUET_MAGIC = b"PAR1"
 MIN_PARQUET_BYTES = 12  # header magic + footer length + footer magic
+CHECK_WORKERS = 32
+CHECK_SECONDS = 180.0  # well inside the Register Lambda's 300 s timeout
+
+
+class RegistrationTimeout(RuntimeError):
+    """The objects could not all be checked in time; nothing was recorded, a later run retries."""
+
+
+@dataclass(frozen=True)
+class ManifestSink:
+    """Where a batch's object list is written at registration: ``<prefix>/<month>/<batch_id>.json``."""
+
+    prefix: str
+    write_text: Callable[[str, str], None]
+
+    def save(self, ref: BatchRef, objects: Sequence[StoredObject]) -> BatchManifest:
+        text = json.dumps({"batch_key": ref.batch_key, "objects": [[o.key, o.size] for o in objects]})
+        uri = f"{self.prefix.rstrip('/')}/{ref.month}/{ref.batch_id}.json"
+        self.write_text(uri, text)
+        return BatchManifest(uri, len(objects), sum(o.size for o in objects), hashlib.sha256(text.encode()).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -46,11 +72,36 @@ def inspect_batch(ref: BatchRef, storage: BatchStorage) -> Tuple[StoredObject, .
     empty = [o.key for o in objects if o.size == 0]
     if empty:
         raise BatchRejected(f"zero-byte Parquet objects: {empty[:3]}")
-    for o in objects:
+    check_magic(objects, storage)
+    return tuple(objects)
+
+
+def check_magic(objects: Sequence[StoredObject], storage: BatchStorage, workers: int = CHECK_WORKERS,
+                seconds: float = CHECK_SECONDS) -> None:
+    """PAR1 at both ends of every object, checked by ``workers`` threads within ``seconds``."""
+    def check(o: StoredObject) -> Optional[str]:
         if o.size < MIN_PARQUET_BYTES or storage.read_range(o.key, 0, 4) != PARQUET_MAGIC \
                 or storage.read_range(o.key, -4, 4) != PARQUET_MAGIC:
-            raise BatchRejected(f"{o.key} is not a Parquet file (no PAR1 magic at both ends)")
-    return tuple(objects)
+            return o.key
+        return None
+
+    deadline = time.monotonic() + seconds
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(check, o) for o in objects]
+        done, not_done = wait(futures, timeout=max(deadline - time.monotonic(), 0), return_when=FIRST_EXCEPTION)
+        failures = [f.exception() for f in done if f.exception() is not None]
+        bad = sorted(key for key in (f.result() for f in done if f.exception() is None) if key)
+        if bad:
+            raise BatchRejected(f"{bad[0]} is not a Parquet file (no PAR1 magic at both ends)"
+                                + (f"; {len(bad) - 1} more such objects" if len(bad) > 1 else ""))
+        if failures:
+            raise failures[0]  # type: ignore[misc]  # e.g. a storage error: not the batch's fault
+        if not_done:
+            raise RegistrationTimeout(f"checked {len(done)} of {len(objects)} objects in {seconds:.0f} s; "
+                                      "the batch stays unregistered and the next run retries it")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def check_month(ref: BatchRef, now: datetime, tolerance_months: int) -> None:
@@ -62,7 +113,8 @@ def check_month(ref: BatchRef, now: datetime, tolerance_months: int) -> None:
 
 
 def register_marker(
-    marker_key: str, storage: BatchStorage, ledger: Ledger, now: datetime, tolerance_months: int
+    marker_key: str, storage: BatchStorage, ledger: Ledger, now: datetime, tolerance_months: int,
+    manifests: ManifestSink,
 ) -> RegisterOutcome:
     try:
         ref = parse_marker_key(marker_key)
@@ -79,7 +131,7 @@ def register_marker(
         record = base.moved(REJECTED, now, reason=str(exc))
         stored = ledger.register(record)
         return RegisterOutcome("rejected" if stored else "duplicate", ref.batch_key, str(exc), record)
-    record = base.moved(REGISTERED, now, objects=tuple((o.key, o.size) for o in objects))
+    record = base.moved(REGISTERED, now, manifest=manifests.save(ref, objects))
     if not ledger.register(record):
         return RegisterOutcome("duplicate", ref.batch_key)
     return RegisterOutcome("registered", ref.batch_key, record=record)

@@ -33,7 +33,7 @@ from datadominion.launcher import (
 )
 from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, Ledger, LockLost, RunRecord
 from datadominion.planning import parse_run_input, plan_steps
-from datadominion.registration import register_marker
+from datadominion.registration import ManifestSink, register_marker
 from datadominion.steps import Step
 from datadominion.storage import BatchStorage
 
@@ -54,15 +54,15 @@ class RunPolicy:
     max_attempts: int = MAX_ATTEMPTS
 
 
-def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime, policy: RunPolicy
-             ) -> Dict[str, Any]:
+def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime, policy: RunPolicy,
+             manifests: ManifestSink) -> Dict[str, Any]:
     """Register the event's batch (or every marker, for a sweep). ``proceed`` is False when a
     duplicate or rejected event leaves nothing new to do: the execution ends there."""
     request = parse_run_input(payload, now)
     if request.kind == "event":
-        outcomes = [register_marker(request.marker_key, storage, ledger, now, policy.tolerance_months)]
+        outcomes = [register_marker(request.marker_key, storage, ledger, now, policy.tolerance_months, manifests)]
     elif request.kind == "sweep":
-        outcomes = register_all(storage, ledger, now, policy.tolerance_months)
+        outcomes = register_all(storage, ledger, now, policy.tolerance_months, manifests)
     else:
         outcomes = []
     registered = [o.batch_key for o in outcomes if o.status == "registered"]

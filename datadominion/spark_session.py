@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -110,6 +111,9 @@ def build_spark_session(
 
         load_pyiceberg_catalog(settings)
         jars = local_stack_jars()
+        # Python workers run this interpreter (its packages, e.g. pyarrow for the footer checks);
+        # PySpark reads the variable when the context starts.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         conf.update({
             "spark.master": os.environ.get("DATADOMINION_SPARK_MASTER", "local[2]"),
             "spark.jars": ",".join(str(j) for j in jars),

@@ -8,14 +8,16 @@ committed (a re-run, a redrive) is recognised and skipped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from datadominion.config import PipelineConfig
+from datadominion.job_request import S3_REGION_CONF
 from datadominion.steps import StepBatch
+from emr_jobs.footers import footer_problems, s3_options
 from emr_jobs.tables import BATCHES_PROPERTY, Tables
 
 SPARK_TYPES = {
@@ -91,29 +93,28 @@ def check_schema(df: DataFrame, batch: StepBatch, config: PipelineConfig) -> Non
         raise BatchValidationError(batch, "schema: column types", "; ".join(wrong))
 
 
-def check_file_columns(spark: Any, batch: StepBatch, config: PipelineConfig) -> None:
+def check_file_columns(spark: Any, batches: Sequence[StepBatch], config: PipelineConfig) -> None:
     """Every file must carry every column: with mergeSchema a file missing one would read as
-    NULLs, silently. Reads only the Parquet footers (driver side, through Hadoop's FileSystem)."""
+    NULLs, silently. The files of all the step's batches are listed on the driver (one LIST
+    per folder) and their footers read in parallel on the executors (emr_jobs/footers.py)."""
+    owner: Dict[str, StepBatch] = {}
+    for batch in batches:
+        owner.update({path: batch for path in parquet_files(spark, batch.location)})
+    region = spark.conf.get(S3_REGION_CONF, "")
+    problems = footer_problems(spark, sorted(owner), sorted(config.source_types), s3_options(region))
+    for path, problem in sorted(problems.items()):
+        others = len(problems) - 1
+        rule = "readable Parquet" if problem.startswith("unreadable") else "schema: missing columns"
+        raise BatchValidationError(owner[path], rule, f"file {path.rsplit('/', 1)[-1]} {problem}"
+                                   + (f" ({others} more file(s) with problems in this step)" if others else ""))
+
+
+def parquet_files(spark: Any, location: str) -> List[str]:
+    """The .parquet files of a batch folder, through Hadoop's FileSystem (EMRFS on EMR)."""
     jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    folder = jvm.org.apache.hadoop.fs.Path(batch.location)
-    fs = folder.getFileSystem(conf)
-    expected = set(config.source_types)
-    for status in fs.listStatus(folder):
-        path = status.getPath()
-        if not path.getName().endswith(".parquet"):
-            continue
-        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
-            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(path, conf))
-        try:
-            fields = reader.getFooter().getFileMetaData().getSchema().getFields()
-            names = {fields.get(i).getName() for i in range(fields.size())}
-        finally:
-            reader.close()
-        missing = sorted(expected - names)
-        if missing:
-            raise BatchValidationError(batch, "schema: missing columns",
-                                       f"file {path.getName()} lacks columns {missing}")
+    folder = jvm.org.apache.hadoop.fs.Path(location)
+    fs = folder.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return [str(s.getPath().toString()) for s in fs.listStatus(folder) if s.getPath().getName().endswith(".parquet")]
 
 
 BATCH = "_batch"
@@ -228,7 +229,7 @@ def validated_batches(
     """Read and check every batch of a step; nothing is written here."""
     for batch in batches:
         check_schema(read_batch(spark, batch), batch, config)
-        check_file_columns(spark, batch, config)
+    check_file_columns(spark, batches, config)
     # Checkpointed, not just cached: the file-name column is non-deterministic, and MERGE
     # (copy-on-write) refuses a source whose lineage holds one.
     scan = read_all(spark, batches, config).localCheckpoint(eager=True)

@@ -23,6 +23,7 @@ JOBS_PREFIX = "jobs/"
 CONFIGS_PREFIX = "configs/"
 RESULTS_PREFIX = "job-results/"
 LOGS_PREFIX = "emr-logs/"
+MANIFESTS_PREFIX = "manifests/"  # written by Register: each batch's object list
 ARTIFACT_PREFIXES = (JOBS_PREFIX, CONFIGS_PREFIX, RESULTS_PREFIX, LOGS_PREFIX)
 
 

@@ -13,8 +13,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from datadominion.landing import SOURCE_PREFIX
 from infra.catalog import GlueDatabase
-from infra.emr import RESULTS_PREFIX, SparkApplication
+from infra.emr import MANIFESTS_PREFIX, RESULTS_PREFIX, SparkApplication
 from infra.environment import EnvironmentConfig
 from infra.ledger import LedgerTable
 from infra.nag import acknowledge, logical_id
@@ -65,6 +66,7 @@ class LauncherFunctions(Construct):
             "DATADOMINION_ENVIRONMENT": env.name,
             "LEDGER_TABLE": ledger.table.table_name,
             "LANDING_BUCKET": storage.landing.bucket_name,
+            "MANIFEST_PREFIX": f"s3://{storage.artifacts.bucket_name}/{MANIFESTS_PREFIX}",
             "SUMMARY_TABLE": f"{database.name}.{summary_table}",
             "FUTURE_MONTH_TOLERANCE": str(env.landing.future_month_tolerance),
             "LOCK_LEASE_SECONDS": str(env.landing.lock_lease_minutes * 60),
@@ -125,12 +127,19 @@ class LauncherFunctions(Construct):
         register_role = self.roles["register"]
         register_role.add_to_principal_policy(iam.PolicyStatement(
             sid="InspectLanding", actions=["s3:GetObject"], resources=[storage.landing.arn_for_objects(
-                "accounts_all/*")]))
+                f"{SOURCE_PREFIX}*")]))
         register_role.add_to_principal_policy(iam.PolicyStatement(
             sid="ListLanding", actions=["s3:ListBucket"], resources=[storage.landing.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": ["accounts_all/*"]}}))
-        acknowledge(register_role, [(f"AwsSolutions-IAM5[Resource::<{logical_id(storage.landing)}.Arn>/accounts_all/*]",
-                                     "Register reads the Parquet magic bytes of any batch under accounts_all/.")])
+            conditions={"StringLike": {"s3:prefix": [f"{SOURCE_PREFIX}*"]}}))
+        register_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="WriteManifests", actions=["s3:PutObject"],
+            resources=[storage.artifacts.arn_for_objects(f"{MANIFESTS_PREFIX}*")]))
+        acknowledge(register_role, [
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.landing)}.Arn>/{SOURCE_PREFIX}*]",
+             "Register reads the Parquet magic bytes of any batch under accounts_all/."),
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.artifacts)}.Arn>/{MANIFESTS_PREFIX}*]",
+             "Register writes each batch's object list as manifests/<month>/<batch_id>.json."),
+        ])
 
     def _grant_plan(self, storage: DataStorage, database: GlueDatabase) -> None:
         plan_role = self.roles["plan"]

@@ -34,7 +34,8 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     key = (payload.get("detail") or {}).get("object", {}).get("key", "")
     if key:
         logger.set_correlation_id(key.rsplit("/", 2)[-2] if key.count("/") >= 2 else key)
-    result = run_tasks.register(payload, wiring.storage(s), wiring.ledger(s), wiring.now(), s.policy)
+    result = run_tasks.register(payload, wiring.storage(s), wiring.ledger(s), wiring.now(), s.policy,
+                                wiring.manifests(s))
     metrics.add_metric(name="BatchesRegistered", unit=MetricUnit.Count, value=result["registered_count"])
     metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=result["rejected_count"])
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=result["duplicate_count"])

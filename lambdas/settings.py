@@ -15,6 +15,7 @@ VARIABLES = {
     "DATADOMINION_ENVIRONMENT": "environment",
     "LEDGER_TABLE": "ledger_table",
     "LANDING_BUCKET": "landing_bucket",
+    "MANIFEST_PREFIX": "manifest_prefix",
     "SUMMARY_TABLE": "summary_table",
     "MONTH_COLUMN": "month_column",
     "FUTURE_MONTH_TOLERANCE": "future_month_tolerance",
@@ -35,6 +36,7 @@ class LambdaSettings(BaseModel):
     environment: str
     ledger_table: str
     landing_bucket: str = ""
+    manifest_prefix: str = Field("", description="s3://<artifacts>/manifests/: each registered batch's object list")
     summary_table: str = Field("", description="<glue database>.<table> of the summary table")
     month_column: str = "rpt_as_of_mo"
     future_month_tolerance: int = Field(1, ge=0)

@@ -10,12 +10,14 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 import boto3
+from botocore.config import Config
 
 from datadominion.adapters.dynamodb_ledger import DynamoDbLedger
 from datadominion.adapters.s3_storage import S3Storage
 from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
+from datadominion.registration import CHECK_WORKERS, ManifestSink
 from datadominion.table_metadata import newest_summarised_month
-from lambdas.settings import LambdaSettings
+from lambdas.settings import LambdaSettings, SettingsError
 
 
 def now() -> datetime:
@@ -30,7 +32,8 @@ def settings() -> LambdaSettings:
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service)  # type: ignore[call-overload]
+    # Register checks a batch's objects with CHECK_WORKERS threads sharing this client.
+    return boto3.client(service, config=Config(max_pool_connections=CHECK_WORKERS))  # type: ignore[call-overload]
 
 
 def ledger(s: LambdaSettings) -> DynamoDbLedger:
@@ -39,6 +42,12 @@ def ledger(s: LambdaSettings) -> DynamoDbLedger:
 
 def storage(s: LambdaSettings) -> S3Storage:
     return S3Storage(client("s3"), s.landing_bucket)
+
+
+def manifests(s: LambdaSettings) -> ManifestSink:
+    if not s.manifest_prefix:
+        raise SettingsError("MANIFEST_PREFIX is not set for this function")
+    return ManifestSink(s.manifest_prefix, write_text)
 
 
 def newest_summarised(s: LambdaSettings) -> Optional[str]:

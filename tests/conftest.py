@@ -117,6 +117,7 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         result_prefix=f"s3://{env.artifacts}/job-results/", timeout_minutes=120, tags={"environment": "test"})
     for name, value in {"DATADOMINION_ENVIRONMENT": "test", "LEDGER_TABLE": env.ledger_table,
                         "LANDING_BUCKET": env.landing, "SUMMARY_TABLE": f"{env.database}.summary",
+                        "MANIFEST_PREFIX": f"s3://{env.artifacts}/manifests/",
                         "FUTURE_MONTH_TOLERANCE": "1", "LOCK_LEASE_SECONDS": "9000",
                         "JOB_SETTINGS": env.job_settings.to_json(),
                         "CATALOG_PROPERTIES": _json.dumps(env.catalog_properties)}.items():

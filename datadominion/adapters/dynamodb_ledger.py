@@ -7,7 +7,8 @@ Items (partition key ``pk``, sort key ``sk``):
 
 Every write that decides something is a conditional write: registering a batch twice,
 or taking a lock another owner holds, fails in DynamoDB itself, not in a read-then-write.
-Items hold batch keys, object keys and sizes, never account data.
+Items hold batch keys and a batch's manifest summary (its object list is a file in S3), never
+account data, so an item stays a few KB whatever the batch size.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence
 
-from datadominion.ledger import STATES, BatchRecord, LockInfo, RunRecord
+from datadominion.ledger import STATES, BatchManifest, BatchRecord, LockInfo, RunRecord
 
 STATE_INDEX = "by-state"
 _LOCK_KEY = {"pk": {"S": "LOCK"}, "sk": {"S": "LOCK"}}
@@ -43,7 +44,7 @@ class DynamoDbLedger:
             "pk": {"S": f"BATCH#{r.batch_key}"}, "sk": {"S": "BATCH"},
             "batch_key": {"S": r.batch_key}, "month": {"S": r.month}, "batch_id": {"S": r.batch_id},
             "state": {"S": r.state}, "location": {"S": r.location}, "arrived_at": {"S": _ts(r.arrived_at)},
-            "objects": {"S": json.dumps([list(o) for o in r.objects])}, "reason": {"S": r.reason[:4000]},
+            "manifest": {"S": r.manifest.to_json()}, "reason": {"S": r.reason[:4000]},
             "step_id": {"S": r.step_id}, "job_run_id": {"S": r.job_run_id}, "log_uri": {"S": r.log_uri},
             "attempts": {"N": str(r.attempts)}, "updated_at": {"S": _ts(r.updated_at)},
         }
@@ -56,7 +57,7 @@ class DynamoDbLedger:
         return BatchRecord(
             batch_key=s["batch_key"], month=s["month"], batch_id=s["batch_id"], state=s["state"],
             location=s["location"], arrived_at=arrived,
-            objects=tuple((k, int(size)) for k, size in json.loads(s["objects"])), reason=s["reason"],
+            manifest=BatchManifest.from_json(s.get("manifest", "")), reason=s["reason"],
             step_id=s["step_id"], job_run_id=s["job_run_id"], log_uri=s["log_uri"], attempts=int(s["attempts"]),
             updated_at=_dt(s["updated_at"]),
         )

@@ -38,3 +38,10 @@ class LocalStorage:
     def uri(self, key_or_prefix: str) -> str:
         # Not Path.as_uri(): it percent-encodes the '=' of rpt_as_of_mo=..., which Spark does not decode.
         return "file://" + str(self.root / key_or_prefix) + ("/" if key_or_prefix.endswith("/") else "")
+
+
+def write_local_text(uri: str, text: str) -> None:
+    """Write a small text file at a file:// URI (local mode's counterpart of an S3 put)."""
+    path = Path(uri.removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

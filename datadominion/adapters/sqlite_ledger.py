@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-from datadominion.ledger import STATES, BatchRecord, LockInfo, RunRecord
+from datadominion.ledger import STATES, BatchManifest, BatchRecord, LockInfo, RunRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     batch_key TEXT PRIMARY KEY, month TEXT NOT NULL, batch_id TEXT NOT NULL, state TEXT NOT NULL,
-    location TEXT NOT NULL, arrived_at TEXT NOT NULL, objects TEXT NOT NULL, reason TEXT NOT NULL,
+    location TEXT NOT NULL, arrived_at TEXT NOT NULL, objects TEXT NOT NULL, reason TEXT NOT NULL,  -- manifest
     step_id TEXT NOT NULL, job_run_id TEXT NOT NULL, log_uri TEXT NOT NULL, attempts INTEGER NOT NULL,
     updated_at TEXT
 );
@@ -74,7 +74,7 @@ class SqliteLedger:
         return BatchRecord(
             batch_key=row["batch_key"], month=row["month"], batch_id=row["batch_id"], state=row["state"],
             location=row["location"], arrived_at=datetime.fromisoformat(row["arrived_at"]),
-            objects=tuple((k, int(s)) for k, s in json.loads(row["objects"])), reason=row["reason"],
+            manifest=BatchManifest.from_json(row["objects"]), reason=row["reason"],
             step_id=row["step_id"], job_run_id=row["job_run_id"], log_uri=row["log_uri"],
             attempts=int(row["attempts"]), updated_at=_dt(row["updated_at"]),
         )
@@ -82,7 +82,7 @@ class SqliteLedger:
     @staticmethod
     def _values(r: BatchRecord) -> tuple:
         return (r.batch_key, r.month, r.batch_id, r.state, r.location, _ts(r.arrived_at),
-                json.dumps([list(o) for o in r.objects]), r.reason, r.step_id, r.job_run_id, r.log_uri,
+                r.manifest.to_json(), r.reason, r.step_id, r.job_run_id, r.log_uri,
                 r.attempts, _ts(r.updated_at))
 
     def register(self, record: BatchRecord) -> bool:

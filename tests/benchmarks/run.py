@@ -48,9 +48,8 @@ def _env(home: Path) -> Any:
 
 
 def _process(env: Any) -> Dict[str, Any]:
-    from datadominion.launcher import process
 
-    result = process(env.storage, env.ledger, env.runner, env.newest_summarised, notify=lambda _: None)
+    result = env.process(notify=lambda _: None)
     assert result.ok, (result.rejected, result.failed)
     return result.steps[-1]["report"] if result.steps else {}
 

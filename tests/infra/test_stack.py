@@ -94,7 +94,8 @@ def test_state_machine_triggers_and_schedule(synthesized, env):
     assert sm["LoggingConfiguration"]["Level"] == "ALL" and sm["LoggingConfiguration"]["IncludeExecutionData"]
     definition = json.dumps(sm["DefinitionString"])
     assert "arn:aws:states:::emr-serverless:startJobRun.sync" in definition
-    assert '\\"MaxConcurrency\\":1' in definition and '\\"ClientToken.$\\":\\"$.request.ClientToken\\"' in definition
+    assert '\\"MaxConcurrency\\":1' in definition
+    assert '\\"ClientToken.$\\":\\"$.item.request.ClientToken\\"' in definition
     [rule] = props(t, "AWS::Events::Rule")
     pattern = rule["EventPattern"]
     assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]

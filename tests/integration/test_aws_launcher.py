@@ -60,8 +60,10 @@ def test_register_records_a_batch_from_an_s3_eventbridge_event(aws):
     assert result["registered"] == ["2025-02/b1"] and result["proceed"] is True
     batch = ledger(aws).get("2025-02/b1")
     assert batch.state == REGISTERED and batch.month == "2025-02"
-    assert [k for k, _ in batch.objects] == [key.replace("_SUCCESS", f"part-{i}.parquet") for i in (0, 1)]
-    assert all(size == len(parquet_bytes()) for _, size in batch.objects)
+    manifest = json.loads(aws.s3.get_object(Bucket=aws.artifacts, Key="manifests/2025-02/b1.json")["Body"].read())
+    assert batch.manifest.uri == f"s3://{aws.artifacts}/manifests/2025-02/b1.json" and batch.manifest.count == 2
+    assert [k for k, _ in manifest["objects"]] == [key.replace("_SUCCESS", f"part-{i}.parquet") for i in (0, 1)]
+    assert batch.manifest.total_bytes == 2 * len(parquet_bytes()) == sum(size for _, size in manifest["objects"])
     assert batch.location == f"s3://{aws.landing}/accounts_all/rpt_as_of_mo=2025-02/b1/"
     # The same event again (S3 and EventBridge deliver at least once): nothing new, and the run ends.
     again = register.handler(s3_object_created_event(aws.landing, key), CTX)

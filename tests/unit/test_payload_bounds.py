@@ -12,10 +12,11 @@ from typing import Dict, List, Optional
 import pytest
 
 from datadominion import run_tasks
-from datadominion.adapters.local_storage import LocalStorage
+from datadominion.adapters.local_storage import LocalStorage, write_local_text
 from datadominion.adapters.sqlite_ledger import SqliteLedger
 from datadominion.job_request import JobSettings
 from datadominion.ledger import DONE, RUNNING, BatchRecord
+from datadominion.registration import ManifestSink
 from datadominion.run_tasks import PLAN_ITEMS_BUDGET, RunPolicy
 
 NOW = datetime(2031, 6, 15, tzinfo=timezone.utc)
@@ -109,7 +110,8 @@ def test_a_sweep_registering_thousands_of_batches_and_a_huge_step_record_stay_sm
     (landing / "accounts_all" / "rpt_as_of_mo=2020-01" / "broken").mkdir()
     (landing / "accounts_all" / "rpt_as_of_mo=2020-01" / "broken" / "_SUCCESS").write_bytes(b"")
     ledger = SqliteLedger(tmp_path / "ledger.db")
-    registration = run_tasks.register({"sweep": True}, LocalStorage(landing), ledger, NOW, POLICY)
+    manifests = ManifestSink((tmp_path / "manifests").as_uri(), write_local_text)
+    registration = run_tasks.register({"sweep": True}, LocalStorage(landing), ledger, NOW, POLICY, manifests)
     assert registration["registered_count"] == 5000 and len(registration["registered"]) == 20
     assert registration["rejected_count"] == 1
     objects = Objects()

@@ -4,10 +4,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from datadominion.adapters.local_storage import LocalStorage
+from datadominion.adapters.local_storage import LocalStorage, write_local_text
 from datadominion.adapters.sqlite_ledger import SqliteLedger
 from datadominion.ledger import REGISTERED, REJECTED
-from datadominion.registration import find_markers, register_marker
+from datadominion.registration import ManifestSink, find_markers, register_marker
 
 NOW = datetime(2025, 3, 15, 12, 0, tzinfo=timezone.utc)
 
@@ -36,7 +36,8 @@ def make_batch(landing, month="2025-02", batch_id="b1", files=None, marker=True)
 
 
 def register(key, landing, ledger, tolerance=1):
-    return register_marker(key, LocalStorage(landing), ledger, NOW, tolerance)
+    return register_marker(key, LocalStorage(landing), ledger, NOW, tolerance,
+                           ManifestSink((landing.parent / "manifests").as_uri(), write_local_text))
 
 
 def test_good_batch_is_registered_once(landing, ledger):
@@ -45,7 +46,7 @@ def test_good_batch_is_registered_once(landing, ledger):
     assert first.status == "registered"
     record = ledger.get("2025-02/b1")
     assert record.state == REGISTERED and record.month == "2025-02"
-    assert record.objects[0][0].endswith("part-0.parquet") and record.total_bytes > 0
+    assert record.manifest.count == 1 and record.manifest.total_bytes > 0
     assert record.location.startswith("file://") and "rpt_as_of_mo=2025-02/b1/" in record.location
     assert register(key, landing, ledger).status == "duplicate"
     assert len(ledger.batches()) == 1
