@@ -5,7 +5,7 @@ file fails naming the file, the field and the problem (:class:`ConfigError`)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Literal, Optional, Union
+from typing import Dict, List, Literal, Optional, Union
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -46,6 +46,21 @@ class LandingSettings(StrictModel):
     max_attempts: int = Field(3, ge=1, le=20, description="failed attempts before a batch is parked")
 
 
+PRINCIPAL_ARN = r"^arn:aws:iam::\d{12}:(root|(role|user)/[A-Za-z0-9+=,.@_/-]+)$"
+
+
+class Producer(StrictModel):
+    """A feed allowed to deliver batches into the landing bucket (same or another account).
+
+    ``batch_prefix`` confines it to batch folders whose id starts with that prefix
+    (``accounts_all/rpt_as_of_mo=*/<batch_prefix>*``), so feeds cannot overwrite each other.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
+    principal_arn: str = Field(pattern=PRINCIPAL_ARN)
+    batch_prefix: str = Field("", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$|^$")
+
+
 class EnvironmentConfig(StrictModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
     account: str = Field(pattern=rf"^(\d{{12}}|{ACCOUNT_PLACEHOLDER})$")
@@ -57,6 +72,7 @@ class EnvironmentConfig(StrictModel):
     schedule: ScheduleSettings = ScheduleSettings()
     alarms: AlarmSettings = AlarmSettings()
     landing: LandingSettings = LandingSettings()
+    producers: List[Producer] = []
     log_retention_days: int = Field(90, ge=1)
     tags: Dict[str, str] = {}
 
@@ -64,6 +80,13 @@ class EnvironmentConfig(StrictModel):
     def deployable_account(self) -> Optional[str]:
         """The 12-digit account, or None while the file still holds the placeholder."""
         return None if self.account == ACCOUNT_PLACEHOLDER else self.account
+
+    @model_validator(mode="after")
+    def _producers_are_distinct(self) -> EnvironmentConfig:
+        names = [p.name for p in self.producers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"producers: names must be distinct, got {names}")
+        return self
 
     @model_validator(mode="after")
     def _lease_outlives_a_job(self) -> EnvironmentConfig:

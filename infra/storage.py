@@ -4,11 +4,13 @@ artifacts (job code, configs, job results) and access logs."""
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.environment import EnvironmentConfig
+from datadominion.landing import SOURCE_PREFIX
+from infra.environment import EnvironmentConfig, Producer
 from infra.nag import acknowledge
 
 
@@ -40,7 +42,9 @@ class DataStorage(Construct):
                                       noncurrent_version_expiration=cdk.Duration.days(30),
                                       abort_incomplete_multipart_upload_after=cdk.Duration.days(7))
         # Feeds deliver here; versioned so an overwritten or deleted delivery can be recovered.
-        self.landing = data_bucket("Landing", True, event_bridge_enabled=True, lifecycle_rules=[noncurrent])
+        self.landing = data_bucket("Landing", True, event_bridge_enabled=True, lifecycle_rules=[noncurrent],
+                                   object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED)
+        self._grant_producers(env)
         # Iceberg data and metadata; Iceberg's own snapshots are the history, old versions expire fast.
         self.warehouse = data_bucket("Warehouse", True, lifecycle_rules=[s3.LifecycleRule(
             id="expire-noncurrent-versions", noncurrent_version_expiration=cdk.Duration.days(7),
@@ -51,3 +55,27 @@ class DataStorage(Construct):
             s3.LifecycleRule(id="expire-job-logs", prefix="emr-logs/",
                              expiration=cdk.Duration.days(max(env.log_retention_days, 1))),
         ])
+
+    def _grant_producers(self, env: EnvironmentConfig) -> None:
+        """Each configured feed may put objects (and abort its multipart uploads) under its own
+        batch folders, and use the data key for that through S3 only. Objects belong to this
+        account whoever writes them (bucket-owner-enforced), so the job can read them."""
+        region = cdk.Stack.of(self).region
+        for producer in env.producers:
+            principal = iam.ArnPrincipal(producer.principal_arn)
+            self.landing.add_to_resource_policy(iam.PolicyStatement(
+                sid=f"Deliver{producer.name.title().replace('-', '')}", principals=[principal],
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[self.landing.arn_for_objects(producer_objects(producer))]))
+            self.key.add_to_resource_policy(iam.PolicyStatement(
+                sid=f"Encrypt{producer.name.title().replace('-', '')}Deliveries", principals=[principal],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=["*"],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
+                                             "kms:EncryptionContext:aws:s3:arn": self.landing.bucket_arn}}))
+
+
+def producer_objects(producer: Producer) -> str:
+    """The keys a producer may write: its batch folders in every month."""
+    if not producer.batch_prefix:
+        return f"{SOURCE_PREFIX}*"
+    return f"{SOURCE_PREFIX}rpt_as_of_mo=*/{producer.batch_prefix}*"

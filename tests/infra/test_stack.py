@@ -254,3 +254,27 @@ def test_make_deploy_refuses_a_placeholder_config_with_the_reason(capsys):
     assert main(["ci", str(CI_ENVIRONMENTS)]) == 0
     assert "account 123456789012" in capsys.readouterr().out
     assert main(["staging"]) == 2 and "staging.json" in capsys.readouterr().err
+
+
+def test_producers_may_deliver_only_into_their_own_batch_folders_and_use_the_key_through_s3(synthesized):
+    t, cfg = synthesized["ci"], env_config("ci")
+    assert cfg.producers and any(p.batch_prefix for p in cfg.producers)
+    [landing_policy] = [p for p in props(t, "AWS::S3::BucketPolicy") if "Landing" in json.dumps(p["Bucket"])]
+    deliveries = [s for s in landing_policy["PolicyDocument"]["Statement"] if s.get("Sid", "").startswith("Deliver")]
+    assert len(deliveries) == len(cfg.producers)
+    for producer, statement in zip(cfg.producers, deliveries):
+        assert statement["Principal"] == {"AWS": producer.principal_arn}
+        assert set(_actions(statement)) == {"s3:PutObject", "s3:AbortMultipartUpload"}
+        resource = json.dumps(statement["Resource"])
+        suffix = f"/accounts_all/rpt_as_of_mo=*/{producer.batch_prefix}*" if producer.batch_prefix else "/accounts_all/*"
+        assert resource.endswith(json.dumps(suffix)[1:-1] + '"]]}'), resource
+    [key] = [r for lid, r in resources(t, "AWS::KMS::Key").items() if lid.startswith("StorageDataKey")]
+    grants = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid", "").startswith("Encrypt")]
+    assert [g["Principal"] for g in grants] == [{"AWS": p.principal_arn} for p in cfg.producers]
+    for grant in grants:
+        assert set(_actions(grant)) == {"kms:GenerateDataKey", "kms:Decrypt"}
+        assert grant["Condition"]["StringEquals"]["kms:ViaService"] == f"s3.{cfg.region}.amazonaws.com"
+    [landing] = [r for lid, r in resources(t, "AWS::S3::Bucket").items() if lid.startswith("StorageLanding")]
+    assert landing["Properties"]["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert not [s for p in props(synthesized["dev"], "AWS::S3::BucketPolicy")
+                for s in p["PolicyDocument"]["Statement"] if s.get("Sid", "").startswith("Deliver")]

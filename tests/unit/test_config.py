@@ -95,3 +95,16 @@ def test_bootstrap_qualifier_defaults_to_cdks_and_must_be_a_valid_qualifier(tmp_
     path.write_text(json.dumps({**data, "bootstrap_qualifier": "Not_Valid!"}))
     with pytest.raises(ConfigError, match="bootstrap_qualifier"):
         load_environment_config(path)
+
+
+@pytest.mark.parametrize("producers, problem", [
+    ([{"name": "feed", "principal_arn": "arn:aws:s3:::bucket"}], "principal_arn"),
+    ([{"name": "feed", "principal_arn": "arn:aws:iam::123456789012:role/r", "batch_prefix": "a/b"}], "batch_prefix"),
+    ([{"name": "feed", "principal_arn": "arn:aws:iam::123456789012:root"}] * 2, "names must be distinct"),
+])
+def test_bad_producers_are_refused_naming_the_field(tmp_path, producers, problem):
+    data = json.loads((REPO / "configs" / "environments" / "dev.json").read_text())
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps({**data, "producers": producers}))
+    with pytest.raises(ConfigError, match=problem):
+        load_environment_config(path)
