@@ -266,7 +266,8 @@ def test_producers_may_deliver_only_into_their_own_batch_folders_and_use_the_key
         assert statement["Principal"] == {"AWS": producer.principal_arn}
         assert set(_actions(statement)) == {"s3:PutObject", "s3:AbortMultipartUpload"}
         resource = json.dumps(statement["Resource"])
-        suffix = f"/accounts_all/rpt_as_of_mo=*/{producer.batch_prefix}*" if producer.batch_prefix else "/accounts_all/*"
+        folders = f"rpt_as_of_mo=*/{producer.batch_prefix}*" if producer.batch_prefix else "*"
+        suffix = f"/accounts_all/{folders}"
         assert resource.endswith(json.dumps(suffix)[1:-1] + '"]]}'), resource
     [key] = [r for lid, r in resources(t, "AWS::KMS::Key").items() if lid.startswith("StorageDataKey")]
     grants = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid", "").startswith("Encrypt")]
