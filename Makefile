@@ -11,7 +11,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export PYSPARK_PYTHON := $(abspath $(PY))
 export SPARK_LOCAL_IP := 127.0.0.1
 
-.PHONY: help setup run test lint typecheck unit package synth bench deploy clean
+.PHONY: help setup run test lint typecheck unit package lock synth bench deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ typecheck: setup ## mypy
 
 package: setup ## build the Lambda asset and the EMR job assets into build/ (pip, no Docker)
 	$(PY) -m infra.packaging
+
+lock: setup ## re-resolve lambdas/requirements.lock and emr_jobs/requirements.lock for their runtimes
+	$(PY) -m infra.packaging --lock
 
 synth: package ## cdk synth (with cdk-nag) for dev, prod and a literal-account/custom-qualifier config
 	npx cdk synth -q -c env=dev --output cdk.out/dev
