@@ -157,6 +157,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for b in batches:
         if b.state in ("REJECTED", "FAILED", "RUNNING"):
             _say(f"  {b.state:9s} {b.batch_key}: {b.reason.splitlines()[0] if b.reason else ''}")
+            for label, value in (("job run", b.job_run_id), ("logs", b.log_uri), ("CloudWatch", b.cloudwatch_logs),
+                                 ("dashboard", b.dashboard_url)):
+                if value:
+                    _say(f"            {label}: {value}")
     lock = env.ledger.lock()
     _say(f"lock: held by {lock.owner} until {lock.expires_at.isoformat()}" if lock else "lock: free")
     for run in env.ledger.runs(5):

@@ -42,6 +42,7 @@ class JobSettings:
     result_prefix: str  # s3://<artifacts>/job-results/
     timeout_minutes: int
     region: str = ""  # the job's S3 region for executor-side reads (no bucket-region lookups)
+    log_group: str = ""  # CloudWatch log group of the job runs (driver and executor stdout/stderr)
     driver_cores: int = 4
     driver_memory_gb: int = 16
     executor_cores: int = 4
@@ -133,12 +134,32 @@ def start_job_run_request(settings: JobSettings, step: Step, attempt: int) -> Di
             "entryPointArguments": arguments,
             "sparkSubmitParameters": spark_submit_parameters(settings),
         }},
-        "configurationOverrides": {"monitoringConfiguration": {
-            "s3MonitoringConfiguration": {"logUri": settings.log_uri},
-        }},
+        "configurationOverrides": {"monitoringConfiguration": monitoring(settings)},
         "executionTimeoutMinutes": settings.timeout_minutes,
         "tags": {**settings.tags, "datadominion:step": step.step_id, "datadominion:mode": step.mode},
     }
+
+
+LOG_STREAM_PREFIX = "datadominion"
+
+
+def monitoring(settings: JobSettings) -> Dict[str, Any]:
+    """Logs to S3 (kept with the artifacts) and, with a log group, to CloudWatch as well."""
+    config: Dict[str, Any] = {"s3MonitoringConfiguration": {"logUri": settings.log_uri}}
+    if settings.log_group:
+        config["cloudWatchLoggingConfiguration"] = {
+            "enabled": True, "logGroupName": settings.log_group, "logStreamNamePrefix": LOG_STREAM_PREFIX,
+            "logTypes": {"SPARK_DRIVER": ["STDOUT", "STDERR"], "SPARK_EXECUTOR": ["STDERR"]}}
+    return config
+
+
+def cloudwatch_location(settings: JobSettings, job_run_id: str) -> str:
+    """Where a job run's CloudWatch log streams are (EMR Serverless names them
+    <prefix>/applications/<application>/jobs/<job run>/<worker>/<stdout|stderr>)."""
+    if not settings.log_group or not job_run_id:
+        return ""
+    return (f"{settings.log_group}:{LOG_STREAM_PREFIX}/applications/{settings.application_id}/jobs/"
+            f"{job_run_id}/")
 
 
 def for_step_functions(request: Dict[str, Any]) -> Dict[str, Any]:
@@ -159,7 +180,7 @@ def log_location(settings: JobSettings, job_run_id: str) -> str:
 
 
 def job_outcome(job_run_id: str, job_state: str, state_details: str, log_uri: str,
-                result_text: Optional[str]) -> JobOutcome:
+                result_text: Optional[str], cloudwatch_logs: str = "", dashboard_url: str = "") -> JobOutcome:
     """How a step ended, from the job run's final state and the result the job wrote (if any)."""
     result: Dict[str, Any] = {}
     if result_text:
@@ -169,7 +190,9 @@ def job_outcome(job_run_id: str, job_state: str, state_details: str, log_uri: st
             result = {"detail": f"unreadable job result: {result_text[:200]!r}"}
     rejected = {str(k): str(v) for k, v in dict(result.get("rejected") or {}).items()}
     if job_state == "SUCCESS" and not rejected:
-        return JobOutcome(SUCCESS, job_run_id, log_uri=log_uri, report=dict(result.get("report") or {}))
+        return JobOutcome(SUCCESS, job_run_id, log_uri=log_uri, cloudwatch_logs=cloudwatch_logs,
+                          dashboard_url=dashboard_url, report=dict(result.get("report") or {}))
     detail = "; ".join(part for part in (
         f"job run {job_run_id or '?'} ended {job_state}", state_details, str(result.get("detail") or "")) if part)
-    return JobOutcome(FAILED, job_run_id, detail[:4000], log_uri=log_uri, rejected=rejected)
+    return JobOutcome(FAILED, job_run_id, detail[:4000], log_uri=log_uri, cloudwatch_logs=cloudwatch_logs,
+                      dashboard_url=dashboard_url, rejected=rejected)

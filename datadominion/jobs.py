@@ -16,6 +16,8 @@ class JobOutcome:
     job_run_id: str = ""
     detail: str = ""
     log_uri: str = ""
+    cloudwatch_logs: str = ""  # log group and stream prefix of the job run (EMR Serverless)
+    dashboard_url: str = ""  # the job run's Spark UI (GetDashboardForJobRun; valid for a limited time)
     # batch_key -> reason, for batches the job found invalid (they become REJECTED)
     rejected: Dict[str, str] = field(default_factory=dict)
     report: Dict[str, Any] = field(default_factory=dict)

@@ -93,21 +93,21 @@ def acquire(ledger: Ledger, owner: str, clock: Clock, lease_seconds: int, wait_s
 def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime) -> Dict[str, str]:
     """Record a step's outcome on each of its batches; returns batch_key -> new state."""
     states = {}
+    where = {"job_run_id": outcome.job_run_id, "log_uri": outcome.log_uri,
+             "cloudwatch_logs": outcome.cloudwatch_logs, "dashboard_url": outcome.dashboard_url}
     for batch in step.batches:
         record = ledger.get(batch.batch_key)
         if record is None:
             continue
         if outcome.succeeded:
-            new = record.moved(DONE, now, reason="", job_run_id=outcome.job_run_id, log_uri=outcome.log_uri)
+            new = record.moved(DONE, now, reason="", **where)
         elif batch.batch_key in outcome.rejected:
-            new = record.moved(REJECTED, now, reason=outcome.rejected[batch.batch_key],
-                               job_run_id=outcome.job_run_id, log_uri=outcome.log_uri)
+            new = record.moved(REJECTED, now, reason=outcome.rejected[batch.batch_key], **where)
         elif outcome.rejected:
             # Another batch of the step was bad; this one goes back in the queue untouched.
             new = record.moved(REGISTERED, now, reason="re-queued: another batch in its step was rejected")
         else:
-            new = record.moved(FAILED, now, reason=outcome.detail or "job failed",
-                               job_run_id=outcome.job_run_id, log_uri=outcome.log_uri)
+            new = record.moved(FAILED, now, reason=outcome.detail or "job failed", **where)
         ledger.update(new)
         states[batch.batch_key] = new.state
     return states

@@ -57,6 +57,8 @@ class BatchRecord:
     step_id: str = ""
     job_run_id: str = ""
     log_uri: str = ""
+    cloudwatch_logs: str = ""
+    dashboard_url: str = ""
     attempts: int = 0
     updated_at: Optional[datetime] = None
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from datadominion.job_request import (
     JobSettings,
+    cloudwatch_location,
     for_step_functions,
     job_outcome,
     log_location,
@@ -31,7 +32,7 @@ from datadominion.launcher import (
     register_all,
     start_step,
 )
-from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, Ledger, LockLost, RunRecord
+from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, BatchRecord, Ledger, LockLost, RunRecord
 from datadominion.planning import parse_run_input, plan_steps
 from datadominion.registration import ManifestSink, register_marker
 from datadominion.steps import Step
@@ -179,8 +180,10 @@ def _failure(error: Dict[str, Any]) -> Dict[str, str]:
 
 
 def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], error: Optional[Dict[str, Any]],
-           settings: JobSettings, read_text: ReadText, now: datetime) -> Dict[str, Any]:
-    """Record how a step ended on each of its batches. ``outcome`` FAILED stops the run."""
+           settings: JobSettings, read_text: ReadText, now: datetime,
+           dashboard: Callable[[str], str] = lambda job_run_id: "") -> Dict[str, Any]:
+    """Record how a step ended on each of its batches, with where to look (S3 and CloudWatch
+    logs, the job run's dashboard). ``outcome`` FAILED stops the run."""
     step = item_step(item, read_text)
     if error is None:
         job_run_id, state, details = _job_run_id(job or {}), "SUCCESS", ""
@@ -188,7 +191,8 @@ def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], 
         failure = _failure(error)
         job_run_id, state, details = failure["job_run_id"], failure["state"], failure["detail"]
     logs = log_location(settings, job_run_id) if job_run_id else settings.log_uri
-    outcome = job_outcome(job_run_id, state, details, logs, read_text(item["result_uri"]))
+    outcome = job_outcome(job_run_id, state, details, logs, read_text(item["result_uri"]),
+                          cloudwatch_location(settings, job_run_id), dashboard(job_run_id) if job_run_id else "")
     states = apply_outcome(ledger, step, outcome, now)
     if step.mode == "rerun":  # no batches to carry the outcome
         states = {f"rerun {','.join(step.months)}": "DONE" if outcome.succeeded else FAILED}
@@ -199,7 +203,8 @@ def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], 
     else:
         verdict = FAILED
     return {"outcome": verdict, "step_id": step.step_id, "mode": step.mode, "months": list(step.months),
-            "job_run_id": job_run_id, "log_uri": logs, "batches": sample_map(states),
+            "job_run_id": job_run_id, "log_uri": logs, "cloudwatch_logs": outcome.cloudwatch_logs,
+            "dashboard_url": outcome.dashboard_url, "batches": sample_map(states),
             "batch_states": dict(Counter(states.values())), "detail": outcome.detail[:2000],
             "rejected": sample_map(outcome.rejected), "rejected_count": len(outcome.rejected),
             "report": compact(outcome.report)}
@@ -233,15 +238,28 @@ def fail(ledger: Ledger, owner: str, error: Dict[str, Any], started: datetime, n
     for the notification is returned."""
     try:
         requeued = _requeue_started_steps(ledger, owner, now)
-        failed = [b.batch_key for b in ledger.batches([FAILED])]
+        failed_batches = ledger.batches([FAILED])
+        failed = [b.batch_key for b in failed_batches]
         more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
         message = (f"{_failure_headline(owner, error)}\n"
                    f"Failed batches: {failed[:20] or 'none'}{more}; re-queued: {len(requeued)}.\n"
-                   "The next sweep retries them; see docs/runbook.md.")
+                   + _where_to_look(failed_batches)
+                   + "The next sweep retries them; see docs/runbook.md.")
         ledger.record_run(RunRecord(owner, started, now, "failed", message))
     finally:
         ledger.release_lock(owner)  # whatever else failed, the next run must not wait for the lease
     return {"owner": owner, "failed": failed, "requeued": requeued, "message": message}
+
+
+def _where_to_look(failed: Sequence[BatchRecord], limit: int = 3) -> str:
+    """The newest failed job runs' logs and dashboards, for the notification."""
+    lines = []
+    for batch in sorted(failed, key=lambda b: b.updated_at or b.arrived_at, reverse=True)[:limit]:
+        if batch.job_run_id:
+            lines.append(f"  {batch.batch_key}: job run {batch.job_run_id}; logs {batch.log_uri}"
+                         + (f"; CloudWatch {batch.cloudwatch_logs}" if batch.cloudwatch_logs else "")
+                         + (f"; dashboard {batch.dashboard_url}" if batch.dashboard_url else ""))
+    return ("Where to look:\n" + "\n".join(lines) + "\n") if lines else ""
 
 
 def _requeue_started_steps(ledger: Ledger, owner: str, now: datetime) -> List[str]:

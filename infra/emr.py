@@ -10,13 +10,15 @@ from typing import Any, Dict, List
 import aws_cdk as cdk
 from aws_cdk import aws_emrserverless as emr
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct
 
 from datadominion.landing import SOURCE_PREFIX
 from infra.catalog import GlueDatabase
 from infra.environment import EnvironmentConfig
-from infra.nag import acknowledge, logical_id
+from infra.nag import acknowledge, finding_account, logical_id
+from infra.retention import retention
 from infra.storage import DataStorage
 
 JOBS_PREFIX = "jobs/"
@@ -69,6 +71,32 @@ class SparkApplication(Construct):
         self.config_uri = f"s3://{artifacts}/{CONFIGS_PREFIX}pipeline.json"
         self.result_prefix = f"s3://{artifacts}/{RESULTS_PREFIX}"
         self.log_uri = f"s3://{artifacts}/{LOGS_PREFIX}"
+        # Job runs also log to CloudWatch (driver stdout/stderr, executor stderr), where
+        # operators search first; S3 keeps the full set with the artifacts.
+        self.log_group = logs.LogGroup(self, "JobLogs", log_group_name=f"/aws/emr-serverless/datadominion-{env.name}",
+                                       retention=retention(env.log_retention_days),
+                                       removal_policy=cdk.RemovalPolicy.RETAIN if env.retain_data
+                                       else cdk.RemovalPolicy.DESTROY)
+        self._grant_logs()
+
+    def _grant_logs(self) -> None:
+        """EMR Serverless publishes the job's CloudWatch logs as the job role (EMR Serverless user
+        guide, "Logging for EMR Serverless with Amazon CloudWatch": DescribeLogGroups, and
+        CreateLogStream/PutLogEvents/DescribeLogStreams on the group)."""
+        stack = cdk.Stack.of(self)
+        self.job_role.add_to_policy(iam.PolicyStatement(
+            sid="JobLogStreams", actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[self.log_group.log_group_arn]))
+        self.job_role.add_to_policy(iam.PolicyStatement(
+            sid="FindJobLogGroup", actions=["logs:DescribeLogGroups"],
+            resources=[stack.format_arn(service="logs", resource="log-group", resource_name="*",
+                                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)]))
+        acknowledge(self.job_role, [
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(self.log_group)}.Arn>]",
+             "The job's own log group (its ARN ends in :* to cover the group's streams)."),
+            (f"AwsSolutions-IAM5[Resource::arn:aws:logs:{stack.region}:{finding_account(self)}:log-group:*]",
+             "DescribeLogGroups lists groups: it has no resource-level permission per group."),
+        ])
 
     def _grant_job(self, storage: DataStorage, database: GlueDatabase) -> None:
         """What the job touches, and nothing else (docs/iam.md has the table and its sources).

@@ -20,6 +20,7 @@ from infra.environment import EnvironmentConfig
 from infra.ledger import LedgerTable
 from infra.nag import acknowledge, logical_id
 from infra.naming import METRICS_NAMESPACE, METRICS_SERVICE
+from infra.retention import retention
 from infra.storage import DataStorage
 
 
@@ -96,9 +97,10 @@ class LauncherFunctions(Construct):
             self.functions[spec.name] = function
             acknowledge(role, [("AwsSolutions-IAM5[Resource::*]",
                                 "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.")])
-        self._grant(storage, ledger, database)
+        self._grant(storage, ledger, database, spark)
 
-    def _grant(self, storage: DataStorage, ledger: LedgerTable, database: GlueDatabase) -> None:
+    def _grant(self, storage: DataStorage, ledger: LedgerTable, database: GlueDatabase,
+               spark: SparkApplication) -> None:
         for name, role in self.roles.items():
             role.add_to_principal_policy(iam.PolicyStatement(
                 sid="Ledger", actions=[f"dynamodb:{op}" for op in LEDGER_OPERATIONS[name]],
@@ -115,7 +117,7 @@ class LauncherFunctions(Construct):
                                 "Queries the ledger's by-state index (the only index of the table).")])
         self._grant_register(storage)
         self._grant_plan(storage, database)
-        self._grant_record(storage)
+        self._grant_record(storage, spark)
 
     @property
     def roles(self) -> Dict[str, iam.IRole]:
@@ -159,8 +161,11 @@ class LauncherFunctions(Construct):
              "Plan reads Iceberg metadata files only (never data files): manifest list and manifests."),
         ])
 
-    def _grant_record(self, storage: DataStorage) -> None:
+    def _grant_record(self, storage: DataStorage, spark: SparkApplication) -> None:
         record_role = self.roles["record"]
+        record_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="JobRunDashboard", actions=["emr-serverless:GetDashboardForJobRun"],
+            resources=[f"{spark.application_arn}/jobruns/*"]))
         record_role.add_to_principal_policy(iam.PolicyStatement(
             sid="JobResults", actions=["s3:GetObject"],
             resources=[storage.artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")]))
@@ -168,21 +173,13 @@ class LauncherFunctions(Construct):
             sid="JobResultsMissing", actions=["s3:ListBucket"], resources=[storage.artifacts.bucket_arn],
             conditions={"StringLike": {"s3:prefix": [f"{RESULTS_PREFIX}*"]}}))
         results = f"<{logical_id(storage.artifacts)}.Arn>/{RESULTS_PREFIX}*"
-        acknowledge(record_role, [(f"AwsSolutions-IAM5[Resource::{results}]",
-                                   "Record reads the result object the job wrote for its step and attempt.")])
+        acknowledge(record_role, [
+            (f"AwsSolutions-IAM5[Resource::{results}]",
+             "Record reads the result object the job wrote for its step and attempt."),
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(spark.application)}.Arn>/jobruns/*]",
+             "Record asks for the dashboard link of the job runs of this one application (ids are generated)."),
+        ])
 
     @property
     def all(self) -> List[lambda_.Function]:
         return list(self.functions.values())
-
-
-_RETENTIONS = ((1, "ONE_DAY"), (3, "THREE_DAYS"), (5, "FIVE_DAYS"), (7, "ONE_WEEK"), (14, "TWO_WEEKS"),
-               (30, "ONE_MONTH"), (60, "TWO_MONTHS"), (90, "THREE_MONTHS"), (120, "FOUR_MONTHS"),
-               (150, "FIVE_MONTHS"), (180, "SIX_MONTHS"), (365, "ONE_YEAR"), (400, "THIRTEEN_MONTHS"),
-               (545, "EIGHTEEN_MONTHS"), (731, "TWO_YEARS"), (1827, "FIVE_YEARS"), (3653, "TEN_YEARS"))
-
-
-def retention(days: int) -> logs.RetentionDays:
-    """The smallest CloudWatch retention that keeps logs at least ``days``."""
-    name = next((n for limit, n in _RETENTIONS if limit >= days), _RETENTIONS[-1][1])
-    return getattr(logs.RetentionDays, name)  # type: ignore[no-any-return]

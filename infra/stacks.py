@@ -44,7 +44,7 @@ class DataDominionStack(cdk.Stack):
             "dependencies": self.spark.dependencies, "config_uri": self.spark.config_uri,
             "warehouse": f"s3://{self.storage.warehouse.bucket_name}/", "log_uri": self.spark.log_uri,
             "result_prefix": self.spark.result_prefix, "timeout_minutes": e.emr.job_timeout_minutes,
-            "region": e.region,
+            "region": e.region, "log_group": self.spark.log_group.log_group_name,
             "driver_cores": e.emr.driver_cores, "driver_memory_gb": e.emr.driver_memory_gb,
             "executor_cores": e.emr.executor_cores, "executor_memory_gb": e.emr.executor_memory_gb,
             "tags": dict(e.tags),  # latest_summary's bucket count: JobSettings' default

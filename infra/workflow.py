@@ -27,9 +27,10 @@ from constructs import Construct
 
 from infra.emr import SparkApplication
 from infra.environment import EnvironmentConfig
-from infra.functions import LauncherFunctions, retention
+from infra.functions import LauncherFunctions
 from infra.nag import acknowledge, logical_id
 from infra.naming import LOCK_POLL_SECONDS
+from infra.retention import retention
 from infra.storage import DataStorage
 
 START_JOB_RUN_SYNC = "arn:aws:states:::emr-serverless:startJobRun.sync"

@@ -16,12 +16,12 @@ from lambdas.settings import LambdaSettings
 def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     item = dict(event["item"])
     result = run_tasks.record(wiring.ledger(s), item, event.get("job"), event.get("error"), s.job,
-                              wiring.read_text, wiring.now())
+                              wiring.read_text, wiring.now(), lambda run: wiring.dashboard_url(s, run))
     name = {"DONE": "JobRunsSucceeded", "REJECTED": "JobRunsRejectedBatch"}.get(result["outcome"], "JobRunsFailed")
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     if result["rejected_count"]:
         metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=result["rejected_count"])
     log = logger.info if result["outcome"] == "DONE" else logger.error
     log("step recorded", extra={k: result[k] for k in ("outcome", "mode", "months", "job_run_id", "log_uri",
-                                                       "batch_states", "detail")})
+                                                       "batch_states", "detail", "cloudwatch_logs", "dashboard_url")})
     return result

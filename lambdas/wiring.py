@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from datadominion.adapters.dynamodb_ledger import DynamoDbLedger
 from datadominion.adapters.s3_storage import S3Storage
@@ -70,3 +71,14 @@ def read_text(uri: str) -> Optional[str]:
 def write_text(uri: str, text: str) -> None:
     parsed = urlparse(uri)
     client("s3").put_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), Body=text.encode("utf-8"))
+
+
+def dashboard_url(s: LambdaSettings, job_run_id: str) -> str:
+    """The job run's Spark UI link, or "" when EMR Serverless cannot give one (best effort: the
+    step's outcome is recorded either way)."""
+    try:
+        response = client("emr-serverless").get_dashboard_for_job_run(applicationId=s.job.application_id,
+                                                                      jobRunId=job_run_id)
+    except (BotoCoreError, ClientError):
+        return ""
+    return str(response.get("url") or "")

@@ -114,7 +114,8 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         entry_point=f"s3://{env.artifacts}/jobs/entrypoint.py", py_files=f"s3://{env.artifacts}/jobs/datadominion-job.zip",
         dependencies=f"s3://{env.artifacts}/jobs/job-deps.zip", config_uri=f"s3://{env.artifacts}/configs/pipeline.json",
         warehouse=f"s3://{env.warehouse}/", log_uri=f"s3://{env.artifacts}/emr-logs/",
-        result_prefix=f"s3://{env.artifacts}/job-results/", timeout_minutes=120, tags={"environment": "test"})
+        result_prefix=f"s3://{env.artifacts}/job-results/", timeout_minutes=120, tags={"environment": "test"},
+        region=REGION, log_group="/aws/emr-serverless/datadominion-dev")
     for name, value in {"DATADOMINION_ENVIRONMENT": "test", "LEDGER_TABLE": env.ledger_table,
                         "LANDING_BUCKET": env.landing, "SUMMARY_TABLE": f"{env.database}.summary",
                         "MANIFEST_PREFIX": f"s3://{env.artifacts}/manifests/",

@@ -46,6 +46,7 @@ class DynamoDbLedger:
             "state": {"S": r.state}, "location": {"S": r.location}, "arrived_at": {"S": _ts(r.arrived_at)},
             "manifest": {"S": r.manifest.to_json()}, "reason": {"S": r.reason[:4000]},
             "step_id": {"S": r.step_id}, "job_run_id": {"S": r.job_run_id}, "log_uri": {"S": r.log_uri},
+            "cloudwatch_logs": {"S": r.cloudwatch_logs}, "dashboard_url": {"S": r.dashboard_url[:2000]},
             "attempts": {"N": str(r.attempts)}, "updated_at": {"S": _ts(r.updated_at)},
         }
 
@@ -59,6 +60,7 @@ class DynamoDbLedger:
             location=s["location"], arrived_at=arrived,
             manifest=BatchManifest.from_json(s.get("manifest", "")), reason=s["reason"],
             step_id=s["step_id"], job_run_id=s["job_run_id"], log_uri=s["log_uri"], attempts=int(s["attempts"]),
+            cloudwatch_logs=s.get("cloudwatch_logs", ""), dashboard_url=s.get("dashboard_url", ""),
             updated_at=_dt(s["updated_at"]),
         )
 

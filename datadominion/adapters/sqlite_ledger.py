@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS batches (
     batch_key TEXT PRIMARY KEY, month TEXT NOT NULL, batch_id TEXT NOT NULL, state TEXT NOT NULL,
     location TEXT NOT NULL, arrived_at TEXT NOT NULL, objects TEXT NOT NULL, reason TEXT NOT NULL,  -- manifest
     step_id TEXT NOT NULL, job_run_id TEXT NOT NULL, log_uri TEXT NOT NULL, attempts INTEGER NOT NULL,
-    updated_at TEXT
+    updated_at TEXT, cloudwatch_logs TEXT NOT NULL DEFAULT '', dashboard_url TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS lock (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, acquired_at TEXT NOT NULL, expires_at TEXT NOT NULL
@@ -45,6 +45,10 @@ class SqliteLedger:
         db = sqlite3.connect(self.path, timeout=30)
         try:
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(batches)")}
+            for added in ("cloudwatch_logs", "dashboard_url"):  # a ledger from before these columns
+                if added not in columns:
+                    db.execute(f"ALTER TABLE batches ADD COLUMN {added} TEXT NOT NULL DEFAULT ''")
         finally:
             db.close()
 
@@ -77,17 +81,18 @@ class SqliteLedger:
             manifest=BatchManifest.from_json(row["objects"]), reason=row["reason"],
             step_id=row["step_id"], job_run_id=row["job_run_id"], log_uri=row["log_uri"],
             attempts=int(row["attempts"]), updated_at=_dt(row["updated_at"]),
+            cloudwatch_logs=row["cloudwatch_logs"], dashboard_url=row["dashboard_url"],
         )
 
     @staticmethod
     def _values(r: BatchRecord) -> tuple:
         return (r.batch_key, r.month, r.batch_id, r.state, r.location, _ts(r.arrived_at),
                 r.manifest.to_json(), r.reason, r.step_id, r.job_run_id, r.log_uri,
-                r.attempts, _ts(r.updated_at))
+                r.attempts, _ts(r.updated_at), r.cloudwatch_logs, r.dashboard_url)
 
     def register(self, record: BatchRecord) -> bool:
         with self._tx() as db:
-            cursor = db.execute("INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            cursor = db.execute("INSERT OR IGNORE INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                 self._values(record))
             return cursor.rowcount == 1
 
@@ -103,7 +108,7 @@ class SqliteLedger:
 
     def update(self, record: BatchRecord) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self._values(record))
+            db.execute("INSERT OR REPLACE INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._values(record))
 
     def acquire_lock(self, owner: str, now: datetime, lease_seconds: int) -> bool:
         expires = now + timedelta(seconds=lease_seconds)

@@ -137,6 +137,10 @@ def job_needs(d: Deployment, env: str) -> List[Need]:
         listing(warehouse, table_files),
         # SSE-KMS buckets: S3 uses the data key on the job's behalf.
         Need("kms:Decrypt", key, via("s3", d.region)), Need("kms:GenerateDataKey", key, via("s3", d.region)),
+        # EMR Serverless publishes the job's CloudWatch logs as the job role.
+        Need("logs:DescribeLogGroups", f"arn:aws:logs:{d.region}:{ACCOUNT}:log-group:*"),
+        *[Need(a, f"arn:aws:logs:{d.region}:{ACCOUNT}:log-group:/aws/emr-serverless/datadominion-{env}:*")
+          for a in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")],
         # Iceberg GlueCatalog: namespace check, load/create/commit (commit = UpdateTable with
         # the previous metadata location as the optimistic-lock condition).
         *[Need("glue:GetDatabase", r) for r in glue],

@@ -219,6 +219,9 @@ def test_failed_job_records_failed_releases_lock_notifies_and_fails(pipeline, aw
     assert book.lock() is None and book.runs()[0].outcome == "failed"
     [message] = pipeline.notifications()
     assert "exec-1 failed" in message and "2024-01/b1" in message
+    run_id = pipeline.emr.jobs[0]["JobRunId"]
+    assert f"job run {run_id}" in message and "CloudWatch /aws/emr-serverless/datadominion-dev:" in message
+    assert batch.cloudwatch_logs.endswith(f"/jobs/{run_id}/")
     # The next run (the sweep) retries the step as a new attempt: a new client token, a new job.
     pipeline.fail_months = set()
     assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"

@@ -119,7 +119,8 @@ class Deployment:
             "AWS::KMS::Key": f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{name}",
             "AWS::Lambda::Function": f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{name}",
-            "AWS::Logs::LogGroup": f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:{name}:*",
+            "AWS::Logs::LogGroup": f"arn:aws:logs:{self.region}:{ACCOUNT}:log-group:"
+                                   f"{self.resources[lid]['Properties'].get('LogGroupName', name)}:*",
             "AWS::EMRServerless::Application": f"arn:aws:emr-serverless:{self.region}:{ACCOUNT}:/applications/{name}",
         }
         return arns.get(kind, f"arn:aws:unknown:{self.region}:{ACCOUNT}:{name}")

@@ -18,7 +18,7 @@ SETTINGS = JobSettings(
     entry_point="s3://art/jobs/entrypoint.py", py_files="s3://art/jobs/datadominion-job.zip",
     dependencies="s3://art/jobs/job-deps.zip", config_uri="s3://art/configs/pipeline.json",
     warehouse="s3://wh/", log_uri="s3://logs/emr/", result_prefix="s3://art/job-results/", timeout_minutes=90,
-    tags={"environment": "dev"})
+    tags={"environment": "dev"}, region="ap-south-1", log_group="/aws/emr-serverless/datadominion-dev")
 
 
 def step(mode="forward", months=("2024-03",), batch_ids=("b1",), run_id="exec-1"):
@@ -116,3 +116,33 @@ def test_the_state_machine_task_maps_one_to_one_onto_start_job_run():
     request = for_step_functions(start_job_run_request(SETTINGS, step(), 1))
     assert set(request) == set(RUN_JOB_PARAMETERS)
     assert {p[0].lower() + p[1:] for p in RUN_JOB_PARAMETERS} <= members
+
+
+def test_job_runs_log_to_cloudwatch_as_well_as_s3_and_say_where():
+    from datadominion.job_request import cloudwatch_location
+
+    monitoring = start_job_run_request(SETTINGS, step(), 1)["configurationOverrides"]["monitoringConfiguration"]
+    assert monitoring["s3MonitoringConfiguration"] == {"logUri": "s3://logs/emr/"}
+    cloudwatch = monitoring["cloudWatchLoggingConfiguration"]
+    assert cloudwatch["enabled"] is True and cloudwatch["logGroupName"] == "/aws/emr-serverless/datadominion-dev"
+    assert cloudwatch_location(SETTINGS, "00f123") == (
+        "/aws/emr-serverless/datadominion-dev:datadominion/applications/00fabc123/jobs/00f123/")
+
+
+def test_the_dashboard_link_is_asked_for_with_a_valid_request_and_is_best_effort(monkeypatch):
+    import boto3
+    from botocore.stub import Stubber
+
+    from lambdas import wiring
+    from lambdas.settings import LambdaSettings
+
+    settings = LambdaSettings(environment="test", ledger_table="t", job_settings=json.loads(SETTINGS.to_json()))
+    emr = boto3.client("emr-serverless", region_name="ap-south-1")
+    monkeypatch.setattr(wiring, "client", lambda service: emr)
+    with Stubber(emr) as stub:  # the stubber checks the request against the service model
+        stub.add_response("get_dashboard_for_job_run", {"url": "https://p-00f123.emrappui-prod.ap-south-1.amazonaws"
+                                                               ".com/shs/?authToken=x"},
+                          {"applicationId": "00fabc123", "jobRunId": "00f123"})
+        stub.add_client_error("get_dashboard_for_job_run", "ResourceNotFoundException")
+        assert wiring.dashboard_url(settings, "00f123").startswith("https://p-00f123")
+        assert wiring.dashboard_url(settings, "00f999") == ""
