@@ -78,12 +78,15 @@ def inspect_batch(ref: BatchRef, storage: BatchStorage) -> Tuple[StoredObject, .
 
 def check_magic(objects: Sequence[StoredObject], storage: BatchStorage, workers: int = CHECK_WORKERS,
                 seconds: float = CHECK_SECONDS) -> None:
-    """PAR1 at both ends of every object, checked by ``workers`` threads within ``seconds``."""
+    """Every object ends like a Parquet file: a footer length that fits the object, then PAR1.
+    One ranged read per object (the job reads every footer itself), by ``workers`` threads
+    within ``seconds``."""
     def check(o: StoredObject) -> Optional[str]:
-        if o.size < MIN_PARQUET_BYTES or storage.read_range(o.key, 0, 4) != PARQUET_MAGIC \
-                or storage.read_range(o.key, -4, 4) != PARQUET_MAGIC:
+        if o.size < MIN_PARQUET_BYTES:
             return o.key
-        return None
+        tail = storage.read_range(o.key, -8, 8)
+        footer = int.from_bytes(tail[:4], "little")
+        return None if tail[4:] == PARQUET_MAGIC and footer + MIN_PARQUET_BYTES <= o.size else o.key
 
     deadline = time.monotonic() + seconds
     pool = ThreadPoolExecutor(max_workers=workers)
@@ -93,7 +96,7 @@ def check_magic(objects: Sequence[StoredObject], storage: BatchStorage, workers:
         failures = [f.exception() for f in done if f.exception() is not None]
         bad = sorted(key for key in (f.result() for f in done if f.exception() is None) if key)
         if bad:
-            raise BatchRejected(f"{bad[0]} is not a Parquet file (no PAR1 magic at both ends)"
+            raise BatchRejected(f"{bad[0]} is not a Parquet file (no PAR1 footer that fits the object)"
                                 + (f"; {len(bad) - 1} more such objects" if len(bad) > 1 else ""))
         if failures:
             raise failures[0]  # type: ignore[misc]  # e.g. a storage error: not the batch's fault

@@ -14,11 +14,14 @@ from typing import Any, Dict, Iterable, Iterator, Mapping, Sequence, Tuple
 Problem = Tuple[str, str]  # (path, what is wrong with it)
 
 
+DRIVER_READS_UP_TO = 32  # fewer files than this: a Spark job would cost more than the reads
+
+
 def footer_problems(spark: Any, paths: Sequence[str], expected: Sequence[str],
                     fs_options: Mapping[str, str]) -> Dict[str, str]:
     """path -> problem, for every file whose footer is unreadable or lacks an expected column."""
-    if not paths:
-        return {}
+    if len(paths) <= DRIVER_READS_UP_TO:
+        return dict(check_footers(paths, list(expected), dict(fs_options)))
     context = spark.sparkContext
     slices = min(len(paths), context.defaultParallelism * 4)
     wanted, options = list(expected), dict(fs_options)

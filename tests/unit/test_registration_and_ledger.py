@@ -65,6 +65,8 @@ def test_good_batch_is_registered_once(landing, ledger):
         (None, {}, "has no .parquet objects"),
         (None, {"part-0.parquet": b""}, "zero-byte Parquet objects"),
         (None, {"part-0.parquet": b"this is not parquet at all"}, "is not a Parquet file"),
+        (None, {"part-0.parquet": b"PAR1" + bytes(8) + (10**6).to_bytes(4, "little") + b"PAR1"},
+         "is not a Parquet file"),  # a truncated file: its footer does not fit
         (None, {"part-0.parquet": "parquet", "notes.csv": b"a,b"}, "unexpected non-Parquet objects"),
     ],
 )
