@@ -38,12 +38,13 @@ test: setup lint typecheck ## set up, then run every test (lint, types, unit, in
 unit: setup ## only the fast tests (no Spark)
 	$(PY) -m pytest tests/unit
 
-lint: setup ## ruff (and: the job's code parses as Python 3.9, EMR 7.12's default)
+lint: setup ## ruff, the job's code parses as Python 3.9 (EMR 7.12's default), imports flow one way
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --isolated --target-version py39 --select E9,F emr_jobs datadominion
+	$(PY) -m tests.layers
 
 typecheck: setup ## mypy
-	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra app.py
+	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra localmode app.py
 
 package: setup ## build the Lambda asset and the EMR job assets into build/ (pip, no Docker)
 	$(PY) -m infra.packaging

@@ -24,7 +24,8 @@ from datadominion.job_request import (
     step_uri,
     store_step_if_large,
 )
-from datadominion.launcher import (
+from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, BatchRecord, Ledger, LockLost, RunRecord
+from datadominion.lifecycle import (
     MAX_ATTEMPTS,
     apply_outcome,
     parked_batches,
@@ -32,7 +33,6 @@ from datadominion.launcher import (
     register_all,
     start_step,
 )
-from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, BatchRecord, Ledger, LockLost, RunRecord
 from datadominion.planning import parse_run_input, plan_steps
 from datadominion.registration import ManifestSink, register_marker
 from datadominion.steps import Step

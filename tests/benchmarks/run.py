@@ -42,7 +42,7 @@ def _peak_mb(pid: int) -> float:
 
 def _env(home: Path) -> Any:
     from datadominion.config import load_pipeline_config
-    from datadominion.local import LocalEnvironment
+    from localmode.environment import LocalEnvironment
 
     return LocalEnvironment(home, load_pipeline_config(REPO / "configs" / "pipeline.json"))
 
@@ -56,7 +56,7 @@ def _process(env: Any) -> Dict[str, Any]:
 
 def scenario_seed_case_2(home: Path) -> Dict[str, Any]:
     """The seed's Test Case 2 end to end, Spark start included (seed: ~15 min + ~3 min)."""
-    from datadominion.generator import generate, write_corrections
+    from localmode.generator import generate, write_corrections
 
     started = time.monotonic()
     env = _env(home)
@@ -74,7 +74,7 @@ def scenario_seed_case_2(home: Path) -> Dict[str, Any]:
 
 
 def _load_then_forward(home: Path, accounts: int, history_months: int) -> Dict[str, Any]:
-    from datadominion.generator import generate
+    from localmode.generator import generate
 
     env = _env(home)
     generate(env.config, env.landing, accounts, history_months, "2020-01", 0, 7)
@@ -103,7 +103,7 @@ def scenario_history_ratio(home: Path, accounts: int) -> Dict[str, Any]:
 
 
 def scenario_backfill_ratio(home: Path, accounts: int) -> Dict[str, Any]:
-    from datadominion.generator import generate, write_corrections
+    from localmode.generator import generate, write_corrections
 
     env = _env(home)
     generate(env.config, env.landing, accounts, 12, "2023-01", 0, 11)
@@ -156,14 +156,14 @@ def scenario_soak(home: Path, months: int = 24, rounds: int = 3, accounts: int =
 
     from datadominion.adapters.sqlite_ledger import SqliteLedger
     from datadominion.config import load_pipeline_config
-    from datadominion.generator import generate, write_corrections
     from datadominion.ledger import DONE
     from datadominion.months import add_months
+    from localmode.generator import generate, write_corrections
 
     config = load_pipeline_config(REPO / "configs" / "pipeline.json")
     landing = home / "landing"
     env = dict(os.environ, DATADOMINION_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
-    cli = [sys.executable, "-m", "datadominion.cli"]
+    cli = [sys.executable, "-m", "localmode.cli"]
     watch = subprocess.Popen(cli + ["watch", "--interval", "1"], env=env, cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     started = time.monotonic()

@@ -67,7 +67,7 @@ def test_job_assets_hold_the_entry_point_the_code_and_its_dependencies(tmp_path)
     with zipfile.ZipFile(job / "datadominion-job.zip") as code:
         names = set(code.namelist())
     assert {"emr_jobs/summary_job.py", "datadominion/config.py", "datadominion/steps.py"} <= names
-    assert not any(n.startswith(("tests/", "lambdas/", "infra/")) for n in names)
+    assert not any(n.startswith(("tests/", "lambdas/", "infra/", "localmode/")) for n in names)
     with zipfile.ZipFile(job / "job-deps.zip") as deps:
         names = deps.namelist()
         assert any(n.startswith("pydantic/") for n in names) and any(n.startswith("pyarrow/") for n in names)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.spark
 
 def dd(home: Path, *args: str, check_code: int | None = 0) -> subprocess.CompletedProcess:
     env = dict(os.environ, DATADOMINION_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
-    proc = subprocess.run([sys.executable, "-m", "datadominion.cli", *args], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "localmode.cli", *args], env=env, capture_output=True,
                           text=True, timeout=600)
     if check_code is not None:
         assert proc.returncode == check_code, proc.stdout + proc.stderr
@@ -24,7 +24,7 @@ def dd(home: Path, *args: str, check_code: int | None = 0) -> subprocess.Complet
 
 def start(home: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ, DATADOMINION_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
-    return subprocess.Popen([sys.executable, "-m", "datadominion.cli", *args], env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "localmode.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 

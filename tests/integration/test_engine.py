@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from datadominion.generator import generate, write_corrections
 from datadominion.months import add_months, format_month, parse_month
 from datadominion.steps import Step, StepBatch
 from emr_jobs.ingest import BatchValidationError
 from emr_jobs.summarise import current_snapshot
 from emr_jobs.summary_job import run_step
+from localmode.generator import generate, write_corrections
 from tests.support.batches import record, write_batch
 from tests.support.reference import diff_tables, expected_tables
 

@@ -2,8 +2,8 @@ from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
 
-from datadominion.generator import generate, rating_for_dpd, write_corrections
 from datadominion.schema import arrow_schema
+from localmode.generator import generate, rating_for_dpd, write_corrections
 
 
 def _read(folder):

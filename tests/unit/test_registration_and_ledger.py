@@ -89,8 +89,8 @@ def test_incomplete_batch_has_no_marker_and_is_not_found(landing):
 
 
 def test_attempts_grow_only_when_a_new_or_failed_batch_starts(landing, ledger):
-    from datadominion.launcher import pending_batches, start_step
     from datadominion.ledger import FAILED, RUNNING
+    from datadominion.lifecycle import pending_batches, start_step
     from datadominion.planning import plan_steps
 
     register(make_batch(landing), landing, ledger)
@@ -108,8 +108,8 @@ def test_attempts_grow_only_when_a_new_or_failed_batch_starts(landing, ledger):
 
 
 def test_a_batch_failing_max_attempts_times_is_parked_until_retry_failed(landing, ledger):
-    from datadominion.launcher import parked_batches, pending_batches
     from datadominion.ledger import FAILED
+    from datadominion.lifecycle import parked_batches, pending_batches
 
     register(make_batch(landing), landing, ledger)
     record = ledger.get("2025-02/b1")

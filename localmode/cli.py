@@ -30,7 +30,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _env(args: argparse.Namespace) -> Any:
-    from datadominion.local import LocalEnvironment
+    from localmode.environment import LocalEnvironment
 
     return LocalEnvironment(_home(args), _config(args))
 
@@ -48,7 +48,7 @@ def _say(text: str) -> None:
 
 # --- commands -----------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
-    from datadominion.generator import generate
+    from localmode.generator import generate
 
     env_home = _home(args)
     written = generate(_config(args), env_home / "landing", args.accounts, args.months, args.start_month,
@@ -60,7 +60,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_correct(args: argparse.Namespace) -> int:
-    from datadominion.generator import write_corrections
+    from localmode.generator import write_corrections
 
     accounts = [int(a) for a in args.accounts.split(",")]
     base_ts = datetime.fromisoformat(args.base_ts) if args.base_ts else datetime.now(timezone.utc)
@@ -74,7 +74,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace, rerun_months: Sequence[str] = ()) -> int:
-    from datadominion.launcher import LockBusy
+    from localmode.loop import LockBusy
 
     env = _env(args)
     env.runner.progress = lambda stage: _say(f"    {stage}")
@@ -128,7 +128,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     status = EXIT_OK
     _say(f"watching {_home(args) / 'landing'} every {args.interval}s (Ctrl-C to stop)")
-    from datadominion.launcher import pending_batches
+    from datadominion.lifecycle import pending_batches
     from datadominion.registration import find_markers
 
     env = _env(args)
@@ -240,7 +240,7 @@ def print_account(rows: Sequence[Any], cfg: PipelineConfig, history_shown: int =
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from datadominion.demo import run_demo
+    from localmode.demo import run_demo
 
     return run_demo(_home(args) / "demo", _config(args), _say, fresh=not args.keep)
 

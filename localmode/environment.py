@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from datadominion.adapters.local_jobs import LocalSparkJobRunner
 from datadominion.adapters.local_storage import LocalStorage, write_local_text
 from datadominion.adapters.sqlite_ledger import SqliteLedger
 from datadominion.catalog import CatalogSettings, load_pyiceberg_catalog, local_catalog_settings
 from datadominion.config import PipelineConfig
-from datadominion.launcher import ProcessResult, process
 from datadominion.registration import ManifestSink
 from datadominion.table_metadata import newest_summarised_month
+from localmode.loop import ProcessResult, process
+from localmode.spark_runner import LocalSparkJobRunner
 
 LOCAL_LATEST_BUCKETS = 4
 

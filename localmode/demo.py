@@ -35,9 +35,9 @@ def _snapshot(spark: Any, tables: Any, cfg: PipelineConfig) -> Dict[Tuple[int, s
 
 
 def run_demo(home: Path, config: PipelineConfig, say: Callable[[str], None], fresh: bool = True) -> int:
-    from datadominion.generator import generate, write_corrections
-    from datadominion.local import LocalEnvironment
     from emr_jobs.recompute import validate_tables
+    from localmode.environment import LocalEnvironment
+    from localmode.generator import generate, write_corrections
 
     started = time.monotonic()
     if fresh and home.exists():
