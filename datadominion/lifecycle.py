@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Dict, List
 
@@ -66,7 +66,17 @@ def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime
     return states
 
 
-MAX_ATTEMPTS = 3
+@dataclass(frozen=True)
+class RunPolicy:
+    """How runs treat batches: the one home of these defaults (the environment config, the
+    Lambdas' settings and local mode all start from them)."""
+
+    tolerance_months: int = 1  # months after the current one a batch may be for
+    lease_seconds: int = 1800  # the lock's lease; renewed before each step (AWS: > the job timeout)
+    max_attempts: int = 3  # failed attempts before a batch is parked
+
+
+MAX_ATTEMPTS = RunPolicy.max_attempts
 
 
 def pending_batches(ledger: Ledger, max_attempts: int = MAX_ATTEMPTS, retry_failed: bool = False

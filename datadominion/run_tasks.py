@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -26,7 +25,7 @@ from datadominion.job_request import (
 )
 from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, BatchRecord, Ledger, LockLost, RunRecord
 from datadominion.lifecycle import (
-    MAX_ATTEMPTS,
+    RunPolicy,
     apply_outcome,
     parked_batches,
     pending_batches,
@@ -46,13 +45,6 @@ MAX_STEPS_PER_PLAN = 24
 ITEM_SIZE_MARGIN = 256  # the attempt number and token may grow a little once the step starts
 SAMPLE_KEYS = 20
 WriteText = Callable[[str, str], None]
-
-
-@dataclass(frozen=True)
-class RunPolicy:
-    tolerance_months: int
-    lease_seconds: int
-    max_attempts: int = MAX_ATTEMPTS
 
 
 def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime, policy: RunPolicy,

@@ -10,6 +10,7 @@ from typing import Dict, List, Literal, Optional, Union
 from pydantic import Field, ValidationError, model_validator
 
 from datadominion.config import ConfigError, StrictModel, describe_validation_error, read_json_file
+from datadominion.lifecycle import RunPolicy
 
 ACCOUNT_PLACEHOLDER = "ACCOUNT_ID_PLACEHOLDER"
 DEFAULT_QUALIFIER = "hnb659fds"  # CDK's default bootstrap qualifier
@@ -41,9 +42,13 @@ class AlarmSettings(StrictModel):
 
 
 class LandingSettings(StrictModel):
-    future_month_tolerance: int = Field(1, ge=0, le=24, description="months after the current one still accepted")
-    lock_lease_minutes: int = Field(30, ge=1, le=1440)
-    max_attempts: int = Field(3, ge=1, le=20, description="failed attempts before a batch is parked")
+    """The run policy of the deployed launcher (defaults: datadominion.lifecycle.RunPolicy)."""
+
+    future_month_tolerance: int = Field(RunPolicy.tolerance_months, ge=0, le=24,
+                                        description="months after the current one still accepted")
+    lock_lease_minutes: int = Field(RunPolicy.lease_seconds // 60, ge=1, le=1440)
+    max_attempts: int = Field(RunPolicy.max_attempts, ge=1, le=20,
+                              description="failed attempts before a batch is parked")
 
 
 PRINCIPAL_ARN = r"^arn:aws:iam::\d{12}:(root|(role|user)/[A-Za-z0-9+=,.@_/-]+)$"
@@ -75,6 +80,11 @@ class EnvironmentConfig(StrictModel):
     producers: List[Producer] = []
     log_retention_days: int = Field(90, ge=1)
     tags: Dict[str, str] = {}
+
+    @property
+    def run_policy(self) -> RunPolicy:
+        return RunPolicy(self.landing.future_month_tolerance, self.landing.lock_lease_minutes * 60,
+                         self.landing.max_attempts)
 
     @property
     def deployable_account(self) -> Optional[str]:

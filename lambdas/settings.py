@@ -8,7 +8,7 @@ from typing import Dict, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from datadominion.job_request import JobSettings
-from datadominion.run_tasks import RunPolicy
+from datadominion.lifecycle import RunPolicy
 
 # environment variable -> settings field
 VARIABLES = {
@@ -39,9 +39,9 @@ class LambdaSettings(BaseModel):
     manifest_prefix: str = Field("", description="s3://<artifacts>/manifests/: each registered batch's object list")
     summary_table: str = Field("", description="<glue database>.<table> of the summary table")
     month_column: str = "rpt_as_of_mo"
-    future_month_tolerance: int = Field(1, ge=0)
-    lock_lease_seconds: int = Field(9000, ge=60)
-    max_attempts: int = Field(3, ge=1)
+    future_month_tolerance: int = Field(RunPolicy.tolerance_months, ge=0)
+    lock_lease_seconds: int = Field(RunPolicy.lease_seconds, ge=60)
+    max_attempts: int = Field(RunPolicy.max_attempts, ge=1)
     job_settings: Dict[str, object] = {}
     catalog_properties: Dict[str, str] = {}
 

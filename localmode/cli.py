@@ -74,13 +74,15 @@ def cmd_correct(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace, rerun_months: Sequence[str] = ()) -> int:
+    from datadominion.lifecycle import RunPolicy
     from localmode.loop import LockBusy
 
     env = _env(args)
     env.runner.progress = lambda stage: _say(f"    {stage}")
     try:
-        result = env.process(tolerance_months=args.tolerance, wait_seconds=args.wait, rerun_months=rerun_months,
-                             notify=_say, retry_failed=bool(getattr(args, "retry_failed", False)))
+        result = env.process(policy=RunPolicy(tolerance_months=args.tolerance), wait_seconds=args.wait,
+                             rerun_months=rerun_months, notify=_say,
+                             retry_failed=bool(getattr(args, "retry_failed", False)))
     except LockBusy as exc:
         _say(f"not started: {exc}")
         return EXIT_BUSY

@@ -11,12 +11,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from datadominion.jobs import JobOutcome, JobRunner
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, Ledger, LockLost, RunRecord
 from datadominion.lifecycle import (
-    MAX_ATTEMPTS,
+    RunPolicy,
     apply_outcome,
     parked_batches,
     pending_batches,
@@ -29,6 +29,7 @@ from datadominion.steps import Step
 from datadominion.storage import BatchStorage
 
 Clock = Callable[[], datetime]
+DEFAULT_POLICY = RunPolicy()
 Notify = Callable[[str], None]
 
 
@@ -78,85 +79,118 @@ def process(
     newest_summarised: Callable[[], Optional[str]],
     *,
     manifests: ManifestSink,
-    tolerance_months: int = 1,
-    lease_seconds: int = 1800,
+    policy: RunPolicy = DEFAULT_POLICY,
     wait_seconds: float = 600.0,
     rerun_months: Sequence[str] = (),
     clock: Clock = utc_now,
     notify: Notify = print,
     owner: Optional[str] = None,
-    max_attempts: int = MAX_ATTEMPTS,
     retry_failed: bool = False,
 ) -> ProcessResult:
     """Register every complete batch, then apply everything pending, in month order."""
     started = time.monotonic()
-    run_id = owner or f"local-{uuid.uuid4().hex[:12]}"
-    result = ProcessResult(run_id=run_id)
-    for registration in register_all(storage, ledger, clock(), tolerance_months, manifests):
-        if registration.status == "registered":
-            result.registered.append(registration.batch_key)
-        elif registration.status == "rejected":
-            result.rejected[registration.batch_key] = registration.reason
-            notify(f"REJECTED {registration.batch_key}: {registration.reason}")
-    if result.registered:
-        notify(f"registered {len(result.registered)} new batch(es)")
-    acquire(ledger, run_id, clock, lease_seconds, wait_seconds, notify)
-    run_started = clock()
-    outcome_text = "succeeded"
-    try:
-        # Only batches pending at the start (or arriving meanwhile) are tried, each once per run.
-        tried: set = set()
-        reruns = list(rerun_months)
-        while True:
-            pending = [b for b in pending_batches(ledger, max_attempts, retry_failed) if b.batch_key not in tried]
-            steps = plan_steps(pending, newest_summarised(), run_id, reruns)
-            reruns = []
-            if not steps:
-                break
-            stop = False
-            for step in steps:
-                if not ledger.renew_lock(run_id, clock(), lease_seconds):
-                    raise LockLost(f"run {run_id} no longer holds the lock; stopped before the next step")
-                notify(_describe(step))
-                step = start_step(ledger, step, clock())
-                tried.update(b.batch_key for b in step.batches)
-                outcome = runner.run(step)
-                states = apply_outcome(ledger, step, outcome, clock())
-                result.steps.append({"step_id": step.step_id, "mode": step.mode, "months": list(step.months),
-                                     "state": outcome.state, "report": outcome.report})
-                if outcome.succeeded:
-                    result.done += [k for k, s in states.items() if s == DONE]
-                    notify(_describe_report(outcome))
-                    continue
-                for key, state in states.items():
-                    if state == REJECTED:
-                        result.rejected[key] = outcome.rejected[key]
-                        notify(f"REJECTED {key}: {outcome.rejected[key]}")
-                    elif state == FAILED:
-                        result.failed[key] = outcome.detail
-                    elif state == REGISTERED:
-                        tried.discard(key)
-                if not outcome.rejected:
-                    notify(f"FAILED step {step.mode} {', '.join(step.months)}: {outcome.detail}")
-                    result.failed.setdefault(f"step {step.step_id[:12]}", outcome.detail)
-                    stop = True  # later months must wait: months are applied in order
-                break  # re-plan after any failure
-            if stop:
-                break
-    except BaseException as exc:
-        outcome_text = f"aborted: {type(exc).__name__}"
-        raise
-    finally:
-        if result.failed or result.rejected:
-            outcome_text = "finished with problems" if outcome_text == "succeeded" else outcome_text
-        ledger.record_run(RunRecord(run_id, run_started, clock(), outcome_text,
-                                    steps=tuple(str(s["step_id"]) for s in result.steps)))
-        ledger.release_lock(run_id)
-    result.parked = [b.batch_key for b in parked_batches(ledger, max_attempts)]
-    for key in result.parked:
-        notify(f"PARKED {key}: failed {max_attempts} times; fix the cause, then process --retry-failed")
-    result.seconds = round(time.monotonic() - started, 2)
-    return result
+    run = LocalRun(ledger, runner, newest_summarised, policy, clock, notify,
+                   ProcessResult(run_id=owner or f"local-{uuid.uuid4().hex[:12]}"), retry_failed)
+    run.register(storage, manifests)
+    acquire(ledger, run.result.run_id, clock, policy.lease_seconds, wait_seconds, notify)
+    run.apply_pending(rerun_months)
+    run.report_parked()
+    run.result.seconds = round(time.monotonic() - started, 2)
+    return run.result
+
+
+@dataclass
+class LocalRun:
+    """One `process` run: what it registered, applied, rejected and failed."""
+
+    ledger: Ledger
+    runner: JobRunner
+    newest_summarised: Callable[[], Optional[str]]
+    policy: RunPolicy
+    clock: Clock
+    notify: Notify
+    result: ProcessResult
+    retry_failed: bool = False
+    # Batches pending at the start (or arriving meanwhile) are tried once per run.
+    tried: Set[str] = field(default_factory=set)
+
+    def register(self, storage: BatchStorage, manifests: ManifestSink) -> None:
+        for registration in register_all(storage, self.ledger, self.clock(), self.policy.tolerance_months, manifests):
+            if registration.status == "registered":
+                self.result.registered.append(registration.batch_key)
+            elif registration.status == "rejected":
+                self.result.rejected[registration.batch_key] = registration.reason
+                self.notify(f"REJECTED {registration.batch_key}: {registration.reason}")
+        if self.result.registered:
+            self.notify(f"registered {len(self.result.registered)} new batch(es)")
+
+    def apply_pending(self, rerun_months: Sequence[str]) -> None:
+        """Plan and run until nothing is pending or a step fails; then record the run and let go
+        of the lock whatever happened."""
+        run_started, outcome = self.clock(), "succeeded"
+        try:
+            reruns = list(rerun_months)
+            while self.one_pass(reruns):
+                reruns = []
+        except BaseException as exc:
+            outcome = f"aborted: {type(exc).__name__}"
+            raise
+        finally:
+            if outcome == "succeeded" and not self.result.ok:
+                outcome = "finished with problems"
+            self.ledger.record_run(RunRecord(self.result.run_id, run_started, self.clock(), outcome,
+                                             steps=tuple(str(s["step_id"]) for s in self.result.steps)))
+            self.ledger.release_lock(self.result.run_id)
+
+    def one_pass(self, reruns: Sequence[str]) -> bool:
+        """Plan what is pending and run it in order; True to plan again (something was applied,
+        or a batch was rejected and its siblings wait), False when done or stopped by a failure."""
+        pending = [b for b in pending_batches(self.ledger, self.policy.max_attempts, self.retry_failed)
+                   if b.batch_key not in self.tried]
+        steps = plan_steps(pending, self.newest_summarised(), self.result.run_id, reruns)
+        for step in steps:
+            verdict = self.run_step(step)
+            if verdict != DONE:
+                return verdict == REJECTED  # re-plan after a rejection; a failure stops the run
+        return bool(steps)
+
+    def run_step(self, planned: Step) -> str:
+        """Renew the lease, run one step and record it; returns DONE, REJECTED or FAILED."""
+        run_id = self.result.run_id
+        if not self.ledger.renew_lock(run_id, self.clock(), self.policy.lease_seconds):
+            raise LockLost(f"run {run_id} no longer holds the lock; stopped before the next step")
+        self.notify(_describe(planned))
+        step = start_step(self.ledger, planned, self.clock())
+        self.tried.update(b.batch_key for b in step.batches)
+        outcome = self.runner.run(step)
+        states = apply_outcome(self.ledger, step, outcome, self.clock())
+        self.result.steps.append({"step_id": step.step_id, "mode": step.mode, "months": list(step.months),
+                                  "state": outcome.state, "report": outcome.report})
+        if outcome.succeeded:
+            self.result.done += [k for k, s in states.items() if s == DONE]
+            self.notify(_describe_report(outcome))
+            return DONE
+        self._record_problems(step, outcome, states)
+        return REJECTED if outcome.rejected else FAILED
+
+    def _record_problems(self, step: Step, outcome: JobOutcome, states: Dict[str, str]) -> None:
+        for key, state in states.items():
+            if state == REJECTED:
+                self.result.rejected[key] = outcome.rejected[key]
+                self.notify(f"REJECTED {key}: {outcome.rejected[key]}")
+            elif state == FAILED:
+                self.result.failed[key] = outcome.detail
+            elif state == REGISTERED:
+                self.tried.discard(key)  # a sibling of a rejected batch: tried again in the re-plan
+        if not outcome.rejected:  # later months wait: months are applied in order
+            self.notify(f"FAILED step {step.mode} {', '.join(step.months)}: {outcome.detail}")
+            self.result.failed.setdefault(f"step {step.step_id[:12]}", outcome.detail)
+
+    def report_parked(self) -> None:
+        self.result.parked = [b.batch_key for b in parked_batches(self.ledger, self.policy.max_attempts)]
+        for key in self.result.parked:
+            self.notify(f"PARKED {key}: failed {self.policy.max_attempts} times; fix the cause, "
+                        "then process --retry-failed")
 
 
 def _describe(step: Step) -> str:

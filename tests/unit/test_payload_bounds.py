@@ -16,8 +16,9 @@ from datadominion.adapters.local_storage import LocalStorage, write_local_text
 from datadominion.adapters.sqlite_ledger import SqliteLedger
 from datadominion.job_request import JobSettings
 from datadominion.ledger import DONE, RUNNING, BatchRecord
+from datadominion.lifecycle import RunPolicy
 from datadominion.registration import ManifestSink
-from datadominion.run_tasks import PLAN_ITEMS_BUDGET, RunPolicy
+from datadominion.run_tasks import PLAN_ITEMS_BUDGET
 
 NOW = datetime(2031, 6, 15, tzinfo=timezone.utc)
 STATE_LIMIT = 256 * 1024
