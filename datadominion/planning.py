@@ -10,64 +10,12 @@ month. The label is a plan annotation and a performance hint; the engine decides
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from datadominion.ledger import BatchRecord
-from datadominion.months import MonthError, month_of, parse_month
 from datadominion.steps import Step, StepBatch
 
 MAX_BACKFILL_MONTHS_PER_STEP = 12
-MAX_RERUN_MONTHS = 120
-
-
-class RunInputError(ValueError):
-    """An execution input (console re-run, sweep, event) that cannot be used."""
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    kind: str  # "event" | "sweep" | "rerun"
-    marker_key: str = ""
-    rerun_months: Tuple[str, ...] = ()
-    retry_failed: bool = False  # also retry batches parked after too many failed attempts
-
-
-def parse_run_input(payload: object, now: datetime) -> RunRequest:
-    """The three documented inputs: an S3 Object Created event, {"sweep": true} (with
-    ``"retry_failed": true`` to also retry parked batches), or
-    {"rerun": {"months": ["YYYY-MM", ...]}}."""
-    if not isinstance(payload, dict):
-        raise RunInputError(f"input must be a JSON object, got {type(payload).__name__}")
-    if "rerun" in payload:
-        rerun = payload["rerun"]
-        months = rerun.get("months") if isinstance(rerun, dict) else None
-        if not isinstance(months, list) or not months or not all(isinstance(m, str) for m in months):
-            raise RunInputError('rerun input must look like {"rerun": {"months": ["2024-03", ...]}}')
-        if len(set(months)) > MAX_RERUN_MONTHS:
-            raise RunInputError(f"rerun names {len(set(months))} months; at most {MAX_RERUN_MONTHS} at a time")
-        current = parse_month(month_of(now.date()))
-        for month in months:
-            try:
-                index = parse_month(month)
-            except MonthError as exc:
-                raise RunInputError(f"rerun month {month!r}: {exc}") from exc
-            if index > current:
-                raise RunInputError(f"rerun month {month!r} is in the future")
-        return RunRequest("rerun", rerun_months=tuple(sorted(set(months))))
-    if payload.get("sweep") is True:
-        retry = payload.get("retry_failed", False)
-        if not isinstance(retry, bool):
-            raise RunInputError(f'"retry_failed" must be true or false, got {retry!r}')
-        return RunRequest("sweep", retry_failed=retry)
-    detail = payload.get("detail")
-    if isinstance(detail, dict) and isinstance(detail.get("object"), dict) and "key" in detail["object"]:
-        return RunRequest("event", marker_key=str(detail["object"]["key"]))
-    raise RunInputError(
-        'unrecognised input: expected an S3 "Object Created" event, {"sweep": true} '
-        'or {"rerun": {"months": ["YYYY-MM", ...]}}'
-    )
 
 
 def _step_batches(records: Sequence[BatchRecord]) -> Tuple[StepBatch, ...]:

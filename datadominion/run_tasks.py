@@ -32,8 +32,9 @@ from datadominion.lifecycle import (
     register_all,
     start_step,
 )
-from datadominion.planning import parse_run_input, plan_steps
+from datadominion.planning import plan_steps
 from datadominion.registration import ManifestSink, register_marker
+from datadominion.run_input import parse_run_input
 from datadominion.steps import Step
 from datadominion.storage import BatchStorage
 

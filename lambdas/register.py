@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 
 from datadominion import run_tasks
-from datadominion.planning import RunInputError
+from datadominion.run_input import RunInputError
 from lambdas import wiring
 from lambdas.observability import logger, metrics, task_handler
 from lambdas.settings import LambdaSettings

@@ -108,7 +108,7 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from datadominion.planning import RunInputError, parse_run_input
+    from datadominion.run_input import RunInputError, parse_run_input
 
     try:
         request = parse_run_input({"rerun": {"months": [m.strip() for m in args.months.split(",")]}},

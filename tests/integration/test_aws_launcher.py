@@ -104,7 +104,7 @@ def test_every_bad_key_or_batch_is_rejected_with_its_reason_and_nothing_is_plann
 
 
 def test_event_from_another_bucket_and_unrecognised_inputs_fail_clearly(aws):
-    from datadominion.planning import RunInputError
+    from datadominion.run_input import RunInputError
 
     with pytest.raises(RunInputError, match="not the landing bucket"):
         register.handler(s3_object_created_event("someone-elses-bucket", "accounts_all/x/_SUCCESS"), CTX)

@@ -3,7 +3,8 @@ from datetime import datetime, timezone
 import pytest
 
 from datadominion.ledger import REGISTERED, BatchRecord
-from datadominion.planning import RunInputError, parse_run_input, plan_steps
+from datadominion.planning import plan_steps
+from datadominion.run_input import RunInputError, parse_run_input
 from datadominion.steps import Step
 
 NOW = datetime(2025, 3, 15, tzinfo=timezone.utc)
