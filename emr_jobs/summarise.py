@@ -16,8 +16,8 @@ DataFrame can never see this step's own commits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
@@ -60,103 +60,130 @@ def prepare_changes(source: DataFrame, config: PipelineConfig) -> DataFrame:
     return tx.with_month_index(tx.newest_per_account_month(tx.to_summary_scalars(source, config), config), config)
 
 
-def summarise(
-    spark: Any, tables: Tables, source: DataFrame, force: bool = False, hooks: Optional[Dict[str, Any]] = None
-) -> SummariseResult:
+Stage = Literal["after_validate", "after_ingest", "between_commits", "before_checks"]
+StageHook = Callable[[Stage], None]
+
+
+def no_hook(stage: Stage) -> None:
+    """The default stage hook; fault-injection tests pass one that raises at a stage."""
+
+
+@dataclass(frozen=True)
+class Classified:
+    """The step's changed records and, per account, its class against latest_summary."""
+
+    changes: DataFrame  # one cleaned row per (account, month), with its month index
+    accounts: DataFrame  # key, _class, _cmin, _cmax, _lmi, _old_<rolling> (latest arrays)
+    by_class: Dict[str, int]
+    backfill_months: Optional[Tuple[int, int]]  # month-index range of the backfill accounts' changes
+
+
+@dataclass(frozen=True)
+class BuiltRows:
+    computed: DataFrame  # every summary row the step recomputes
+    existing: Optional[DataFrame] = None  # summary rows read for backfill accounts
+    settled: Optional[DataFrame] = None  # newest existing row of backfill accounts with nothing newer
+
+
+def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False,
+              on_stage: StageHook = no_hook) -> SummariseResult:
     """Apply ``source`` (accounts_all-shaped rows) to summary and latest_summary.
 
     ``force`` recomputes every given (account, month) even when its base_ts is not newer
     than the summarised one (the operator's re-run of a month).
     """
-    config = tables.config
-    key, month = config.key_column, config.month_column
-    columns = summary_column_names(config)
-
-    summary_at = current_snapshot(spark, tables.summary)
-    latest_at = current_snapshot(spark, tables.latest_summary)
+    summary_at, latest_at = current_snapshot(spark, tables.summary), current_snapshot(spark, tables.latest_summary)
     summary = read_pinned(spark, tables.summary, summary_at)
     latest = read_pinned(spark, tables.latest_summary, latest_at)
-
-    changes = prepare_changes(source, config).persist(StorageLevel.MEMORY_AND_DISK)
+    changes = prepare_changes(source, tables.config).persist(StorageLevel.MEMORY_AND_DISK)
     changed_records = changes.count()
     if changed_records == 0:
         changes.unpersist()
         return SummariseResult(0, 0, 0, (), ())
-    # Local sessions cap the seed's 16-8192 rule: on two cores, 16 tiny tasks per stage cost more than they give.
+    size_shuffles(spark, changed_records, tables.config)
+    classified = classify(changes, latest, tables.config)
+    built = build_rows(spark, tables, classified, summary, force)
+    result = write(spark, tables, built, latest, on_stage)
+    for df in (changes, classified.accounts, built.computed):
+        df.unpersist()
+    return replace(result, changed_records=changed_records, accounts_by_class=tuple(sorted(
+        classified.by_class.items())))
+
+
+def size_shuffles(spark: Any, changed_records: int, config: PipelineConfig) -> None:
+    """The seed's 16-8192 rule; local sessions cap it (on two cores, 16 tiny tasks per stage
+    cost more than they give)."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
     partitions = tx.partitions_for(changed_records, config)
     spark.conf.set("spark.sql.shuffle.partitions", str(min(partitions, cap) if cap else partitions))
 
+
+def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig) -> Classified:
+    """Per account: single forward (one month after its latest row, or a new account), multi
+    forward (several, all after it) or backfill (some month not after it)."""
+    key, month = config.key_column, config.month_column
     accounts = (
         changes.groupBy(key)
         .agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"))
-        .join(
-            latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
-                          *[F.col(r.name).alias(f"_old_{r.name}") for r in config.rolling_columns]),
-            key,
-            "left",
-        )
-        .withColumn(
-            "_class",
-            F.when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")),
-                   F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward"))
-            .otherwise("backfill"),
-        )
+        .join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
+                            *[F.col(r.name).alias(f"_old_{r.name}") for r in config.rolling_columns]), key, "left")
+        .withColumn("_class", F.when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")),
+                                     F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward"))
+                    .otherwise("backfill"))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     # One pass gives the class sizes and the backfill month range.
-    class_stats = {row["_class"]: row for row in accounts.groupBy("_class").agg(
+    stats = {row["_class"]: row for row in accounts.groupBy("_class").agg(
         F.count("*").alias("n"), F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi")).collect()}
-    by_class = {name: int(row["n"]) for name, row in class_stats.items()}
+    backfill = stats.get("backfill")
+    return Classified(changes, accounts, {name: int(row["n"]) for name, row in stats.items()},
+                      (int(backfill["lo"]), int(backfill["hi"])) if backfill else None)
 
+
+def build_rows(spark: Any, tables: Tables, classified: Classified, summary: DataFrame, force: bool) -> BuiltRows:
+    """The summary rows each class of account needs, as one DataFrame."""
+    config, changes, accounts = tables.config, classified.changes, classified.accounts
+    key, rolling = config.key_column, config.rolling_columns
     parts: List[DataFrame] = []
-    unresolved: Optional[DataFrame] = None
-    existing: Optional[DataFrame] = None
-    if by_class.get("single_forward"):
+    if classified.by_class.get("single_forward"):
         single = changes.join(accounts.where("_class = 'single_forward'").select(
-            key, "_lmi", *[f"_old_{r.name}" for r in config.rolling_columns]), key)
+            key, "_lmi", *[f"_old_{r.name}" for r in rolling]), key)
         parts.append(tx.shift_forward(single, config))
-    if by_class.get("multi_forward"):
+    if classified.by_class.get("multi_forward"):
         multi_accounts = accounts.where("_class = 'multi_forward'")
         targets = changes.join(multi_accounts.select(key), key, "left_semi")
         points = targets.select(key, MI, tx.rolling_values(config).alias("_vals")).unionByName(
             tx.points_from_arrays(multi_accounts, config))
         parts.append(tx.histories_from_points(targets, points, config))
-    if by_class.get("backfill"):
-        month_range = (int(class_stats["backfill"]["lo"]), int(class_stats["backfill"]["hi"]))
-        rows, unresolved, existing = _backfill(summary, changes, accounts.where("_class = 'backfill'"), month_range,
-                                               config, force)
+    existing = settled = None
+    if classified.backfill_months is not None:
+        rows, settled, existing = _backfill(summary, changes, accounts.where("_class = 'backfill'"),
+                                            classified.backfill_months, config, force)
         parts.append(rows)
+    computed = _union(parts, summary_column_names(config), spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
+    return BuiltRows(computed, existing, settled)
 
-    computed = _union(parts, columns, spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
+
+def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_stage: StageHook) -> SummariseResult:
+    """MERGE the rows that differ into summary, then move latest_summary forward."""
+    config = tables.config
     # Only rows that differ from what summary holds are merged (a re-run commits nothing).
-    written = computed if existing is None else only_changed(computed, existing, config)
+    written = built.computed if built.existing is None else only_changed(built.computed, built.existing, config)
     written = written.persist(StorageLevel.MEMORY_AND_DISK)
-    per_month = written.groupBy(month).count().collect()
+    per_month = written.groupBy(config.month_column).count().collect()
     months_written = tuple(sorted(r[0] for r in per_month))
     summary_rows = sum(int(r[1]) for r in per_month)
-
     if summary_rows:
         merge_summary(spark, tables, written, months_written)
-    if hooks and "between_commits" in hooks:
-        hooks["between_commits"]()
-    # latest_summary: the newest written row per account, plus (repair after an
-    # interrupted run) the newest existing row of accounts whose records were all
-    # already summarised. The MERGE only moves forward or corrects the same month.
-    candidates = computed if unresolved is None else computed.unionByName(unresolved)
+    on_stage("between_commits")
+    # latest_summary: the newest written row per account, plus (repair after an interrupted
+    # run) the newest existing row of accounts whose records were all already summarised.
+    # The MERGE only moves forward or corrects the same month.
+    candidates = built.computed if built.settled is None else built.computed.unionByName(built.settled)
     latest_rows = merge_latest(spark, tables, newest_per_account(candidates, config), latest)
-
-    touched = computed.select(key, month).localCheckpoint(eager=True)
-    for df in (changes, accounts, computed, written):
-        df.unpersist()
-    return SummariseResult(
-        changed_records=changed_records,
-        summary_rows_written=summary_rows,
-        latest_rows_written=latest_rows,
-        accounts_by_class=tuple(sorted(by_class.items())),
-        months_written=months_written,
-        touched=touched,
-    )
+    touched = built.computed.select(config.key_column, config.month_column).localCheckpoint(eager=True)
+    written.unpersist()
+    return SummariseResult(0, summary_rows, latest_rows, (), months_written, touched)
 
 
 def _union(parts: List[DataFrame], columns: List[str], spark: Any, tables: Tables) -> DataFrame:

@@ -21,7 +21,7 @@ from datadominion.catalog import CatalogSettings
 from datadominion.config import PipelineConfig, parse_pipeline_config
 from datadominion.steps import Step
 from emr_jobs import checks, ingest
-from emr_jobs.summarise import summarise
+from emr_jobs.summarise import StageHook, no_hook, summarise
 from emr_jobs.tables import Tables, create_tables
 
 
@@ -57,11 +57,10 @@ class StepReport:
         return {k: v for k, v in self.__dict__.items() if k != "progress"}
 
 
-def run_step(spark: Any, tables: Tables, step: Step, hooks: Optional[Dict[str, Any]] = None,
+def run_step(spark: Any, tables: Tables, step: Step, on_stage: StageHook = no_hook,
              progress: Optional[Callable[[str], None]] = None) -> StepReport:
-    """Run one step end to end. ``hooks`` lets fault-injection tests stop between stages;
-    ``progress`` hears each stage as it starts."""
-    hooks = hooks or {}
+    """Run one step end to end. ``on_stage`` hears each point between stages (fault-injection
+    tests raise there); ``progress`` hears each stage as it starts."""
     started = time.monotonic()
     config = tables.config
     report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months), progress=progress)
@@ -71,17 +70,17 @@ def run_step(spark: Any, tables: Tables, step: Step, hooks: Optional[Dict[str, A
     else:
         with report.stage("validate"):
             valid = ingest.validated_batches(spark, tables, step.batches, config)
-        _hook(hooks, "after_validate")
+        on_stage("after_validate")
         with report.stage("ingest"):
             result = ingest.append_new(spark, tables, valid)
         report.batches_appended = list(result.appended)
         report.batches_skipped = list(result.skipped)
         report.rows_ingested = result.rows_appended
-        _hook(hooks, "after_ingest")
+        on_stage("after_ingest")
         source = valid.rows()
         force = False
     with report.stage("summarise"):
-        summary = summarise(spark, tables, source, force=force, hooks=hooks)
+        summary = summarise(spark, tables, source, force=force, on_stage=on_stage)
     if step.mode != "rerun":
         valid.scan.unpersist()
     report.changed_records = summary.changed_records
@@ -90,16 +89,11 @@ def run_step(spark: Any, tables: Tables, step: Step, hooks: Optional[Dict[str, A
     report.accounts_by_class = dict(summary.accounts_by_class)
     report.months_written = list(summary.months_written)
     if summary.touched is not None:
-        _hook(hooks, "before_checks")
+        on_stage("before_checks")
         with report.stage("checks"):
             checks.check_touched(spark, tables, summary.touched)
     report.seconds = round(time.monotonic() - started, 3)
     return report
-
-
-def _hook(hooks: Dict[str, Any], name: str) -> None:
-    if name in hooks:
-        hooks[name]()
 
 
 def _read_text(spark: Any, location: str) -> str:

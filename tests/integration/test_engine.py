@@ -344,11 +344,12 @@ def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
                                                          record(cfg, 3, "2022-02", 1, past_due_am=6)], cfg)
     backfill = write_batch(env.landing, "2022-01", "b3", [record(cfg, 2, "2022-01", 2, past_due_am=9)], cfg)
     for batch, mode in ((forward, "forward"), (backfill, "backfill")):
-        def crash():
-            raise Crash(stage)
+        def crash(reached):
+            if reached == stage:
+                raise Crash(stage)
 
         with pytest.raises(Crash):
-            run_step(spark, env.tables, step_of(mode, [batch]), hooks={stage: crash})
+            run_step(spark, env.tables, step_of(mode, [batch]), on_stage=crash)
         again = run_step(spark, env.tables, step_of(mode, [batch]))
         assert again.batches_skipped == [batch.batch_key]
         assert_equals_reference(spark, env)
