@@ -89,7 +89,7 @@ def check_magic(objects: Sequence[StoredObject], storage: BatchStorage, workers:
         return None if tail[4:] == PARQUET_MAGIC and footer + MIN_PARQUET_BYTES <= o.size else o.key
 
     deadline = time.monotonic() + seconds
-    pool = ThreadPoolExecutor(max_workers=workers)
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(objects))))
     try:
         futures = [pool.submit(check, o) for o in objects]
         done, not_done = wait(futures, timeout=max(deadline - time.monotonic(), 0), return_when=FIRST_EXCEPTION)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Dict, List, Literal, Tuple
 
 Mode = Literal["initial", "forward", "backfill", "rerun"]
@@ -50,9 +51,10 @@ class Step:
         if stray:
             raise ValueError(f"batches for months {stray} are not among the step's months")
 
-    @property
+    @cached_property
     def step_id(self) -> str:
-        """Stable identity of the work: the same batches and mode always give the same id."""
+        """Stable identity of the work: the same batches and mode always give the same id.
+        Cached: a step of thousands of batches is asked for it once per batch."""
         material = json.dumps(
             {"mode": self.mode, "months": list(self.months), "batches": sorted(b.batch_key for b in self.batches)},
             sort_keys=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,36 +43,40 @@ class SqliteLedger:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(batches)")}
-            for added in ("cloudwatch_logs", "dashboard_url"):  # a ledger from before these columns
-                if added not in columns:
-                    db.execute(f"ALTER TABLE batches ADD COLUMN {added} TEXT NOT NULL DEFAULT ''")
-        finally:
-            db.close()
+        self._local = threading.local()
+        db = self._connection()
+        db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(batches)")}
+        for added in ("cloudwatch_logs", "dashboard_url"):  # a ledger from before these columns
+            if added not in columns:
+                db.execute(f"ALTER TABLE batches ADD COLUMN {added} TEXT NOT NULL DEFAULT ''")
+
+    def _connection(self) -> sqlite3.Connection:
+        """One connection per thread, kept open: opening one per call cost more than the call.
+        WAL lets readers run beside the writer and makes a commit one append; synchronous=NORMAL
+        survives a process crash (an OS crash may lose the last commit, which a re-run repeats)."""
+        db: Optional[sqlite3.Connection] = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("BEGIN IMMEDIATE")
             yield db
-            db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        finally:
-            db.close()
+        db.execute("COMMIT")
 
     def _read(self, sql: str, args: Sequence[object] = ()) -> List[sqlite3.Row]:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            return list(db.execute(sql, args))
-        finally:
-            db.close()
+        return list(self._connection().execute(sql, args))
 
     @staticmethod
     def _record(row: sqlite3.Row) -> BatchRecord:
