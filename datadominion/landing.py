@@ -11,9 +11,17 @@ from dataclasses import dataclass
 from datadominion.months import MonthError, parse_month
 
 SOURCE_PREFIX = "accounts_all/"
+MONTH_FOLDER = "rpt_as_of_mo="
 SUCCESS_MARKER = "_SUCCESS"
 BATCH_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-_KEY_RE = re.compile(rf"^accounts_all/rpt_as_of_mo=([^/]*)/({BATCH_ID_PATTERN})/_SUCCESS$")
+_KEY_RE = re.compile(rf"^{SOURCE_PREFIX}{MONTH_FOLDER}([^/]*)/({BATCH_ID_PATTERN})/{SUCCESS_MARKER}$")
+# A data file's path, anywhere (file:, s3:): group 1 the month, group 2 the batch id.
+FILE_PATH_PATTERN = rf"{MONTH_FOLDER}([^/]+)/([^/]+)/[^/]+$"
+MARKER_WILDCARD = f"{SOURCE_PREFIX}*/{SUCCESS_MARKER}"  # an S3/EventBridge wildcard for every marker
+
+
+def month_folder(month: str) -> str:
+    return f"{SOURCE_PREFIX}{MONTH_FOLDER}{month}/"
 
 
 class BatchKeyError(ValueError):
@@ -29,7 +37,7 @@ class BatchRef:
 
     @property
     def prefix(self) -> str:
-        return f"{SOURCE_PREFIX}rpt_as_of_mo={self.month}/{self.batch_id}/"
+        return f"{month_folder(self.month)}{self.batch_id}/"
 
     @property
     def marker_key(self) -> str:
@@ -37,7 +45,12 @@ class BatchRef:
 
     @property
     def batch_key(self) -> str:
-        return f"{self.month}/{self.batch_id}"
+        return batch_key(self.month, self.batch_id)
+
+
+def batch_key(month: str, batch_id: str) -> str:
+    """A batch's identity across months (ledger key, step contents, snapshot markers)."""
+    return f"{month}/{batch_id}"
 
 
 def parse_marker_key(key: str) -> BatchRef:

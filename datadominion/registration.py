@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from datadominion.landing import SUCCESS_MARKER, BatchKeyError, BatchRef, parse_marker_key
+from datadominion.landing import SOURCE_PREFIX, SUCCESS_MARKER, BatchKeyError, BatchRef, parse_marker_key
 from datadominion.ledger import REGISTERED, REJECTED, BatchManifest, BatchRecord, Ledger
 from datadominion.months import month_of, parse_month
 from datadominion.storage import BatchStorage, StoredObject
@@ -151,4 +151,4 @@ def _reject_unparsable(marker_key: str, reason: str, ledger: Ledger, now: dateti
 
 def find_markers(storage: BatchStorage) -> List[str]:
     """Every ``_SUCCESS`` key under accounts_all/ (the sweep and the local poller)."""
-    return [o.key for o in storage.list("accounts_all/") if o.key.endswith("/" + SUCCESS_MARKER)]
+    return [o.key for o in storage.list(SOURCE_PREFIX) if o.key.endswith("/" + SUCCESS_MARKER)]

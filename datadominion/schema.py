@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+# Lower-cased, each is also the type's simpleString() in PySpark (how ingest compares schemas).
 SPARK_SQL_TYPES: Dict[str, str] = {
     "bigint": "BIGINT",
     "int": "INT",

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Dict, List, Literal, Tuple
 
+from datadominion.landing import batch_key
+
 Mode = Literal["initial", "forward", "backfill", "rerun"]
 MODES: Tuple[str, ...] = ("initial", "forward", "backfill", "rerun")
 
@@ -24,7 +26,7 @@ class StepBatch:
 
     @property
     def batch_key(self) -> str:
-        return f"{self.month}/{self.batch_id}"
+        return batch_key(self.month, self.batch_id)
 
 
 @dataclass(frozen=True)

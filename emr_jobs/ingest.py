@@ -16,18 +16,12 @@ from pyspark.sql import types as T
 
 from datadominion.config import PipelineConfig
 from datadominion.job_request import S3_REGION_CONF
+from datadominion.landing import FILE_PATH_PATTERN
+from datadominion.schema import SPARK_SQL_TYPES
 from datadominion.steps import StepBatch
 from emr_jobs.footers import footer_problems, s3_options
 from emr_jobs.tables import BATCHES_PROPERTY, Tables
 
-SPARK_TYPES = {
-    "bigint": T.LongType(),
-    "int": T.IntegerType(),
-    "string": T.StringType(),
-    "date": T.DateType(),
-    "timestamp": T.TimestampType(),
-    "double": T.DoubleType(),
-}
 EXAMPLES = 5
 
 
@@ -87,7 +81,7 @@ def check_schema(df: DataFrame, batch: StepBatch, config: PipelineConfig) -> Non
     wrong = [
         f"{name}: expected {kind}, found {actual[name].simpleString()}"
         for name, kind in expected.items()
-        if actual[name] != SPARK_TYPES[kind]
+        if actual[name].simpleString() != SPARK_SQL_TYPES[kind].lower()
     ]
     if wrong:
         raise BatchValidationError(batch, "schema: column types", "; ".join(wrong))
@@ -211,11 +205,11 @@ def committed_batches(spark: Any, tables: Tables) -> Set[str]:
 def read_all(spark: Any, batches: Sequence[StepBatch], config: PipelineConfig) -> DataFrame:
     """Every batch of the step in one scan (one plan node, however many batches), with the
     batch key and path month of each row taken from its file's path."""
-    schema = T.StructType([T.StructField(c.name, SPARK_TYPES[c.type]) for c in config.source_schema])
+    schema = ", ".join(f"{c.name} {SPARK_SQL_TYPES[c.type]}" for c in config.source_schema)  # DDL
     locations = [b.location for b in batches]
     path = F.input_file_name()
-    month = F.regexp_extract(path, r"rpt_as_of_mo=([^/]+)/([^/]+)/[^/]+$", 1)
-    batch_id = F.regexp_extract(path, r"rpt_as_of_mo=([^/]+)/([^/]+)/[^/]+$", 2)
+    month = F.regexp_extract(path, FILE_PATH_PATTERN, 1)
+    batch_id = F.regexp_extract(path, FILE_PATH_PATTERN, 2)
     return (
         spark.read.schema(schema).option("pathGlobFilter", "*.parquet").parquet(*locations)
         .withColumn(BATCH, F.concat_ws("/", month, batch_id))

@@ -9,7 +9,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from datadominion.landing import SOURCE_PREFIX
+from datadominion.landing import SOURCE_PREFIX, month_folder
 from infra.environment import EnvironmentConfig, Producer
 from infra.nag import acknowledge
 
@@ -78,4 +78,4 @@ def producer_objects(producer: Producer) -> str:
     """The keys a producer may write: its batch folders in every month."""
     if not producer.batch_prefix:
         return f"{SOURCE_PREFIX}*"
-    return f"{SOURCE_PREFIX}rpt_as_of_mo=*/{producer.batch_prefix}*"
+    return f"{month_folder('*')}{producer.batch_prefix}*"

@@ -25,6 +25,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from datadominion.landing import MARKER_WILDCARD
 from infra.emr import SparkApplication
 from infra.environment import EnvironmentConfig
 from infra.functions import LauncherFunctions
@@ -190,7 +191,7 @@ class Workflow(Construct):
             self, "BatchArrived", description="A _SUCCESS marker under accounts_all/ starts the state machine",
             event_pattern=events.EventPattern(source=["aws.s3"], detail_type=["Object Created"], detail={
                 "bucket": {"name": [storage.landing.bucket_name]},
-                "object": {"key": [{"wildcard": "accounts_all/*/_SUCCESS"}]},
+                "object": {"key": [{"wildcard": MARKER_WILDCARD}]},
             }),
             targets=[targets.SfnStateMachine(self.state_machine, retry_attempts=10,
                                              max_event_age=cdk.Duration.hours(6))])

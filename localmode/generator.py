@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datadominion.config import PipelineConfig
-from datadominion.landing import SUCCESS_MARKER, BatchRef
+from datadominion.landing import SUCCESS_MARKER, BatchRef, month_folder
 from datadominion.months import format_month, parse_month
 from datadominion.schema import arrow_schema
 
@@ -189,7 +189,7 @@ def generate(
 def read_landing_month(landing: Path, month: str) -> Optional[pa.Table]:
     """Every complete batch of ``month`` in the landing folder, concatenated."""
     tables = []
-    for marker in sorted((landing / "accounts_all" / f"rpt_as_of_mo={month}").glob(f"*/{SUCCESS_MARKER}")):
+    for marker in sorted((landing / month_folder(month)).glob(f"*/{SUCCESS_MARKER}")):
         for part in sorted(marker.parent.glob("*.parquet")):
             tables.append(pq.ParquetFile(part).read())
     return pa.concat_tables(tables) if tables else None
