@@ -23,7 +23,7 @@ from datadominion.job_request import (
     step_uri,
     store_step_if_large,
 )
-from datadominion.ledger import FAILED, REGISTERED, REJECTED, RUNNING, BatchRecord, Ledger, LockLost, RunRecord
+from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, RUNNING, BatchRecord, Ledger, LockLost, RunRecord
 from datadominion.lifecycle import (
     RunPolicy,
     apply_outcome,
@@ -32,6 +32,7 @@ from datadominion.lifecycle import (
     register_all,
     start_step,
 )
+from datadominion.payloads import Failure, Finished, Lease, LockState, Plan, PlanItem, Recorded, Registration
 from datadominion.planning import plan_steps
 from datadominion.registration import ManifestSink, register_marker
 from datadominion.run_input import parse_run_input
@@ -62,26 +63,21 @@ def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime,
     registered = [o.batch_key for o in outcomes if o.status == "registered"]
     rejected = {o.batch_key: o.reason for o in outcomes if o.status == "rejected"}
     duplicates = [o.batch_key for o in outcomes if o.status == "duplicate"]
-    return {
-        "kind": request.kind,
-        "rerun_months": list(request.rerun_months),
-        "retry_failed": request.retry_failed,
-        "registered": sample(registered), "registered_count": len(registered),
-        "rejected": sample_map(rejected), "rejected_count": len(rejected),
-        "duplicates": sample(duplicates), "duplicate_count": len(duplicates),
-        "proceed": request.kind != "event" or bool(registered),
-    }
+    return Registration(
+        kind=request.kind, rerun_months=list(request.rerun_months), retry_failed=request.retry_failed,
+        registered=sample(registered), registered_count=len(registered),
+        rejected=sample_map(rejected), rejected_count=len(rejected),
+        duplicates=sample(duplicates), duplicate_count=len(duplicates),
+        proceed=request.kind != "event" or bool(registered),
+    ).out()
 
 
 def acquire_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy) -> Dict[str, Any]:
     acquired = ledger.acquire_lock(owner, now, policy.lease_seconds)
     holder = ledger.lock()
-    return {
-        "acquired": acquired,
-        "holder": holder.owner if holder else "",
-        "held_since": holder.acquired_at.isoformat() if holder else "",
-        "expires_at": holder.expires_at.isoformat() if holder else "",
-    }
+    return LockState(acquired=acquired, holder=holder.owner if holder else "",
+                     held_since=holder.acquired_at.isoformat() if holder else "",
+                     expires_at=holder.expires_at.isoformat() if holder else "").out()
 
 
 def renew_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy, doing: str = "running a step"
@@ -93,7 +89,7 @@ def renew_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy, doi
         raise LockLost(f"run {owner} no longer holds the lock (holder: {held.owner if held else 'nobody'}); "
                        f"stopped before {doing}")
     held = ledger.lock()
-    return {"owner": owner, "expires_at": held.expires_at.isoformat() if held else ""}
+    return Lease(owner=owner, expires_at=held.expires_at.isoformat() if held else "").out()
 
 
 def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_months: Sequence[str],
@@ -104,12 +100,12 @@ def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_mon
     renew_lock(ledger, owner, now, policy, doing="planning")
     steps = plan_steps(pending_batches(ledger, policy.max_attempts, retry_failed), newest_summarised, owner,
                        rerun_months)
-    items: List[Dict[str, Any]] = []
+    items: List[PlanItem] = []
     used = 0
     for planned in steps:
         # Only a bounded prefix is started; the rest stays pending for the next Plan (the
         # Plan -> Map -> Plan loop drains it), so no execution state nears the 256 KiB cap.
-        size = len(json.dumps(step_item(settings, planned))) + ITEM_SIZE_MARGIN
+        size = len(json.dumps(step_item(settings, planned).out())) + ITEM_SIZE_MARGIN
         if items and (used + size > PLAN_ITEMS_BUDGET or len(items) >= MAX_STEPS_PER_PLAN):
             break
         step = start_step(ledger, planned, now)
@@ -117,24 +113,20 @@ def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_mon
         items.append(step_item(settings, step))
         used += size
     parked = [] if retry_failed else [b.batch_key for b in parked_batches(ledger, policy.max_attempts)]
-    return {"steps": items, "count": len(items), "deferred": len(steps) - len(items),
-            "newest_summarised": newest_summarised or "", "modes": [i["mode"] for i in items],
-            "parked": sample(parked), "parked_count": len(parked)}
+    return Plan(steps=items, count=len(items), deferred=len(steps) - len(items),
+                newest_summarised=newest_summarised or "", modes=[i.mode for i in items],
+                parked=sample(parked), parked_count=len(parked)).out()
 
 
-def step_item(settings: JobSettings, step: Step) -> Dict[str, Any]:
+def step_item(settings: JobSettings, step: Step) -> PlanItem:
     """One Map item: the step's identity and its ready-made EMR Serverless request. A step too
     large for a job argument is not repeated here either: Record reads it from ``step_uri``."""
-    item: Dict[str, Any] = {
-        "step_id": step.step_id, "attempt": step.attempt, "mode": step.mode, "months": list(step.months),
-        "request": for_step_functions(start_job_run_request(settings, step, step.attempt)),
-        "result_uri": result_uri(settings, step, step.attempt),
-    }
-    if needs_step_file(step):
-        item["step_uri"] = step_uri(settings, step, step.attempt)
-    else:
-        item["step"] = step.to_dict()
-    return item
+    large = needs_step_file(step)
+    return PlanItem(step_id=step.step_id, attempt=step.attempt, mode=step.mode, months=list(step.months),
+                    request=for_step_functions(start_job_run_request(settings, step, step.attempt)),
+                    result_uri=result_uri(settings, step, step.attempt),
+                    step=None if large else step.to_dict(),
+                    step_uri=step_uri(settings, step, step.attempt) if large else None)
 
 
 def item_step(item: Dict[str, Any], read_text: ReadText) -> Step:
@@ -188,19 +180,19 @@ def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], 
                           cloudwatch_location(settings, job_run_id), dashboard(job_run_id) if job_run_id else "")
     states = apply_outcome(ledger, step, outcome, now)
     if step.mode == "rerun":  # no batches to carry the outcome
-        states = {f"rerun {','.join(step.months)}": "DONE" if outcome.succeeded else FAILED}
+        states = {f"rerun {','.join(step.months)}": DONE if outcome.succeeded else FAILED}
     if outcome.succeeded:
-        verdict = "DONE"
+        verdict = DONE
     elif outcome.rejected:
         verdict = REJECTED  # the bad batch is out, its siblings are queued again: the run goes on
     else:
         verdict = FAILED
-    return {"outcome": verdict, "step_id": step.step_id, "mode": step.mode, "months": list(step.months),
-            "job_run_id": job_run_id, "log_uri": logs, "cloudwatch_logs": outcome.cloudwatch_logs,
-            "dashboard_url": outcome.dashboard_url, "batches": sample_map(states),
-            "batch_states": dict(Counter(states.values())), "detail": outcome.detail[:2000],
-            "rejected": sample_map(outcome.rejected), "rejected_count": len(outcome.rejected),
-            "report": compact(outcome.report)}
+    return Recorded(
+        outcome=verdict, step_id=step.step_id, mode=step.mode, months=list(step.months), job_run_id=job_run_id,
+        log_uri=logs, cloudwatch_logs=outcome.cloudwatch_logs, dashboard_url=outcome.dashboard_url,
+        batches=sample_map(states), batch_states=dict(Counter(states.values())), detail=outcome.detail[:2000],
+        rejected=sample_map(outcome.rejected), rejected_count=len(outcome.rejected), report=compact(outcome.report),
+    ).out()
 
 
 def sample_map(values: Dict[str, str], limit: int = SAMPLE_KEYS) -> Dict[str, str]:
@@ -222,7 +214,7 @@ def finish(ledger: Ledger, owner: str, started: datetime, now: datetime, outcome
            detail: str = "") -> Dict[str, Any]:
     ledger.record_run(RunRecord(owner, started, now, outcome, detail))
     ledger.release_lock(owner)
-    return {"owner": owner, "outcome": outcome}
+    return Finished(owner=owner, outcome=outcome).out()
 
 
 def fail(ledger: Ledger, owner: str, error: Dict[str, Any], started: datetime, now: datetime) -> Dict[str, Any]:
@@ -241,7 +233,7 @@ def fail(ledger: Ledger, owner: str, error: Dict[str, Any], started: datetime, n
         ledger.record_run(RunRecord(owner, started, now, "failed", message))
     finally:
         ledger.release_lock(owner)  # whatever else failed, the next run must not wait for the lease
-    return {"owner": owner, "failed": failed, "requeued": requeued, "message": message}
+    return Failure(owner=owner, failed=sample(failed), requeued=sample(requeued), message=message).out()
 
 
 def _where_to_look(failed: Sequence[BatchRecord], limit: int = 3) -> str:
@@ -272,7 +264,7 @@ def release_after_failure(ledger: Ledger, owner: str, error: Dict[str, Any]) -> 
     ledger.release_lock(owner)
     message = (f"{_failure_headline(owner, error)}\nRecording the failure in the ledger failed as well; the lock "
                "was released and the next run re-plans what this run left RUNNING. See docs/runbook.md.")
-    return {"owner": owner, "failed": [], "requeued": [], "message": message}
+    return Failure(owner=owner, failed=[], requeued=[], message=message).out()
 
 
 def _failure_headline(owner: str, error: Dict[str, Any]) -> str:

@@ -13,13 +13,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from datadominion import telemetry
 from datadominion.landing import SOURCE_PREFIX
 from infra.catalog import GlueDatabase
 from infra.emr import MANIFESTS_PREFIX, RESULTS_PREFIX, SparkApplication
 from infra.environment import EnvironmentConfig
 from infra.ledger import LedgerTable
 from infra.nag import acknowledge, logical_id
-from infra.naming import METRICS_NAMESPACE, METRICS_SERVICE
 from infra.retention import retention
 from infra.storage import DataStorage
 
@@ -73,8 +73,8 @@ class LauncherFunctions(Construct):
             "LOCK_LEASE_SECONDS": str(env.run_policy.lease_seconds),
             "MAX_ATTEMPTS": str(env.run_policy.max_attempts),
             "JOB_SETTINGS": cdk.Stack.of(self).to_json_string(job_settings),
-            "POWERTOOLS_SERVICE_NAME": METRICS_SERVICE,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "POWERTOOLS_SERVICE_NAME": telemetry.SERVICE,
+            "POWERTOOLS_METRICS_NAMESPACE": telemetry.NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         self.functions: Dict[str, lambda_.Function] = {}

@@ -9,9 +9,9 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from constructs import Construct
 
+from datadominion import telemetry
 from infra.environment import EnvironmentConfig
 from infra.functions import LauncherFunctions
-from infra.naming import METRICS_NAMESPACE, METRICS_SERVICE
 from infra.workflow import Workflow
 
 
@@ -19,10 +19,10 @@ class Monitoring(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, workflow: Workflow,
                  functions: LauncherFunctions) -> None:
         super().__init__(scope, construct_id)
-        dimensions: Dict[str, str] = {"service": METRICS_SERVICE, "environment": env.name}
+        dimensions: Dict[str, str] = {"service": telemetry.SERVICE, telemetry.ENVIRONMENT_DIMENSION: env.name}
 
         def metric(name: str, statistic: str = "Sum", minutes: int = 5) -> cloudwatch.Metric:
-            return cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map=dimensions,
+            return cloudwatch.Metric(namespace=telemetry.NAMESPACE, metric_name=name, dimensions_map=dimensions,
                                      statistic=statistic, period=cdk.Duration.minutes(minutes))
 
         sm = workflow.state_machine
@@ -32,15 +32,15 @@ class Monitoring(Construct):
                 alarm_description="A state machine execution failed: see the notification, the ledger and "
                                   "docs/runbook.md#execution-failed",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
-            "JobRunFailed": metric("JobRunsFailed").create_alarm(
+            "JobRunFailed": metric(telemetry.JOB_RUNS_FAILED).create_alarm(
                 self, "JobRunFailed", threshold=1, evaluation_periods=1,
                 alarm_description="A summary job run failed: docs/runbook.md#job-run-failed",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
-            "BatchesRejected": metric("BatchesRejected").create_alarm(
+            "BatchesRejected": metric(telemetry.BATCHES_REJECTED).create_alarm(
                 self, "BatchesRejected", threshold=env.alarms.rejected_batches_threshold, evaluation_periods=1,
                 alarm_description="Landed batches were rejected: docs/runbook.md#batches-rejected",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
-            "LockHeldTooLong": metric("LockHeldSeconds", "Maximum").create_alarm(
+            "LockHeldTooLong": metric(telemetry.LOCK_HELD_SECONDS, "Maximum").create_alarm(
                 self, "LockHeldTooLong", threshold=env.alarms.lock_held_minutes * 60, evaluation_periods=1,
                 alarm_description="One run has held the lock longer than expected: docs/runbook.md#lock-held-too-long",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
@@ -52,11 +52,11 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Executions", left=[sm.metric_started(), sm.metric_succeeded(),
                                                              sm.metric_failed()]),
-            cloudwatch.GraphWidget(title="Batches", left=[metric("BatchesRegistered"), metric("BatchesRejected"),
-                                                          metric("DuplicateEvents")]),
-            cloudwatch.GraphWidget(title="Job runs", left=[metric("JobRunsSucceeded"), metric("JobRunsFailed"),
-                                                           metric("JobRunsRejectedBatch")]),
-            cloudwatch.GraphWidget(title="Lock", left=[metric("LockWaits")],
-                                   right=[metric("LockHeldSeconds", "Maximum")]),
+            cloudwatch.GraphWidget(title="Batches", left=[metric(m) for m in (
+                telemetry.BATCHES_REGISTERED, telemetry.BATCHES_REJECTED, telemetry.DUPLICATE_EVENTS)]),
+            cloudwatch.GraphWidget(title="Job runs", left=[metric(m) for m in (
+                telemetry.JOB_RUNS_SUCCEEDED, telemetry.JOB_RUNS_FAILED, telemetry.JOB_RUNS_REJECTED_BATCH)]),
+            cloudwatch.GraphWidget(title="Lock", left=[metric(telemetry.LOCK_WAITS)],
+                                   right=[metric(telemetry.LOCK_HELD_SECONDS, "Maximum")]),
             cloudwatch.GraphWidget(title="Lambda errors", left=[fn.metric_errors() for fn in functions.all]),
         )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from infra.environment import EnvironmentConfig
 
-METRICS_NAMESPACE = "DataDominion"
-METRICS_SERVICE = "datadominion"
 LOCK_POLL_SECONDS = 60
 
 

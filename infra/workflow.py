@@ -26,6 +26,8 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from datadominion.landing import MARKER_WILDCARD
+from datadominion.ledger import FAILED
+from datadominion.payloads import Failure, LockState, Plan, PlanItem, Recorded, Registration, at
 from infra.emr import SparkApplication
 from infra.environment import EnvironmentConfig
 from infra.functions import LauncherFunctions
@@ -41,6 +43,12 @@ RETRYABLE_JOB_ERRORS = ["EMRServerless.ThrottlingException", "EMRServerless.Inte
 EMR_EVENTS_RULE = "StepFunctionsGetEventsForEMRServerlessJobRule"
 # The StartJobRun members the Plan's request carries (datadominion/job_request.py), as the
 # Step Functions integration names them.
+# Where each task's result lands in the execution state (its Lambda's payload under "value").
+REGISTRATION_AT, LOCK_AT, PLAN_AT, RECORDED_AT, FAILURE_AT = (
+    "$.registration", "$.lock", "$.plan", "$.recorded", "$.failure")
+REGISTRATION, LOCK, PLAN, RECORDED, FAILURE = (f"{at_}.value" for at_ in (
+    REGISTRATION_AT, LOCK_AT, PLAN_AT, RECORDED_AT, FAILURE_AT))
+ITEM = "$.item"  # a Map iteration's planned step (ItemSelector)
 RUN_JOB_PARAMETERS = ("ApplicationId", "ClientToken", "ExecutionRoleArn", "Name", "JobDriver",
                       "ConfigurationOverrides", "ExecutionTimeoutMinutes", "Tags")
 
@@ -65,27 +73,27 @@ class Workflow(Construct):
                                       retry_on_service_exceptions=True)
 
         owner = {"owner.$": "$$.Execution.Name"}
-        register = invoke("Register", "register", {"input.$": "$$.Execution.Input"}, "$.registration")
-        lock = invoke("Lock", "lock", owner, "$.lock")
-        plan = invoke("Plan", "plan", {**owner, "rerun_months.$": "$.registration.value.rerun_months",
-                                       "retry_failed.$": "$.registration.value.retry_failed"}, "$.plan")
+        register = invoke("Register", "register", {"input.$": "$$.Execution.Input"}, REGISTRATION_AT)
+        lock = invoke("Lock", "lock", owner, LOCK_AT)
+        plan = invoke("Plan", "plan", {**owner, "rerun_months.$": at(REGISTRATION, Registration, "rerun_months"),
+                                       "retry_failed.$": at(REGISTRATION, Registration, "retry_failed")}, PLAN_AT)
         unlock = invoke("Unlock", "finish", {**owner, "started.$": "$$.Execution.StartTime"}, "$.finish")
         failure_path = self._failure_path(env, invoke, owner)
         apply_steps = self._apply_steps(invoke)
         clear_rerun = sfn.Pass(self, "ClearRerunRequest", result=sfn.Result.from_array([]),
-                               result_path="$.registration.value.rerun_months")
+                               result_path=at(REGISTRATION, Registration, "rerun_months"))
         anything_to_do = sfn.Choice(self, "AnythingToDo").when(
-            sfn.Condition.number_equals("$.plan.value.count", 0), unlock.next(sfn.Succeed(self, "AllApplied"))
+            sfn.Condition.number_equals(at(PLAN, Plan, "count"), 0), unlock.next(sfn.Succeed(self, "AllApplied"))
         ).otherwise(apply_steps)
         apply_steps.next(clear_rerun).next(plan)
         plan.next(anything_to_do)
         wait = sfn.Wait(self, "WaitForLock", time=sfn.WaitTime.duration(cdk.Duration.seconds(LOCK_POLL_SECONDS)))
         locked = sfn.Choice(self, "Locked").when(
-            sfn.Condition.boolean_equals("$.lock.value.acquired", True), plan).otherwise(wait)
+            sfn.Condition.boolean_equals(at(LOCK, LockState, "acquired"), True), plan).otherwise(wait)
         wait.next(lock)
         lock.next(locked)
         proceed = sfn.Choice(self, "AnythingNew").when(
-            sfn.Condition.boolean_equals("$.registration.value.proceed", False),
+            sfn.Condition.boolean_equals(at(REGISTRATION, Registration, "proceed"), False),
             sfn.Succeed(self, "NothingNew")).otherwise(lock)
         register.next(proceed)
         for state in (register, lock, plan, apply_steps, unlock):
@@ -119,25 +127,24 @@ class Workflow(Construct):
         renew = invoke("RenewLock", "lock", {"owner.$": "$.owner", "renew": True}, "$.lease")
         run_job = sfn.CustomState(self, "RunJob", state_json={
             "Type": "Task", "Resource": START_JOB_RUN_SYNC,
-            "Parameters": {key + ".$": f"$.item.request.{key}" for key in RUN_JOB_PARAMETERS},
+            "Parameters": {key + ".$": f"{at(ITEM, PlanItem, 'request')}.{key}" for key in RUN_JOB_PARAMETERS},
             "ResultPath": "$.job",
         })
         run_job.add_retry(errors=RETRYABLE_JOB_ERRORS, interval=cdk.Duration.seconds(30), max_attempts=5,
                           backoff_rate=2.0)
-        record_done = invoke("Record", "record", {"item.$": "$.item", "job.$": "$.job"}, "$.recorded")
-        record_failed = invoke("RecordJobFailure", "record", {"item.$": "$.item", "error.$": "$.error"},
-                               "$.recorded")
+        record_done = invoke("Record", "record", {"item.$": ITEM, "job.$": "$.job"}, RECORDED_AT)
+        record_failed = invoke("RecordJobFailure", "record", {"item.$": ITEM, "error.$": "$.error"}, RECORDED_AT)
         run_job.add_catch(record_failed, errors=["States.ALL"], result_path="$.error")
         step_failed = sfn.Fail(self, "StepFailed", error="DataDominion.StepFailed",
                                cause="The step's job failed; its batches are FAILED in the ledger.")
         step_recorded = sfn.Choice(self, "StepOutcome").when(
-            sfn.Condition.string_equals("$.recorded.value.outcome", "FAILED"), step_failed
+            sfn.Condition.string_equals(at(RECORDED, Recorded, "outcome"), FAILED), step_failed
         ).otherwise(sfn.Succeed(self, "StepDone"))
         renew.next(run_job)
         run_job.next(record_done)
         record_done.next(step_recorded)
         record_failed.next(step_recorded)
-        apply_steps = sfn.Map(self, "ApplySteps", items_path="$.plan.value.steps", max_concurrency=1,
+        apply_steps = sfn.Map(self, "ApplySteps", items_path=at(PLAN, Plan, "steps"), max_concurrency=1,
                               item_selector={"item.$": "$$.Map.Item.Value", "owner.$": "$$.Execution.Name"},
                               result_path=sfn.JsonPath.DISCARD)
         apply_steps.item_processor(renew)
@@ -148,12 +155,12 @@ class Workflow(Construct):
         the execution ends in RunFailed even when recording or notifying fails: if recording
         fails, the lock is still released; if notifying fails, the run still ends."""
         started = {**owner, "started.$": "$$.Execution.StartTime"}
-        record_failure = invoke("RecordRunFailure", "finish", {**started, "error.$": "$.error"}, "$.failure")
+        record_failure = invoke("RecordRunFailure", "finish", {**started, "error.$": "$.error"}, FAILURE_AT)
         release_lock = invoke("ReleaseLockAfterFailure", "finish",
-                              {**started, "error.$": "$.error", "release_only": True}, "$.failure")
+                              {**started, "error.$": "$.error", "release_only": True}, FAILURE_AT)
         notify = tasks.SnsPublish(self, "Notify", topic=self.topic,
                                   subject=f"DataDominion {env.name}: run failed",
-                                  message=sfn.TaskInput.from_json_path_at("$.failure.value.message"),
+                                  message=sfn.TaskInput.from_json_path_at(at(FAILURE, Failure, "message")),
                                   result_path=sfn.JsonPath.DISCARD)
         failed = sfn.Fail(self, "RunFailed", error="DataDominion.RunFailed",
                           cause="A step failed or the run could not continue; see the notification and the ledger.")

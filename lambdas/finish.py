@@ -8,7 +8,7 @@ from typing import Any, Dict
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from datadominion import run_tasks
+from datadominion import run_tasks, telemetry
 from lambdas import wiring
 from lambdas.observability import logger, metrics, owner, task_handler
 from lambdas.settings import LambdaSettings
@@ -24,10 +24,10 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
         return result
     if event.get("error") is not None:
         result = run_tasks.fail(wiring.ledger(s), run, dict(event["error"]), started, wiring.now())
-        metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=telemetry.RUNS_FAILED, unit=MetricUnit.Count, value=1)
         logger.error("run failed", extra={"failed": result["failed"], "requeued": result["requeued"],
                                           "notification": result["message"]})
         return result
     result = run_tasks.finish(wiring.ledger(s), run, started, wiring.now())
-    metrics.add_metric(name="RunsSucceeded", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=telemetry.RUNS_SUCCEEDED, unit=MetricUnit.Count, value=1)
     return result

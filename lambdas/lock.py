@@ -8,7 +8,7 @@ from typing import Any, Dict
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from datadominion import run_tasks
+from datadominion import run_tasks, telemetry
 from lambdas import wiring
 from lambdas.observability import logger, metrics, owner, task_handler
 from lambdas.settings import LambdaSettings
@@ -22,8 +22,8 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     result = run_tasks.acquire_lock(wiring.ledger(s), owner(event), now, s.policy)
     if result["held_since"]:  # how long the current holder has held it (the LockHeldTooLong alarm)
         held = (now - datetime.fromisoformat(result["held_since"])).total_seconds()
-        metrics.add_metric(name="LockHeldSeconds", unit=MetricUnit.Seconds, value=max(held, 0.0))
+        metrics.add_metric(name=telemetry.LOCK_HELD_SECONDS, unit=MetricUnit.Seconds, value=max(held, 0.0))
     if not result["acquired"]:
-        metrics.add_metric(name="LockWaits", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=telemetry.LOCK_WAITS, unit=MetricUnit.Count, value=1)
         logger.info("lock held by another run; waiting", extra=result)
     return result

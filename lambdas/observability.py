@@ -9,11 +9,9 @@ from typing import Any, Callable, Dict, Optional
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from datadominion.telemetry import ENVIRONMENT_DIMENSION, NAMESPACE, SERVICE
 from lambdas import wiring
 from lambdas.settings import LambdaSettings
-
-SERVICE = "datadominion"
-NAMESPACE = "DataDominion"
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
@@ -35,7 +33,7 @@ def task_handler(correlation_id: Optional[Callable[[Event], str]] = None, log_ev
         @functools.wraps(task)
         def handler(event: Event, context: LambdaContext) -> Dict[str, Any]:
             settings = wiring.settings()
-            metrics.add_dimension(name="environment", value=settings.environment)
+            metrics.add_dimension(name=ENVIRONMENT_DIMENSION, value=settings.environment)
             if correlation_id is not None:
                 logger.set_correlation_id(correlation_id(event))
             return task(event, settings)

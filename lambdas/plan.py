@@ -7,7 +7,7 @@ from typing import Any, Dict
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from datadominion import run_tasks
+from datadominion import run_tasks, telemetry
 from lambdas import wiring
 from lambdas.observability import logger, metrics, owner, task_handler, tracer
 from lambdas.settings import LambdaSettings
@@ -20,11 +20,11 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     result = run_tasks.plan(wiring.ledger(s), newest, owner(event), list(event.get("rerun_months") or []), s.job,
                             wiring.now(), s.policy, wiring.write_text, bool(event.get("retry_failed", False)))
     if result["parked"]:
-        metrics.add_metric(name="BatchesParked", unit=MetricUnit.Count, value=result["parked_count"])
+        metrics.add_metric(name=telemetry.BATCHES_PARKED, unit=MetricUnit.Count, value=result["parked_count"])
         logger.warning("batches parked after repeated failures; start {\"sweep\": true, \"retry_failed\": true} "
                        "once the cause is fixed", extra={"parked": result["parked"]})
     for mode, count in Counter(result["modes"]).items():
-        metrics.add_metric(name=f"StepsPlanned_{mode}", unit=MetricUnit.Count, value=count)
+        metrics.add_metric(name=telemetry.steps_planned(mode), unit=MetricUnit.Count, value=count)
     logger.info("plan", extra={"newest_summarised": newest, "deferred_to_next_plan": result["deferred"], "steps": [
         {"mode": i["mode"], "months": i["months"], "attempt": i["attempt"],
          "client_token": i["request"]["ClientToken"]} for i in result["steps"]]})

@@ -6,7 +6,8 @@ from typing import Any, Dict
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from datadominion import run_tasks
+from datadominion import run_tasks, telemetry
+from datadominion.ledger import DONE, REJECTED
 from lambdas import wiring
 from lambdas.observability import logger, metrics, task_handler
 from lambdas.settings import LambdaSettings
@@ -17,11 +18,12 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     item = dict(event["item"])
     result = run_tasks.record(wiring.ledger(s), item, event.get("job"), event.get("error"), s.job,
                               wiring.read_text, wiring.now(), lambda run: wiring.dashboard_url(s, run))
-    name = {"DONE": "JobRunsSucceeded", "REJECTED": "JobRunsRejectedBatch"}.get(result["outcome"], "JobRunsFailed")
+    name = {DONE: telemetry.JOB_RUNS_SUCCEEDED, REJECTED: telemetry.JOB_RUNS_REJECTED_BATCH}.get(
+        result["outcome"], telemetry.JOB_RUNS_FAILED)
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     if result["rejected_count"]:
-        metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=result["rejected_count"])
-    log = logger.info if result["outcome"] == "DONE" else logger.error
+        metrics.add_metric(name=telemetry.BATCHES_REJECTED, unit=MetricUnit.Count, value=result["rejected_count"])
+    log = logger.info if result["outcome"] == DONE else logger.error
     log("step recorded", extra={k: result[k] for k in ("outcome", "mode", "months", "job_run_id", "log_uri",
                                                        "batch_states", "detail", "cloudwatch_logs", "dashboard_url")})
     return result

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 
-from datadominion import run_tasks
+from datadominion import run_tasks, telemetry
 from datadominion.run_input import RunInputError
 from lambdas import wiring
 from lambdas.observability import logger, metrics, task_handler
@@ -36,9 +36,9 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
         logger.set_correlation_id(key.rsplit("/", 2)[-2] if key.count("/") >= 2 else key)
     result = run_tasks.register(payload, wiring.storage(s), wiring.ledger(s), wiring.now(), s.policy,
                                 wiring.manifests(s))
-    metrics.add_metric(name="BatchesRegistered", unit=MetricUnit.Count, value=result["registered_count"])
-    metrics.add_metric(name="BatchesRejected", unit=MetricUnit.Count, value=result["rejected_count"])
-    metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=result["duplicate_count"])
+    metrics.add_metric(name=telemetry.BATCHES_REGISTERED, unit=MetricUnit.Count, value=result["registered_count"])
+    metrics.add_metric(name=telemetry.BATCHES_REJECTED, unit=MetricUnit.Count, value=result["rejected_count"])
+    metrics.add_metric(name=telemetry.DUPLICATE_EVENTS, unit=MetricUnit.Count, value=result["duplicate_count"])
     for batch_key, reason in result["rejected"].items():
         logger.warning("batch rejected", extra={"batch_key": batch_key, "reason": reason})
     logger.info("registration", extra={k: result[k] for k in ("kind", "registered", "registered_count",

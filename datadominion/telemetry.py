@@ -1,0 +1,24 @@
+"""Names shared by what emits telemetry (the Lambdas) and what reads it (alarms, dashboard):
+the Powertools service and metrics namespace, the environment dimension and every metric."""
+
+from __future__ import annotations
+
+SERVICE = "datadominion"
+NAMESPACE = "DataDominion"
+ENVIRONMENT_DIMENSION = "environment"
+
+BATCHES_REGISTERED = "BatchesRegistered"
+BATCHES_REJECTED = "BatchesRejected"
+BATCHES_PARKED = "BatchesParked"
+DUPLICATE_EVENTS = "DuplicateEvents"
+LOCK_HELD_SECONDS = "LockHeldSeconds"
+LOCK_WAITS = "LockWaits"
+JOB_RUNS_SUCCEEDED = "JobRunsSucceeded"
+JOB_RUNS_FAILED = "JobRunsFailed"
+JOB_RUNS_REJECTED_BATCH = "JobRunsRejectedBatch"
+RUNS_SUCCEEDED = "RunsSucceeded"
+RUNS_FAILED = "RunsFailed"
+
+
+def steps_planned(mode: str) -> str:
+    return f"StepsPlanned_{mode}"
