@@ -171,9 +171,6 @@ class PipelineConfig(StrictModel):
     def rolling_type(self, rolling: RollingColumn) -> str:
         return self.summary_scalar_types[rolling.mapper_column]
 
-    def rolling_by_name(self, name: str) -> RollingColumn:
-        return next(r for r in self.rolling_columns if r.name == name)
-
 
 def describe_validation_error(path: Path, error: ValidationError) -> str:
     lines = [f"{path}: invalid configuration ({error.error_count()} problem(s))"]

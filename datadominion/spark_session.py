@@ -1,6 +1,6 @@
 """SparkSession factory for the summary job, local or on EMR Serverless.
 
-Applies the stack facts in DESIGN.md section 5: matching catalog name, no catalog-table
+Applies the stack facts of docs/decisions.md ("Local Spark", "Catalog"): matching catalog name, no catalog-table
 creation from Spark on SQLite, no table cache, UTC session time zone, and an explicit
 check that the Iceberg runtime really loaded (a missing jar only warns at start-up).
 """

@@ -51,3 +51,16 @@ def _identity_position(spec: Any, source_id: int, identifier: str, month_column:
 def newest_summarised_month(catalog: Any, identifier: str, month_column: str = "rpt_as_of_mo") -> Optional[str]:
     months = summarised_months(catalog, identifier, month_column)
     return months[-1] if months else None
+
+
+def live_rows(catalog: Any, identifier: str) -> Optional[int]:
+    """Rows in the table's current snapshot (records minus position deletes, from the snapshot
+    summary: no file is read), or None when the table does not exist."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        snapshot = catalog.load_table(identifier).current_snapshot()
+    except NoSuchTableError:
+        return None
+    summary = snapshot.summary if snapshot is not None and snapshot.summary is not None else {}
+    return int(summary.get("total-records", 0)) - int(summary.get("total-position-deletes", 0))

@@ -32,8 +32,7 @@ def recompute_summary(accounts_all: DataFrame, config: PipelineConfig) -> DataFr
 
 
 def recompute_latest(summary: DataFrame, config: PipelineConfig) -> DataFrame:
-    window = Window.partitionBy(config.key_column).orderBy(F.col(config.month_column).desc())
-    return summary.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
+    return tx.newest_per_account(summary, config)
 
 
 def compare(actual: DataFrame, expected: DataFrame, limit: int = 5) -> Tuple[int, int, List[Any], List[Any]]:

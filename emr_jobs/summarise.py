@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from datadominion.config import PipelineConfig
@@ -180,7 +180,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
     # run) the newest existing row of accounts whose records were all already summarised.
     # The MERGE only moves forward or corrects the same month.
     candidates = built.computed if built.settled is None else built.computed.unionByName(built.settled)
-    latest_rows = merge_latest(spark, tables, newest_per_account(candidates, config), latest)
+    latest_rows = merge_latest(spark, tables, tx.newest_per_account(candidates, config), latest)
     touched = built.computed.select(config.key_column, config.month_column).localCheckpoint(eager=True)
     written.unpersist()
     return SummariseResult(0, summary_rows, latest_rows, (), months_written, touched)
@@ -204,11 +204,6 @@ def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -
             .where(F.col(f"t.{config.timestamp_column}").isNull()
                    | F.expr(tx.null_safe_differs("s", "t", [c for c in columns if c not in (key, month)])))
             .select(*[F.col(f"s.{c}") if c not in (key, month) else F.col(c) for c in columns]))
-
-
-def newest_per_account(rows: DataFrame, config: PipelineConfig) -> DataFrame:
-    window = Window.partitionBy(config.key_column).orderBy(F.col(config.month_column).desc())
-    return rows.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
 
 
 def _backfill(
@@ -239,7 +234,7 @@ def _backfill(
     points = points_full.select(key, MI, tx.rolling_values(config).alias("_vals"))
     rows = tx.histories_from_points(targets, points, config)
     settled = existing.join(kept_months.select(key), key, "left_anti").select(*summary_column_names(config))
-    return rows, newest_per_account(settled, config), existing
+    return rows, tx.newest_per_account(settled, config), existing
 
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...]) -> None:

@@ -2,7 +2,7 @@
 
 Vocabulary: a *month index* (``_mi``) is year*12 + month-1, so history position i of a
 row at month m holds the value of month m - i. Every transform keeps the semantics of
-DESIGN.md section 2: c_history[i] = value of c at month (m - i), NULL where that month
+docs/architecture.md, "Table semantics": c_history[i] = value of c at month (m - i), NULL where that month
 has no record.
 """
 
@@ -22,10 +22,6 @@ MI = "_mi"
 
 def month_index(column: Column) -> Column:
     return F.substring(column, 1, 4).cast("int") * 12 + F.substring(column, 6, 2).cast("int") - 1
-
-
-def month_from_index(column: Column) -> Column:
-    return F.format_string("%04d-%02d", F.floor(column / 12).cast("int"), (column % 12 + 1).cast("int"))
 
 
 def _transformation(rule: ColumnTransformation, spark_type: str) -> Column:
@@ -51,6 +47,12 @@ def to_summary_scalars(source: DataFrame, config: PipelineConfig) -> DataFrame:
     for rule in config.column_transformations:
         df = df.withColumn(rule.column, _transformation(rule, SPARK_SQL_TYPES[types[rule.column]]))
     return df
+
+
+def newest_per_account(rows: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Each account's row of its newest month (latest_summary's content)."""
+    window = Window.partitionBy(config.key_column).orderBy(F.col(config.month_column).desc())
+    return rows.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
 
 
 def newest_per_account_month(df: DataFrame, config: PipelineConfig) -> DataFrame:

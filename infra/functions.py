@@ -3,7 +3,7 @@ built by infra/packaging.py without Docker), one role and one log group per func
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from datadominion import telemetry
+from datadominion.job_request import JobSettings
 from datadominion.landing import SOURCE_PREFIX
 from infra.catalog import GlueDatabase
 from infra.emr import MANIFESTS_PREFIX, RESULTS_PREFIX, SparkApplication
@@ -59,7 +60,7 @@ def via_service(service: str, scope: Construct) -> str:
 class LauncherFunctions(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, asset: Path,
                  storage: DataStorage, ledger: LedgerTable, database: GlueDatabase, spark: SparkApplication,
-                 job_settings: Dict[str, object], summary_table: str) -> None:
+                 job_settings: JobSettings, summary_table: str) -> None:
         super().__init__(scope, construct_id)
         self.summary_table = summary_table
         code = lambda_.Code.from_asset(str(asset))
@@ -72,7 +73,7 @@ class LauncherFunctions(Construct):
             "FUTURE_MONTH_TOLERANCE": str(env.run_policy.tolerance_months),
             "LOCK_LEASE_SECONDS": str(env.run_policy.lease_seconds),
             "MAX_ATTEMPTS": str(env.run_policy.max_attempts),
-            "JOB_SETTINGS": cdk.Stack.of(self).to_json_string(job_settings),
+            "JOB_SETTINGS": cdk.Stack.of(self).to_json_string(asdict(job_settings)),
             "POWERTOOLS_SERVICE_NAME": telemetry.SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": telemetry.NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",

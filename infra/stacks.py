@@ -10,6 +10,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from datadominion.config import load_pipeline_config
+from datadominion.job_request import JobSettings
 from infra.catalog import GlueDatabase
 from infra.emr import SparkApplication
 from infra.environment import ACCOUNT_PLACEHOLDER, EnvironmentConfig, load_environment_config
@@ -38,17 +39,14 @@ class DataDominionStack(cdk.Stack):
         self.ledger = LedgerTable(self, "Ledger", key=self.storage.key, retain=e.retain_data)
         self.spark = SparkApplication(self, "Spark", env=e, storage=self.storage, database=self.database,
                                       job_assets=job_assets, pipeline_config=pipeline_config)
-        job_settings = {
-            "application_id": self.spark.application_id, "execution_role_arn": self.spark.job_role.role_arn,
-            "entry_point": self.spark.entry_point, "py_files": self.spark.py_files,
-            "dependencies": self.spark.dependencies, "config_uri": self.spark.config_uri,
-            "warehouse": f"s3://{self.storage.warehouse.bucket_name}/", "log_uri": self.spark.log_uri,
-            "result_prefix": self.spark.result_prefix, "timeout_minutes": e.emr.job_timeout_minutes,
-            "region": e.region, "log_group": self.spark.log_group.log_group_name,
-            "driver_cores": e.emr.driver_cores, "driver_memory_gb": e.emr.driver_memory_gb,
-            "executor_cores": e.emr.executor_cores, "executor_memory_gb": e.emr.executor_memory_gb,
-            "tags": dict(e.tags),  # latest_summary's bucket count: JobSettings' default
-        }
+        job_settings = JobSettings(
+            application_id=self.spark.application_id, execution_role_arn=self.spark.job_role.role_arn,
+            entry_point=self.spark.entry_point, py_files=self.spark.py_files, dependencies=self.spark.dependencies,
+            config_uri=self.spark.config_uri, warehouse=f"s3://{self.storage.warehouse.bucket_name}/",
+            log_uri=self.spark.log_uri, result_prefix=self.spark.result_prefix,
+            timeout_minutes=e.emr.job_timeout_minutes, region=e.region, log_group=self.spark.log_group.log_group_name,
+            driver_cores=e.emr.driver_cores, driver_memory_gb=e.emr.driver_memory_gb,
+            executor_cores=e.emr.executor_cores, executor_memory_gb=e.emr.executor_memory_gb, tags=dict(e.tags))
         self.functions = LauncherFunctions(self, "Launcher", env=e, asset=lambda_asset, storage=self.storage,
                                            ledger=self.ledger, database=self.database, spark=self.spark,
                                            job_settings=job_settings,
@@ -74,7 +72,6 @@ class DataDominionStack(cdk.Stack):
             refuse_deploy(self, placeholder_message(e))
         for key, value in e.tags.items():
             cdk.Tags.of(self).add(key, value)
-
 
     def _acknowledge_cdk_helpers(self) -> None:
         """Findings on the Lambda-backed helpers CDK itself adds (not our code to change)."""

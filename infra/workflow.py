@@ -1,4 +1,4 @@
-"""The state machine (DESIGN.md §1), its triggers (S3 -> EventBridge, the sweep schedule)
+"""The state machine (docs/architecture.md, "Flow"), its triggers (S3 -> EventBridge, the sweep schedule)
 and the failure notification topic.
 
     Register -> (nothing new? Succeed) -> Lock <-> Wait -> Plan -> (no steps? Unlock, Succeed)

@@ -167,18 +167,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     _say(f"lock: held by {lock.owner} until {lock.expires_at.isoformat()}" if lock else "lock: free")
     for run in env.ledger.runs(5):
         _say(f"run {run.run_id}: {run.outcome}, {len(run.steps)} step(s), started {run.started_at.isoformat()}")
-    from datadominion.table_metadata import summarised_months
+    from datadominion.table_metadata import live_rows, summarised_months
 
     for table in (env.config.source_table, env.config.destination_table, env.config.latest_history_table):
-        try:
-            t = env.catalog.load_table(env.identifier(table))
-        except Exception:
+        rows = live_rows(env.catalog, env.identifier(table))
+        if rows is None:
             _say(f"table {table}: not created yet")
             continue
-        snap = t.current_snapshot()
-        rows = int(snap.summary["total-records"]) if snap and snap.summary and "total-records" in snap.summary else 0
-        deletes = int(snap.summary.get("total-position-deletes", 0)) if snap and snap.summary else 0
-        line = f"table {table}: {rows - deletes} rows"
+        line = f"table {table}: {rows} rows"
         if table == env.config.destination_table:
             months = summarised_months(env.catalog, env.identifier(table), env.config.month_column)
             line += f", {len(months)} months" + (f" ({months[0]}..{months[-1]}), newest {months[-1]}" if months else "")
@@ -228,13 +224,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def print_account(rows: Sequence[Any], cfg: PipelineConfig, history_shown: int = 6) -> None:
+    """The account's months: the scalars its rolling arrays hold (config-driven), then the grid."""
     grid = cfg.grid_columns[0].name if cfg.grid_columns else None
-    _say(f"account {rows[0][cfg.key_column]}: {len(rows)} month(s)  (grid: newest month first, '?' = no record)")
-    header = f"{'month':8s} {'rating':6s} {'dpd':>5s} {'past_due':>9s} {'balance':>9s}  {'grid' if grid else ''}"
-    _say(header)
+    scalars = [r.mapper_column for r in cfg.rolling_columns]
+    widths = [max(len(c), 9) for c in scalars]
+    _say(f"account {rows[0][cfg.key_column]}: {len(rows)} month(s)  (grid: newest month first, "
+         f"'{cfg.grid_columns[0].placeholder if grid else '?'}' = no record)")
+    _say(f"{'month':8s} " + " ".join(f"{c:>{w}s}" for c, w in zip(scalars, widths)) + ("  grid" if grid else ""))
     for r in rows:
-        _say(f"{r[cfg.month_column]:8s} {str(r['payment_rating_cd']):6s} {str(r['days_past_due']):>5s} "
-             f"{str(r['past_due_am']):>9s} {str(r['balance_am']):>9s}  {r[grid] if grid else ''}")
+        _say(f"{r[cfg.month_column]:8s} " + " ".join(f"{str(r[c]):>{w}s}" for c, w in zip(scalars, widths))
+             + (f"  {r[grid]}" if grid else ""))
     last = rows[-1]
     _say(f"arrays of {last[cfg.month_column]} (first {history_shown} of {cfg.history_length}):")
     for rc in cfg.rolling_columns:

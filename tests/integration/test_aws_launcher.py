@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from datadominion.adapters.dynamodb_ledger import DynamoDbLedger
-from datadominion.adapters.emr_serverless import EmrServerlessJobRunner
 from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
 from datadominion.job_request import client_token
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, RUNNING
@@ -245,21 +244,17 @@ def test_orphaned_running_step_keeps_its_client_token(aws):
     assert again["request"]["ClientToken"] == item["request"]["ClientToken"]  # re-attaches, no second job
 
 
-def test_emr_serverless_runner_submits_the_request_and_tracks_the_job(aws):
+def test_emr_serverless_accepts_the_job_request(aws):
+    from datadominion.job_request import start_job_run_request
     from datadominion.steps import Step, StepBatch
-    from lambdas import wiring
 
     step = Step("forward", ("2024-02",), (StepBatch("2024-02", "b1", f"s3://{aws.landing}/x/"),), "exec-1")
-    runner = EmrServerlessJobRunner(aws.emr, aws.job_settings, read_text=wiring.read_text,
-                                    write_text=wiring.write_text, poll_seconds=0, sleep=lambda s: None)
-    outcome = runner.run(step)
-    assert outcome.succeeded and outcome.job_run_id
-    run = aws.emr.get_job_run(applicationId=aws.application_id, jobRunId=outcome.job_run_id)["jobRun"]
+    job_run_id = aws.emr.start_job_run(**start_job_run_request(aws.job_settings, step, 1))["jobRunId"]
+    run = aws.emr.get_job_run(applicationId=aws.application_id, jobRunId=job_run_id)["jobRun"]
     assert run["name"].startswith("forward-2024-02-")
     assert run["executionRole"] == aws.job_settings.execution_role_arn
     assert run["jobDriver"]["sparkSubmit"]["entryPoint"] == aws.job_settings.entry_point
     assert "--py-files" in run["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]
-    assert outcome.log_uri.endswith(f"/jobs/{outcome.job_run_id}/")
     assert client_token(step, 1) == client_token(step, 1) != client_token(step, 2)
 
 

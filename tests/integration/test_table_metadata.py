@@ -22,3 +22,13 @@ def test_months_from_metadata_without_opening_a_data_file(tmp_path):
     assert newest_summarised_month(catalog, "dd.absent") is None
     catalog.create_table("dd.empty", schema=table.schema(), partition_spec=table.spec())
     assert summarised_months(catalog, "dd.empty") == []
+
+
+def test_live_rows_come_from_the_snapshot_summary(tmp_path):
+    from datadominion.table_metadata import live_rows
+
+    catalog = load_pyiceberg_catalog(local_catalog_settings(tmp_path))
+    catalog.create_namespace("dd")
+    month_partitioned_table(catalog, "dd.summary", ["2020-01", "2020-02"], rows_per_month=10)
+    assert live_rows(catalog, "dd.summary") == 20
+    assert live_rows(catalog, "dd.absent") is None

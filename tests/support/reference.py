@@ -1,4 +1,4 @@
-"""An independent, plain-Python statement of the summary semantics (DESIGN.md section 2).
+"""An independent, plain-Python statement of the summary semantics (docs/architecture.md, "Table semantics").
 
 Deliberately shares no code with the engine: records in, expected tables out.
 """
