@@ -92,9 +92,9 @@ def renew_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy, doi
     return Lease(owner=owner, expires_at=held.expires_at.isoformat() if held else "").out()
 
 
-def plan(ledger: Ledger, newest_summarised: Optional[str], owner: str, rerun_months: Sequence[str],
-         settings: JobSettings, now: datetime, policy: RunPolicy, write_text: WriteText,
-         retry_failed: bool = False) -> Dict[str, Any]:
+def plan(ledger: Ledger, owner: str, now: datetime, *, newest_summarised: Optional[str], settings: JobSettings,
+         policy: RunPolicy, write_text: WriteText, rerun_months: Sequence[str] = (), retry_failed: bool = False
+         ) -> Dict[str, Any]:
     """Plan everything pending and start its steps: each item carries the step and its
     ready-made EMR Serverless request (Step Functions Parameters)."""
     renew_lock(ledger, owner, now, policy, doing="planning")

@@ -17,8 +17,10 @@ from lambdas.settings import LambdaSettings
 def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     with tracer.provider.in_subsegment("newest_summarised_month"):
         newest = wiring.newest_summarised(s)
-    result = run_tasks.plan(wiring.ledger(s), newest, owner(event), list(event.get("rerun_months") or []), s.job,
-                            wiring.now(), s.policy, wiring.write_text, bool(event.get("retry_failed", False)))
+    result = run_tasks.plan(wiring.ledger(s), owner(event), wiring.now(), newest_summarised=newest, settings=s.job,
+                            policy=s.policy, write_text=wiring.write_text,
+                            rerun_months=list(event.get("rerun_months") or []),
+                            retry_failed=bool(event.get("retry_failed", False)))
     if result["parked"]:
         metrics.add_metric(name=telemetry.BATCHES_PARKED, unit=MetricUnit.Count, value=result["parked_count"])
         logger.warning("batches parked after repeated failures; start {\"sweep\": true, \"retry_failed\": true} "

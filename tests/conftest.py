@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,6 +41,15 @@ def spark(catalog_settings: CatalogSettings) -> Iterator[Any]:
     session.stop()
 
 
+@dataclass(frozen=True)
+class Isolated:
+    """One test's own tables (in their own namespace) and landing folder."""
+
+    config: PipelineConfig
+    tables: Any  # emr_jobs.tables.Tables
+    landing: Path
+
+
 @pytest.fixture
 def isolated(spark: Any, catalog_settings: CatalogSettings, pipeline_config: PipelineConfig, tmp_path: Path) -> Any:
     """Fresh tables in their own namespace, plus a landing folder, for one test."""
@@ -48,15 +58,7 @@ def isolated(spark: Any, catalog_settings: CatalogSettings, pipeline_config: Pip
     config = pipeline_config.model_copy(update={"namespace": f"t{next(_namespaces)}"})
     tables = Tables(catalog_settings.name, config)
     create_tables(spark, tables, latest_buckets=4)
-
-    class Env:
-        pass
-
-    env = Env()
-    env.config = config  # type: ignore[attr-defined]
-    env.tables = tables  # type: ignore[attr-defined]
-    env.landing = tmp_path / "landing"  # type: ignore[attr-defined]
-    return env
+    return Isolated(config, tables, tmp_path / "landing")
 
 
 @pytest.fixture(scope="session")

@@ -69,7 +69,8 @@ def drain(ledger: SqliteLedger, newest: Optional[str], objects: Objects) -> List
     plans = []
     ledger.acquire_lock("exec-1", NOW, 3600)
     while True:
-        plan = run_tasks.plan(ledger, newest, "exec-1", [], SETTINGS, NOW, POLICY, objects.write)
+        plan = run_tasks.plan(ledger, "exec-1", NOW, newest_summarised=newest, settings=SETTINGS, policy=POLICY,
+                              write_text=objects.write)
         if not plan["steps"]:
             return plans
         plans.append(plan)
@@ -117,7 +118,8 @@ def test_a_sweep_registering_thousands_of_batches_and_a_huge_step_record_stay_sm
     assert registration["rejected_count"] == 1
     objects = Objects()
     ledger.acquire_lock("exec-1", NOW, 3600)
-    plan = run_tasks.plan(ledger, None, "exec-1", [], SETTINGS, NOW, POLICY, objects.write)
+    plan = run_tasks.plan(ledger, "exec-1", NOW, newest_summarised=None, settings=SETTINGS, policy=POLICY,
+                          write_text=objects.write)
     [item] = plan["steps"]
     assert "step_uri" in item and "step" not in item
     result_uri = item["result_uri"]
