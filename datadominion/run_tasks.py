@@ -24,14 +24,7 @@ from datadominion.job_request import (
     store_step_if_large,
 )
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, RUNNING, BatchRecord, Ledger, LockLost, RunRecord
-from datadominion.lifecycle import (
-    RunPolicy,
-    apply_outcome,
-    parked_batches,
-    pending_batches,
-    register_all,
-    start_step,
-)
+from datadominion.lifecycle import RunPolicy, apply_outcome, parked_batches, pending_batches, register_all, start_step
 from datadominion.payloads import Failure, Finished, Lease, LockState, Plan, PlanItem, Recorded, Registration
 from datadominion.planning import plan_steps
 from datadominion.registration import ManifestSink, register_marker

@@ -17,6 +17,7 @@ from constructs import Construct
 from datadominion.landing import SOURCE_PREFIX
 from infra.catalog import GlueDatabase
 from infra.environment import EnvironmentConfig
+from infra.grants import allow
 from infra.nag import acknowledge, finding_account, logical_id
 from infra.retention import retention
 from infra.storage import DataStorage
@@ -106,8 +107,7 @@ class SparkApplication(Construct):
         role = self.job_role
 
         def statement(sid: str, actions: List[str], resources: List[str], **conditions: Any) -> None:
-            role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources,
-                                                   conditions=conditions or None))
+            allow(role, sid, actions, resources, **conditions)
 
         artifacts, landing, warehouse = storage.artifacts, storage.landing, storage.warehouse
         statement("ReadLanding", ["s3:GetObject"], [landing.arn_for_objects(f"{SOURCE_PREFIX}*")])

@@ -19,6 +19,7 @@ from datadominion.landing import SOURCE_PREFIX
 from infra.catalog import GlueDatabase
 from infra.emr import MANIFESTS_PREFIX, RESULTS_PREFIX, SparkApplication
 from infra.environment import EnvironmentConfig
+from infra.grants import allow
 from infra.ledger import LedgerTable
 from infra.nag import acknowledge, logical_id
 from infra.retention import retention
@@ -103,17 +104,14 @@ class LauncherFunctions(Construct):
     def _grant(self, storage: DataStorage, ledger: LedgerTable, database: GlueDatabase,
                spark: SparkApplication) -> None:
         for name, role in self.roles.items():
-            role.add_to_principal_policy(iam.PolicyStatement(
-                sid="Ledger", actions=[f"dynamodb:{op}" for op in LEDGER_OPERATIONS[name]],
-                resources=[ledger.table.table_arn, f"{ledger.table.table_arn}/index/*"]))
+            allow(role, "Ledger", [f"dynamodb:{op}" for op in LEDGER_OPERATIONS[name]],
+                  [ledger.table.table_arn, f"{ledger.table.table_arn}/index/*"])
             # The data key encrypts the ledger (and the landing and artifacts buckets): usable only
             # through those services. DynamoDB checks DescribeKey and Decrypt for a table under a
             # customer managed key; S3 needs Decrypt to read and GenerateDataKey to write.
-            role.add_to_principal_policy(iam.PolicyStatement(
-                sid="DataKeyViaServices", actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt",
-                                                   "kms:GenerateDataKey"],
-                resources=[storage.key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": [via_service(s, self) for s in ("dynamodb", "s3")]}}))
+            allow(role, "DataKeyViaServices", ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"],
+                  [storage.key.key_arn],
+                  StringEquals={"kms:ViaService": [via_service(s, self) for s in ("dynamodb", "s3")]})
             acknowledge(role, [(f"AwsSolutions-IAM5[Resource::<{logical_id(ledger.table)}.Arn>/index/*]",
                                 "Queries the ledger's by-state index (the only index of the table).")])
         self._grant_register(storage)
@@ -127,55 +125,39 @@ class LauncherFunctions(Construct):
         return roles  # type: ignore[return-value]
 
     def _grant_register(self, storage: DataStorage) -> None:
-        register_role = self.roles["register"]
-        register_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="InspectLanding", actions=["s3:GetObject"], resources=[storage.landing.arn_for_objects(
-                f"{SOURCE_PREFIX}*")]))
-        register_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="ListLanding", actions=["s3:ListBucket"], resources=[storage.landing.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{SOURCE_PREFIX}*"]}}))
-        register_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="WriteManifests", actions=["s3:PutObject"],
-            resources=[storage.artifacts.arn_for_objects(f"{MANIFESTS_PREFIX}*")]))
-        acknowledge(register_role, [
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.landing)}.Arn>/{SOURCE_PREFIX}*]",
+        role, landing, artifacts = self.roles["register"], storage.landing, storage.artifacts
+        allow(role, "InspectLanding", ["s3:GetObject"], [landing.arn_for_objects(f"{SOURCE_PREFIX}*")])
+        allow(role, "ListLanding", ["s3:ListBucket"], [landing.bucket_arn],
+              StringLike={"s3:prefix": [f"{SOURCE_PREFIX}*"]})
+        allow(role, "WriteManifests", ["s3:PutObject"], [artifacts.arn_for_objects(f"{MANIFESTS_PREFIX}*")])
+        acknowledge(role, [
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(landing)}.Arn>/{SOURCE_PREFIX}*]",
              "Register reads the Parquet magic bytes of any batch under accounts_all/."),
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.artifacts)}.Arn>/{MANIFESTS_PREFIX}*]",
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{MANIFESTS_PREFIX}*]",
              "Register writes each batch's object list as manifests/<month>/<batch_id>.json."),
         ])
 
     def _grant_plan(self, storage: DataStorage, database: GlueDatabase) -> None:
-        plan_role = self.roles["plan"]
-        plan_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="SummaryTableMetadata", actions=["glue:GetTable"],
-            resources=[database.catalog_arn, database.database_arn, database.table_arn(self.summary_table)]))
-        plan_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="LargeStepFiles", actions=["s3:PutObject"],
-            resources=[storage.artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")]))
-        plan_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="IcebergMetadataFiles", actions=["s3:GetObject"],
-            resources=[storage.warehouse.arn_for_objects("*/metadata/*")]))
-        acknowledge(plan_role, [
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.artifacts)}.Arn>/{RESULTS_PREFIX}*]",
+        role, artifacts, warehouse = self.roles["plan"], storage.artifacts, storage.warehouse
+        allow(role, "SummaryTableMetadata", ["glue:GetTable"],
+              [database.catalog_arn, database.database_arn, database.table_arn(self.summary_table)])
+        allow(role, "LargeStepFiles", ["s3:PutObject"], [artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")])
+        allow(role, "IcebergMetadataFiles", ["s3:GetObject"], [warehouse.arn_for_objects("*/metadata/*")])
+        acknowledge(role, [
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{RESULTS_PREFIX}*]",
              "Plan writes a step too large for a job argument as <step_id>/<attempt>.step.json under job-results/."),
-            (f"AwsSolutions-IAM5[Resource::<{logical_id(storage.warehouse)}.Arn>/*/metadata/*]",
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(warehouse)}.Arn>/*/metadata/*]",
              "Plan reads Iceberg metadata files only (never data files): manifest list and manifests."),
         ])
 
     def _grant_record(self, storage: DataStorage, spark: SparkApplication) -> None:
-        record_role = self.roles["record"]
-        record_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="JobRunDashboard", actions=["emr-serverless:GetDashboardForJobRun"],
-            resources=[f"{spark.application_arn}/jobruns/*"]))
-        record_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="JobResults", actions=["s3:GetObject"],
-            resources=[storage.artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")]))
-        record_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="JobResultsMissing", actions=["s3:ListBucket"], resources=[storage.artifacts.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{RESULTS_PREFIX}*"]}}))
-        results = f"<{logical_id(storage.artifacts)}.Arn>/{RESULTS_PREFIX}*"
-        acknowledge(record_role, [
-            (f"AwsSolutions-IAM5[Resource::{results}]",
+        role, artifacts = self.roles["record"], storage.artifacts
+        allow(role, "JobRunDashboard", ["emr-serverless:GetDashboardForJobRun"], [f"{spark.application_arn}/jobruns/*"])
+        allow(role, "JobResults", ["s3:GetObject"], [artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")])
+        allow(role, "JobResultsMissing", ["s3:ListBucket"], [artifacts.bucket_arn],
+              StringLike={"s3:prefix": [f"{RESULTS_PREFIX}*"]})
+        acknowledge(role, [
+            (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{RESULTS_PREFIX}*]",
              "Record reads the result object the job wrote for its step and attempt."),
             (f"AwsSolutions-IAM5[Resource::<{logical_id(spark.application)}.Arn>/jobruns/*]",
              "Record asks for the dashboard link of the job runs of this one application (ids are generated)."),

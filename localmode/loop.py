@@ -15,14 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from datadominion.jobs import JobOutcome, JobRunner
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, Ledger, LockLost, RunRecord
-from datadominion.lifecycle import (
-    RunPolicy,
-    apply_outcome,
-    parked_batches,
-    pending_batches,
-    register_all,
-    start_step,
-)
+from datadominion.lifecycle import RunPolicy, apply_outcome, parked_batches, pending_batches, register_all, start_step
 from datadominion.planning import plan_steps
 from datadominion.registration import ManifestSink
 from datadominion.steps import Step

@@ -71,30 +71,29 @@ def test_missing_file(tmp_path):
         load_pipeline_config(tmp_path / "absent.json")
 
 
-def test_environment_name_must_match_file(tmp_path):
+def dev_config_with(tmp_path, file_name="dev.json", **changes):
+    """The shipped dev config with top-level fields changed, written to ``tmp_path``."""
     data = json.loads((REPO / "configs" / "environments" / "dev.json").read_text())
-    path = tmp_path / "staging.json"
-    path.write_text(json.dumps(data))
+    path = tmp_path / file_name
+    path.write_text(json.dumps({**data, **changes}))
+    return path
+
+
+def test_environment_name_must_match_file(tmp_path):
     with pytest.raises(ConfigError, match=r"field 'name': is 'dev' but the file is named 'staging'"):
-        load_environment_config(path)
+        load_environment_config(dev_config_with(tmp_path, "staging.json"))
 
 
 def test_environment_bad_capacity(tmp_path):
-    data = json.loads((REPO / "configs" / "environments" / "dev.json").read_text())
-    data["emr"]["max_cpu"] = "lots"
-    path = tmp_path / "dev.json"
-    path.write_text(json.dumps(data))
+    emr = json.loads((REPO / "configs" / "environments" / "dev.json").read_text())["emr"]
     with pytest.raises(ConfigError, match=r"field 'emr.max_cpu'"):
-        load_environment_config(path)
+        load_environment_config(dev_config_with(tmp_path, emr={**emr, "max_cpu": "lots"}))
 
 
 def test_bootstrap_qualifier_defaults_to_cdks_and_must_be_a_valid_qualifier(tmp_path):
-    data = json.loads((REPO / "configs" / "environments" / "dev.json").read_text())
     assert load_environment_config(REPO / "configs" / "environments" / "dev.json").bootstrap_qualifier == "hnb659fds"
-    path = tmp_path / "dev.json"
-    path.write_text(json.dumps({**data, "bootstrap_qualifier": "Not_Valid!"}))
     with pytest.raises(ConfigError, match="bootstrap_qualifier"):
-        load_environment_config(path)
+        load_environment_config(dev_config_with(tmp_path, bootstrap_qualifier="Not_Valid!"))
 
 
 @pytest.mark.parametrize("producers, problem", [
@@ -103,8 +102,5 @@ def test_bootstrap_qualifier_defaults_to_cdks_and_must_be_a_valid_qualifier(tmp_
     ([{"name": "feed", "principal_arn": "arn:aws:iam::123456789012:root"}] * 2, "names must be distinct"),
 ])
 def test_bad_producers_are_refused_naming_the_field(tmp_path, producers, problem):
-    data = json.loads((REPO / "configs" / "environments" / "dev.json").read_text())
-    path = tmp_path / "dev.json"
-    path.write_text(json.dumps({**data, "producers": producers}))
     with pytest.raises(ConfigError, match=problem):
-        load_environment_config(path)
+        load_environment_config(dev_config_with(tmp_path, producers=producers))
