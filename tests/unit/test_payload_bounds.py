@@ -19,6 +19,7 @@ from datadominion.ledger import DONE, RUNNING, BatchRecord
 from datadominion.lifecycle import RunPolicy
 from datadominion.registration import ManifestSink
 from datadominion.run_tasks import PLAN_ITEMS_BUDGET
+from tests.support.objects import Objects
 
 NOW = datetime(2031, 6, 15, tzinfo=timezone.utc)
 STATE_LIMIT = 256 * 1024
@@ -49,19 +50,6 @@ def pending(ledger: SqliteLedger, month_list: List[str], batches_per_month: int)
 
 def size(value: object) -> int:
     return len(json.dumps(value))
-
-
-class Objects:
-    """Step files written by Plan and read by Record (an S3 prefix)."""
-
-    def __init__(self) -> None:
-        self.stored: Dict[str, str] = {}
-
-    def write(self, uri: str, text: str) -> None:
-        self.stored[uri] = text
-
-    def read(self, uri: str) -> Optional[str]:
-        return self.stored.get(uri)
 
 
 def drain(ledger: SqliteLedger, newest: Optional[str], objects: Objects) -> List[Dict[str, object]]:

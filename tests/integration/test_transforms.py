@@ -1,0 +1,80 @@
+"""Each array transform on a tiny DataFrame, so a failure names the transform that broke
+(the engine tests and the oracle only say that the tables differ)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from datadominion.config import parse_pipeline_config
+from emr_jobs import transforms as tx
+
+H = 4
+CONFIG = parse_pipeline_config({
+    "source_table": "a", "destination_table": "s", "latest_history_table": "l", "history_length": H,
+    "source_schema": [{"name": "cons_acct_key", "type": "bigint"}, {"name": "rpt_as_of_mo", "type": "string"},
+                      {"name": "base_ts", "type": "timestamp"}, {"name": "amt", "type": "int"},
+                      {"name": "rating", "type": "string"}],
+    "columns": {"cons_acct_key": "cons_acct_key", "rpt_as_of_mo": "rpt_as_of_mo", "base_ts": "base_ts",
+                "amt": "amt", "rating": "rating"},
+    "rolling_columns": [{"name": "amt_history", "mapper_column": "amt"},
+                        {"name": "rating_history", "mapper_column": "rating"}],
+    "grid_columns": [{"name": "grid", "mapper_rolling_column": "rating_history", "placeholder": "?"}],
+})
+TS = datetime(2024, 1, 1)
+SCALARS = "cons_acct_key bigint, rpt_as_of_mo string, base_ts timestamp, amt int, rating string"
+
+
+def mi(month: str) -> int:
+    return int(month[:4]) * 12 + int(month[5:]) - 1
+
+
+def by_key(rows):
+    return {r["cons_acct_key"]: r for r in rows}
+
+
+@pytest.mark.spark
+def test_shift_forward_prepends_the_month_and_pads_gaps_with_nulls(spark):
+    old_amt, old_rating = [10, 9, 8, 7], ["1", "0", None, "0"]
+    rows = spark.createDataFrame([
+        (1, "2024-05", TS, 11, "2", mi("2024-05"), None, None, None),  # a new account
+        (2, "2024-05", TS, 11, "2", mi("2024-05"), mi("2024-04"), old_amt, old_rating),  # the next month
+        (3, "2024-05", TS, 11, "2", mi("2024-05"), mi("2024-03"), old_amt, old_rating),  # one month missing
+        (4, "2024-05", TS, 11, "2", mi("2024-05"), mi("2023-12"), old_amt, old_rating),  # gap >= H
+    ], f"{SCALARS}, _mi int, _lmi int, _old_amt_history array<int>, _old_rating_history array<string>")
+    out = by_key(tx.shift_forward(rows, CONFIG).collect())
+    assert out[1]["amt_history"] == [11, None, None, None] and out[1]["grid"] == "2???"
+    assert out[2]["amt_history"] == [11, 10, 9, 8] and out[2]["rating_history"] == ["2", "1", "0", None]
+    assert out[2]["grid"] == "210?"
+    assert out[3]["amt_history"] == [11, None, 10, 9]
+    assert out[4]["amt_history"] == [11, None, None, None]
+
+
+@pytest.mark.spark
+def test_histories_from_points_reverse_the_window_ending_at_each_target(spark):
+    targets = spark.createDataFrame([(1, "2024-03", TS, 3, "0", mi("2024-03")),
+                                     (1, "2024-05", TS, 5, "1", mi("2024-05"))], f"{SCALARS}, _mi int")
+    points = spark.createDataFrame([(1, mi(m), (v, r)) for m, v, r in (
+        ("2024-01", 1, "0"), ("2024-03", 3, "0"), ("2024-04", 4, None), ("2024-05", 5, "1"))],
+        "cons_acct_key bigint, _mi int, _vals struct<amt_history:int, rating_history:string>")
+    out = {r["rpt_as_of_mo"]: r for r in tx.histories_from_points(targets, points, CONFIG).collect()}
+    assert out["2024-03"]["amt_history"] == [3, None, 1, None]  # 2024-02 and 2023-12 have no record
+    assert out["2024-05"]["amt_history"] == [5, 4, 3, None]
+    assert out["2024-05"]["grid"] == "1?0?"
+
+
+@pytest.mark.spark
+def test_points_from_arrays_put_position_i_at_month_minus_i(spark):
+    latest = spark.createDataFrame([(1, mi("2024-05"), [5, None, 3, 2], ["1", None, "0", "0"]),
+                                    (2, None, None, None)],
+                                   "cons_acct_key bigint, _lmi int, _old_amt_history array<int>, "
+                                   "_old_rating_history array<string>")
+    points = sorted((r["_mi"], r["_vals"]["amt_history"]) for r in tx.points_from_arrays(latest, CONFIG).collect())
+    assert points == [(mi("2024-02"), 2), (mi("2024-03"), 3), (mi("2024-04"), None), (mi("2024-05"), 5)]
+
+
+@pytest.mark.spark
+def test_grids_put_one_placeholder_per_month_without_a_value(spark):
+    rows = spark.createDataFrame([(["1", None, "D", None],)], "rating_history array<string>")
+    assert tx.with_grids(rows, CONFIG).first()["grid"] == "1?D?"
