@@ -189,9 +189,10 @@ def job_outcome(job_run_id: str, job_state: str, state_details: str, log_uri: st
         except ValueError:
             result = {"detail": f"unreadable job result: {result_text[:200]!r}"}
     rejected = {str(k): str(v) for k, v in dict(result.get("rejected") or {}).items()}
-    if job_state == "SUCCESS" and not rejected:
+    # A successful job may still have rejected some batches (it applied the others).
+    if job_state == "SUCCESS" and result.get("state", "SUCCESS") == "SUCCESS":
         return JobOutcome(SUCCESS, job_run_id, log_uri=log_uri, cloudwatch_logs=cloudwatch_logs,
-                          dashboard_url=dashboard_url, report=dict(result.get("report") or {}))
+                          dashboard_url=dashboard_url, report=dict(result.get("report") or {}), rejected=rejected)
     detail = "; ".join(part for part in (
         f"job run {job_run_id or '?'} ended {job_state}", state_details, str(result.get("detail") or "")) if part)
     return JobOutcome(FAILED, job_run_id, detail[:4000], log_uri=log_uri, cloudwatch_logs=cloudwatch_logs,

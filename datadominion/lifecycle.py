@@ -52,10 +52,10 @@ def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime
         record = ledger.get(batch.batch_key)
         if record is None:
             continue
-        if outcome.succeeded:
-            new = record.moved(DONE, now, reason="", **where)
-        elif batch.batch_key in outcome.rejected:
+        if batch.batch_key in outcome.rejected:
             new = record.moved(REJECTED, now, reason=outcome.rejected[batch.batch_key], **where)
+        elif outcome.succeeded:
+            new = record.moved(DONE, now, reason="", **where)
         elif outcome.rejected:
             # Another batch of the step was bad; this one goes back in the queue untouched.
             new = record.moved(REGISTERED, now, reason="re-queued: another batch in its step was rejected")

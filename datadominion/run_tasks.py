@@ -174,8 +174,8 @@ def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], 
     states = apply_outcome(ledger, step, outcome, now)
     if step.mode == "rerun":  # no batches to carry the outcome
         states = {f"rerun {','.join(step.months)}": DONE if outcome.succeeded else FAILED}
-    if outcome.succeeded:
-        verdict = DONE
+    if outcome.succeeded:  # all batches rejected: nothing applied, but the run goes on
+        verdict = REJECTED if states and set(states.values()) == {REJECTED} else DONE
     elif outcome.rejected:
         verdict = REJECTED  # the bad batch is out, its siblings are queued again: the run goes on
     else:

@@ -38,16 +38,19 @@ class BatchValidationError(ValueError):
 
 @dataclass(frozen=True)
 class ValidatedStep:
-    """A step's batches after validation: one persisted scan with a ``_batch`` column."""
+    """A step's batches after validation: the valid ones in one persisted scan (with a
+    ``_batch`` column), and the rejected ones with the rule each broke."""
 
     batches: Tuple[StepBatch, ...]
-    scan: DataFrame
+    scan: Optional[DataFrame]  # None when no batch is valid
     rows_per_batch: Dict[str, int]
+    rejected: Dict[str, BatchValidationError]
 
     def rows(self, batch_keys: Optional[Sequence[str]] = None) -> DataFrame:
-        """Source-schema rows of the given batches (all by default)."""
-        df = self.scan if batch_keys is None else self.scan.where(F.col(BATCH).isin(list(batch_keys)))
-        return df.drop(BATCH, "_path_month")
+        """Source-schema rows of the given valid batches (all by default)."""
+        assert self.scan is not None, "no valid batch in this step"
+        keys = [b.batch_key for b in self.batches] if batch_keys is None else list(batch_keys)
+        return self.scan.where(F.col(BATCH).isin(keys)).drop(BATCH, "_path_month")
 
 
 @dataclass(frozen=True)
@@ -87,20 +90,26 @@ def check_schema(df: DataFrame, batch: StepBatch, config: PipelineConfig) -> Non
         raise BatchValidationError(batch, "schema: column types", "; ".join(wrong))
 
 
-def check_file_columns(spark: Any, batches: Sequence[StepBatch], config: PipelineConfig) -> None:
+def file_column_problems(spark: Any, batches: Sequence[StepBatch], config: PipelineConfig
+                         ) -> Dict[str, BatchValidationError]:
     """Every file must carry every column: with mergeSchema a file missing one would read as
     NULLs, silently. The files of all the step's batches are listed on the driver (one LIST
-    per folder) and their footers read in parallel on the executors (emr_jobs/footers.py)."""
+    per folder) and their footers read in parallel on the executors (emr_jobs/footers.py).
+    Returns batch key -> its first bad file."""
     owner: Dict[str, StepBatch] = {}
     for batch in batches:
         owner.update({path: batch for path in parquet_files(spark, batch.location)})
     region = spark.conf.get(S3_REGION_CONF, "")
     problems = footer_problems(spark, sorted(owner), sorted(config.source_types), s3_options(region))
+    found: Dict[str, BatchValidationError] = {}
     for path, problem in sorted(problems.items()):
-        others = len(problems) - 1
+        batch = owner[path]
+        others = sum(1 for p in problems if owner[p] == batch) - 1
         rule = "readable Parquet" if problem.startswith("unreadable") else "schema: missing columns"
-        raise BatchValidationError(owner[path], rule, f"file {path.rsplit('/', 1)[-1]} {problem}"
-                                   + (f" ({others} more file(s) with problems in this step)" if others else ""))
+        found.setdefault(batch.batch_key, BatchValidationError(
+            batch, rule, f"file {path.rsplit('/', 1)[-1]} {problem}"
+            + (f" ({others} more file(s) of this batch with problems)" if others else "")))
+    return found
 
 
 def parquet_files(spark: Any, location: str) -> List[str]:
@@ -114,9 +123,10 @@ def parquet_files(spark: Any, location: str) -> List[str]:
 BATCH = "_batch"
 
 
-def validate_rows(union: DataFrame, batches: Sequence[StepBatch], config: PipelineConfig) -> Dict[str, int]:
-    """Row rules for every batch in one pass (``union`` carries a ``_batch`` column);
-    returns rows per batch. Examples are fetched only for a failing rule."""
+def validate_rows(union: DataFrame, batches: Sequence[StepBatch], config: PipelineConfig
+                  ) -> Tuple[Dict[str, int], Dict[str, BatchValidationError]]:
+    """Row rules for every batch in one pass (``union`` carries a ``_batch`` column); returns
+    rows per valid batch and the rejected ones. Examples are fetched only for a failing rule."""
     key, month, ts = config.key_column, config.month_column, config.timestamp_column
     rules = {
         "month matches path": F.col(month).isNull() | (F.col(month) != F.col("_path_month")),
@@ -133,25 +143,32 @@ def validate_rows(union: DataFrame, batches: Sequence[StepBatch], config: Pipeli
         }
     except Exception as exc:  # corrupt data pages surface only when rows are read
         raise _unreadable(batches, exc) from exc
-    rows_per_batch = {}
+    rows_per_batch, rejected = {}, {}
     for batch in batches:
-        found = counts.get(batch.batch_key)
-        rows = int(found["rows"]) if found else 0
-        if rows == 0:
-            raise BatchValidationError(batch, "non-empty", "the batch holds no rows")
-        if rows > config.max_batch_rows:
-            raise BatchValidationError(
-                batch, "size ceiling", f"{rows} rows exceed max_batch_rows={config.max_batch_rows}; split the batch"
-            )
-        assert found is not None  # rows > 0
-        for i, (rule, cond) in enumerate(rules.items()):
-            bad = int(found[f"r{i}"] or 0)
-            if bad:
-                examples = (union.where((F.col(BATCH) == batch.batch_key) & cond)
-                            .select(key, month, ts).limit(EXAMPLES).collect())
-                raise BatchValidationError(batch, rule, f"{bad} row(s) break it", [r.asDict() for r in examples])
-        rows_per_batch[batch.batch_key] = rows
-    return rows_per_batch
+        try:
+            rows_per_batch[batch.batch_key] = _batch_rows(union, batch, counts.get(batch.batch_key), rules, config)
+        except BatchValidationError as exc:
+            rejected[batch.batch_key] = exc
+    return rows_per_batch, rejected
+
+
+def _batch_rows(union: DataFrame, batch: StepBatch, found: Any, rules: Dict[str, Any], config: PipelineConfig
+                ) -> int:
+    """The batch's row count, or BatchValidationError for the first rule it breaks."""
+    key, month, ts = config.key_column, config.month_column, config.timestamp_column
+    rows = int(found["rows"]) if found else 0
+    if rows == 0:
+        raise BatchValidationError(batch, "non-empty", "the batch holds no rows")
+    if rows > config.max_batch_rows:
+        raise BatchValidationError(
+            batch, "size ceiling", f"{rows} rows exceed max_batch_rows={config.max_batch_rows}; split the batch")
+    for i, (rule, cond) in enumerate(rules.items()):
+        bad = int(found[f"r{i}"] or 0)
+        if bad:
+            examples = (union.where((F.col(BATCH) == batch.batch_key) & cond)
+                        .select(key, month, ts).limit(EXAMPLES).collect())
+            raise BatchValidationError(batch, rule, f"{bad} row(s) break it", [r.asDict() for r in examples])
+    return rows
 
 
 def _unreadable(batches: Sequence[StepBatch], exc: BaseException) -> BatchValidationError:
@@ -171,11 +188,11 @@ def conflicting_versions(df: DataFrame, config: PipelineConfig) -> DataFrame:
     )
 
 
-def check_conflicts(spark: Any, tables: Tables, union: DataFrame, batches: Sequence[StepBatch],
-                    config: PipelineConfig) -> None:
+def conflict_problems(spark: Any, tables: Tables, union: DataFrame, batches: Sequence[StepBatch],
+                      config: PipelineConfig) -> Dict[str, BatchValidationError]:
     """Records sharing (key, month, base_ts) must be identical: within a batch, across the
     step's batches, and against records already in accounts_all. Otherwise which one is
-    'newest' would be undefined."""
+    'newest' would be undefined, so every step batch holding such a record is rejected."""
     key, month, ts = config.key_column, config.month_column, config.timestamp_column
     months = sorted({b.month for b in batches})
     source_columns = [c.name for c in config.source_schema]
@@ -185,16 +202,17 @@ def check_conflicts(spark: Any, tables: Tables, union: DataFrame, batches: Seque
         .join(mine.select(key, month, ts).distinct(), [key, month, ts], "left_semi")
         .select(*source_columns, F.lit("accounts_all").alias(BATCH))
     )
-    clash = conflicting_versions(mine.unionByName(existing), config).limit(EXAMPLES).collect()
-    if clash:
-        by_key = {b.batch_key: b for b in batches}
-        culprit = next(by_key[s] for s in sorted(clash[0]["sources"]) if s in by_key)
-        raise BatchValidationError(
-            culprit,
-            "no conflicting duplicates",
+    clashes = conflicting_versions(mine.unionByName(existing), config)
+    culprits = sorted(r[0] for r in clashes.select(F.explode("sources")).distinct().collect())
+    by_key = {b.batch_key: b for b in batches}
+    found = {}
+    for culprit in (c for c in culprits if c in by_key):
+        examples = clashes.where(F.array_contains("sources", culprit)).limit(EXAMPLES).collect()
+        found[culprit] = BatchValidationError(
+            by_key[culprit], "no conflicting duplicates",
             f"records share {key}, {month} and {ts} but differ in other columns",
-            [{key: r[key], month: r[month], ts: r[ts], "found in": sorted(r["sources"])} for r in clash],
-        )
+            [{key: r[key], month: r[month], ts: r[ts], "found in": sorted(r["sources"])} for r in examples])
+    return found
 
 
 def committed_batches(spark: Any, tables: Tables) -> Set[str]:
@@ -220,16 +238,29 @@ def read_all(spark: Any, batches: Sequence[StepBatch], config: PipelineConfig) -
 def validated_batches(
     spark: Any, tables: Tables, batches: Sequence[StepBatch], config: PipelineConfig
 ) -> ValidatedStep:
-    """Read and check every batch of a step; nothing is written here."""
+    """Check every batch of a step once; a bad batch is set aside with the rule it broke and
+    the good ones go on (nothing is written here)."""
+    rejected: Dict[str, BatchValidationError] = {}
+
+    def valid(candidates: Sequence[StepBatch]) -> List[StepBatch]:
+        return [b for b in candidates if b.batch_key not in rejected]
+
     for batch in batches:
-        check_schema(read_batch(spark, batch), batch, config)
-    check_file_columns(spark, batches, config)
+        try:
+            check_schema(read_batch(spark, batch), batch, config)
+        except BatchValidationError as exc:
+            rejected[batch.batch_key] = exc
+    rejected.update(file_column_problems(spark, valid(batches), config))
+    if not valid(batches):
+        return ValidatedStep((), None, {}, rejected)
     # Checkpointed, not just cached: the file-name column is non-deterministic, and MERGE
     # (copy-on-write) refuses a source whose lineage holds one.
-    scan = read_all(spark, batches, config).localCheckpoint(eager=True)
-    rows = validate_rows(scan, batches, config)
-    check_conflicts(spark, tables, scan, batches, config)
-    return ValidatedStep(tuple(batches), scan, rows)
+    scan = read_all(spark, valid(batches), config).localCheckpoint(eager=True)
+    rows, bad_rows = validate_rows(scan, valid(batches), config)
+    rejected.update(bad_rows)
+    rejected.update(conflict_problems(spark, tables, scan, valid(batches), config))
+    good = tuple(valid(batches))
+    return ValidatedStep(good, scan if good else None, {k: rows[k] for k in (b.batch_key for b in good)}, rejected)
 
 
 def append_new(spark: Any, tables: Tables, step: ValidatedStep) -> IngestResult:

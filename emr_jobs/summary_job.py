@@ -38,6 +38,7 @@ class StepReport:
     latest_rows_written: int = 0
     accounts_by_class: Dict[str, int] = field(default_factory=dict)
     months_written: List[str] = field(default_factory=list)
+    rejected: Dict[str, str] = field(default_factory=dict)  # batch key -> the rule it broke
     seconds: float = 0.0
     stage_seconds: Dict[str, float] = field(default_factory=dict)
 
@@ -59,30 +60,43 @@ class StepReport:
 
 def run_step(spark: Any, tables: Tables, step: Step, on_stage: StageHook = no_hook,
              progress: Optional[Callable[[str], None]] = None) -> StepReport:
-    """Run one step end to end. ``on_stage`` hears each point between stages (fault-injection
-    tests raise there); ``progress`` hears each stage as it starts."""
+    """Run one step end to end: validate every batch once (bad ones are set aside with their
+    reasons), ingest the good ones, summarise, check. ``on_stage`` hears each point between
+    stages (fault-injection tests raise there); ``progress`` hears each stage as it starts."""
     started = time.monotonic()
-    config = tables.config
     report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months), progress=progress)
     if step.mode == "rerun":
-        source = spark.table(tables.accounts_all).where(F.col(config.month_column).isin(list(step.months)))
-        force = True
+        months = F.col(tables.config.month_column).isin(list(step.months))
+        summarise_and_check(spark, tables, spark.table(tables.accounts_all).where(months), True, report, on_stage)
     else:
-        with report.stage("validate"):
-            valid = ingest.validated_batches(spark, tables, step.batches, config)
-        on_stage("after_validate")
-        with report.stage("ingest"):
-            result = ingest.append_new(spark, tables, valid)
-        report.batches_appended = list(result.appended)
-        report.batches_skipped = list(result.skipped)
-        report.rows_ingested = result.rows_appended
-        on_stage("after_ingest")
-        source = valid.rows()
-        force = False
+        valid = validate_and_ingest(spark, tables, step, report, on_stage)
+        if valid.scan is not None:
+            summarise_and_check(spark, tables, valid.rows(), False, report, on_stage)
+            valid.scan.unpersist()
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def validate_and_ingest(spark: Any, tables: Tables, step: Step, report: StepReport, on_stage: StageHook
+                        ) -> ingest.ValidatedStep:
+    with report.stage("validate"):
+        valid = ingest.validated_batches(spark, tables, step.batches, tables.config)
+    report.rejected = {key: str(exc) for key, exc in sorted(valid.rejected.items())}
+    on_stage("after_validate")
+    if valid.scan is None:
+        return valid
+    with report.stage("ingest"):
+        result = ingest.append_new(spark, tables, valid)
+    report.batches_appended, report.batches_skipped = list(result.appended), list(result.skipped)
+    report.rows_ingested = result.rows_appended
+    on_stage("after_ingest")
+    return valid
+
+
+def summarise_and_check(spark: Any, tables: Tables, source: Any, force: bool, report: StepReport,
+                        on_stage: StageHook) -> None:
     with report.stage("summarise"):
         summary = summarise(spark, tables, source, force=force, on_stage=on_stage)
-    if step.mode != "rerun":
-        valid.scan.unpersist()
     report.changed_records = summary.changed_records
     report.summary_rows_written = summary.summary_rows_written
     report.latest_rows_written = summary.latest_rows_written
@@ -92,8 +106,6 @@ def run_step(spark: Any, tables: Tables, step: Step, on_stage: StageHook = no_ho
         on_stage("before_checks")
         with report.stage("checks"):
             checks.check_touched(spark, tables, summary.touched)
-    report.seconds = round(time.monotonic() - started, 3)
-    return report
 
 
 def _read_text(spark: Any, location: str) -> str:
@@ -155,7 +167,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:
         result("FAILED", detail=f"{type(exc).__name__}: {exc}"[:4000])
         raise
-    result("SUCCESS", report=report.as_dict())
+    # Rejected batches ride on a successful job: the good ones were applied in this same run.
+    result("SUCCESS", report=report.as_dict(), rejected=report.rejected)
     print(json.dumps({"datadominion_step_report": report.as_dict()}))
     return 0
 

@@ -159,11 +159,11 @@ class LocalRun:
         states = apply_outcome(self.ledger, step, outcome, self.clock())
         self.result.steps.append({"step_id": step.step_id, "mode": step.mode, "months": list(step.months),
                                   "state": outcome.state, "report": outcome.report})
+        self._record_problems(step, outcome, states)
         if outcome.succeeded:
             self.result.done += [k for k, s in states.items() if s == DONE]
             self.notify(_describe_report(outcome))
             return DONE
-        self._record_problems(step, outcome, states)
         return REJECTED if outcome.rejected else FAILED
 
     def _record_problems(self, step: Step, outcome: JobOutcome, states: Dict[str, str]) -> None:
@@ -175,7 +175,7 @@ class LocalRun:
                 self.result.failed[key] = outcome.detail
             elif state == REGISTERED:
                 self.tried.discard(key)  # a sibling of a rejected batch: tried again in the re-plan
-        if not outcome.rejected:  # later months wait: months are applied in order
+        if not outcome.rejected and not outcome.succeeded:  # later months wait: months are applied in order
             self.notify(f"FAILED step {step.mode} {', '.join(step.months)}: {outcome.detail}")
             self.result.failed.setdefault(f"step {step.step_id[:12]}", outcome.detail)
 

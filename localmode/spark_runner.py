@@ -49,4 +49,4 @@ class LocalSparkJobRunner:
         except Exception as exc:  # any other failure: the step is retried by a later run
             detail = f"{type(exc).__name__}: {exc}".strip()
             return JobOutcome(FAILED, job_run_id, detail[:4000], report={"traceback": traceback.format_exc()[-4000:]})
-        return JobOutcome(SUCCESS, job_run_id, report=report.as_dict())
+        return JobOutcome(SUCCESS, job_run_id, report=report.as_dict(), rejected=dict(report.rejected))

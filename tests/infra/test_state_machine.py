@@ -420,3 +420,24 @@ def test_a_run_whose_lease_was_taken_over_stops_with_lock_lost(pipeline, aws, sh
     assert {b.batch_key: b.state for b in book.batches()} == {f"2024-0{m}/b1": DONE for m in (1, 2, 3, 4)}
     assert [months for _, months in pipeline.job_steps()] == [["2024-01"], ["2024-02"], ["2024-03"], ["2024-04"]]
     assert book.lock() is None
+
+
+def test_a_job_that_rejects_some_batches_applies_the_rest_in_one_run(pipeline, aws):
+    for batch_id in ("good", "bad1", "bad2"):
+        land(aws, "2024-01", batch_id)
+    original = pipeline._play_job
+
+    def reject_some(step, result_uri):
+        state, details = original(step, result_uri)
+        bucket, key = s3_location(result_uri)
+        put_json(aws.s3, bucket, key, {"state": "SUCCESS", "report": {}, "rejected": {
+            "2024-01/bad1": "rule 'non-null cons_acct_key'", "2024-01/bad2": "rule 'month matches path'"}})
+        return state, details
+
+    pipeline.emr.effects = reject_some
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
+    book = ledger(aws)
+    assert {b.batch_key: b.state for b in book.batches()} == {
+        "2024-01/bad1": "REJECTED", "2024-01/bad2": "REJECTED", "2024-01/good": DONE}
+    assert "month matches path" in book.get("2024-01/bad2").reason
+    assert len(pipeline.emr.jobs) == 1  # validated once, not once per bad batch

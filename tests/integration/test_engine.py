@@ -9,7 +9,6 @@ import pytest
 
 from datadominion.months import add_months, format_month, parse_month
 from datadominion.steps import Step, StepBatch
-from emr_jobs.ingest import BatchValidationError
 from emr_jobs.summarise import current_snapshot
 from emr_jobs.summary_job import run_step
 from localmode.generator import generate, write_corrections
@@ -257,20 +256,38 @@ def _bad_cases(cfg):
     ]
 
 
-def test_bad_batches_fail_clearly_and_change_nothing(spark, isolated):
+def rule_of(reason: str) -> str:
+    return reason.split("rule '", 1)[1].split("'", 1)[0]
+
+
+def test_bad_batches_are_each_rejected_once_with_their_rule_and_the_good_one_is_applied(spark, isolated):
+    """Every bad batch of the catalogue in one step beside a good one: one run validates each
+    once, rejects each bad one naming its rule, and applies the good one."""
     env, cfg = isolated, isolated.config
     seedling = write_batch(env.landing, "2022-02", "seed", [record(cfg, 1, "2022-02", 0)], cfg)
     run_step(spark, env.tables, step_of("initial", [seedling]))
+    good = write_batch(env.landing, "2022-02", "good", [record(cfg, 9, "2022-02", 50)], cfg)
+    cases = _bad_cases(cfg)
+    written = [write_batch(env.landing, "2022-02", f"bad{n}", rows, cfg, schema) for n, (_, rows, schema) in
+               enumerate(cases)]
+    bad = {batch.batch_key: rule for batch, (rule, _, _) in zip(written, cases)}
+    report = run_step(spark, env.tables, step_of("backfill", [good, *written]))
+    assert {key: rule_of(reason) for key, reason in report.rejected.items()} == bad
+    assert all(f"batch {key}" in reason for key, reason in report.rejected.items())
+    assert report.batches_appended == [good.batch_key] and report.rows_ingested == 1
+    assert spark.table(env.tables.accounts_all).count() == 2
+    assert_equals_reference(spark, env)
+
+
+def test_a_step_whose_batches_are_all_bad_changes_nothing(spark, isolated):
+    env, cfg = isolated, isolated.config
+    run_step(spark, env.tables, step_of("initial", [
+        write_batch(env.landing, "2022-02", "seed", [record(cfg, 1, "2022-02", 0)], cfg)]))
     state, before = actual_tables(spark, env), snapshots(spark, env)
-    for number, (rule, rows, schema) in enumerate(_bad_cases(cfg)):
-        good = write_batch(env.landing, "2022-02", f"good{number}", [record(cfg, 9, "2022-02", 50 + number)], cfg)
-        bad = write_batch(env.landing, "2022-02", f"bad{number}", rows, cfg, schema)
-        with pytest.raises(BatchValidationError) as err:
-            run_step(spark, env.tables, step_of("backfill", [good, bad]))
-        assert err.value.rule == rule, str(err.value)
-        assert err.value.batch.batch_key == bad.batch_key
-        assert f"batch {bad.batch_key}" in str(err.value)
-        assert snapshots(spark, env) == before and actual_tables(spark, env) == state
+    bad = write_batch(env.landing, "2022-02", "bad", [record(cfg, None, "2022-02", 5)], cfg)
+    report = run_step(spark, env.tables, step_of("backfill", [bad]))
+    assert rule_of(report.rejected[bad.batch_key]) == "non-null cons_acct_key"
+    assert snapshots(spark, env) == before and actual_tables(spark, env) == state
 
 
 def test_a_file_missing_a_column_rejects_its_batch(spark, isolated):
@@ -287,9 +304,9 @@ def test_a_file_missing_a_column_rejects_its_batch(spark, isolated):
     row = {k: v for k, v in record(cfg, 2, "2022-02").items() if k != "acct_bal_am"}
     folder = env.landing / "accounts_all" / "rpt_as_of_mo=2022-02" / "twofiles"
     pq.write_table(pa.Table.from_pylist([row], schema=partial), folder / "part-00001.parquet")
-    with pytest.raises(BatchValidationError, match=r"file part-00001.parquet lacks columns \['acct_bal_am'\]") as err:
-        run_step(spark, env.tables, step_of("initial", [batch]))
-    assert err.value.rule == "schema: missing columns"
+    reason = run_step(spark, env.tables, step_of("initial", [batch])).rejected[batch.batch_key]
+    assert rule_of(reason) == "schema: missing columns"
+    assert "file part-00001.parquet lacks columns ['acct_bal_am']" in reason
     assert snapshots(spark, env) == (None, None, None)
 
 
@@ -299,15 +316,15 @@ def test_corrupt_parquet_and_size_ceiling(spark, isolated):
     path = env.landing / "accounts_all" / "rpt_as_of_mo=2022-02" / "corrupt" / "part-00000.parquet"
     data = path.read_bytes()
     path.write_bytes(data[:4] + b"\x00" * (len(data) - 8) + data[-4:])
-    with pytest.raises(BatchValidationError, match="readable Parquet"):
-        run_step(spark, env.tables, step_of("initial", [bad]))
+    assert rule_of(run_step(spark, env.tables, step_of("initial", [bad])).rejected[bad.batch_key]) == \
+        "readable Parquet"
     small = env.config.model_copy(update={"max_batch_rows": 2})
     from emr_jobs.tables import Tables
 
     tables = Tables(env.tables.catalog, small)
     big = write_batch(env.landing, "2022-03", "big", [record(cfg, k, "2022-03") for k in range(1, 4)], cfg)
-    with pytest.raises(BatchValidationError, match="3 rows exceed max_batch_rows=2"):
-        run_step(spark, tables, step_of("initial", [big]))
+    assert "3 rows exceed max_batch_rows=2" in run_step(spark, tables, step_of("initial", [big])).rejected[
+        big.batch_key]
     assert snapshots(spark, env) == (None, None, None)
 
 

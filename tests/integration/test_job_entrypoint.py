@@ -6,10 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 
-import pytest
-
 from datadominion.steps import Step
-from emr_jobs.ingest import BatchValidationError
 from emr_jobs.summary_job import main
 from tests.conftest import PIPELINE_CONFIG
 from tests.support.batches import record, write_batch
@@ -49,12 +46,15 @@ def test_job_writes_success_and_rejection_results(spark, catalog_settings, pipel
     assert main(argv) == 0
     assert json.loads(result.read_text())["step_id"] == by_reference.step_id
 
-    bad = write_batch(tmp_path / "landing", "2024-02", "b1",
-                      [record(pipeline_config, 1, "2024-02"), record(pipeline_config, 2, "2024-03")], pipeline_config)
-    bad_step = Step("forward", ("2024-02",), (bad,), "exec-1")
-    argv, result = run_main(spark, catalog_settings, tmp_path, bad_step)
-    with pytest.raises(BatchValidationError):
-        main(argv)
+    # A bad batch beside a good one: the job succeeds, applies the good one and names the bad.
+    bad = write_batch(tmp_path / "landing", "2024-03", "bad",
+                      [record(pipeline_config, 1, "2024-03"), record(pipeline_config, 2, "2024-04")], pipeline_config)
+    fine = write_batch(tmp_path / "landing", "2024-03", "fine", [record(pipeline_config, 3, "2024-03")],
+                       pipeline_config)
+    mixed = Step("forward", ("2024-03",), (bad, fine), "exec-1")
+    argv, result = run_main(spark, catalog_settings, tmp_path, mixed)
+    assert main(argv) == 0
     written = json.loads(result.read_text())
-    assert written["state"] == "REJECTED" and list(written["rejected"]) == ["2024-02/b1"]
-    assert "2024-02/b1" in written["rejected"]["2024-02/b1"]
+    assert written["state"] == "SUCCESS" and list(written["rejected"]) == ["2024-03/bad"]
+    assert "rule 'month matches path'" in written["rejected"]["2024-03/bad"]
+    assert written["report"]["batches_appended"] == ["2024-03/fine"]

@@ -146,3 +146,12 @@ def test_the_dashboard_link_is_asked_for_with_a_valid_request_and_is_best_effort
         stub.add_client_error("get_dashboard_for_job_run", "ResourceNotFoundException")
         assert wiring.dashboard_url(settings, "00f123").startswith("https://p-00f123")
         assert wiring.dashboard_url(settings, "00f999") == ""
+
+
+def test_a_successful_job_may_reject_some_batches():
+    result = json.dumps({"state": "SUCCESS", "report": {"rows_ingested": 1}, "rejected": {"2024-03/b2": "rule x"}})
+    outcome = job_outcome("00f1", "SUCCESS", "", "s3://logs/", result)
+    assert outcome.succeeded and outcome.rejected == {"2024-03/b2": "rule x"} and outcome.report["rows_ingested"] == 1
+    legacy = job_outcome("00f1", "FAILED", "exit 1", "s3://logs/", json.dumps({"state": "REJECTED",
+                                                                              "rejected": {"2024-03/b2": "x"}}))
+    assert not legacy.succeeded and legacy.rejected == {"2024-03/b2": "x"}
