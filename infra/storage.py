@@ -67,11 +67,13 @@ class DataStorage(Construct):
                 sid=f"Deliver{producer.name.title().replace('-', '')}", principals=[principal],
                 actions=["s3:PutObject", "s3:AbortMultipartUpload"],
                 resources=[self.landing.arn_for_objects(producer_objects(producer))]))
+            # Through S3 only. Not narrowed by the landing bucket's ARN (encryption context): the
+            # bucket already references the key, and a key policy naming the bucket would make a
+            # circular dependency CloudFormation refuses; the bucket policy above confines writes.
             self.key.add_to_resource_policy(iam.PolicyStatement(
                 sid=f"Encrypt{producer.name.title().replace('-', '')}Deliveries", principals=[principal],
                 actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=["*"],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com",
-                                             "kms:EncryptionContext:aws:s3:arn": self.landing.bucket_arn}}))
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}))
 
 
 def producer_objects(producer: Producer) -> str:

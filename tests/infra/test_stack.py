@@ -279,3 +279,20 @@ def test_producers_may_deliver_only_into_their_own_batch_folders_and_use_the_key
     assert landing["Properties"]["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     assert not [s for p in props(synthesized["dev"], "AWS::S3::BucketPolicy")
                 for s in p["PolicyDocument"]["Statement"] if s.get("Sid", "").startswith("Deliver")]
+
+
+def test_templates_that_cloudformation_would_refuse_fail_the_synth(built_assets, cdk_context):
+    """CDK's CloudFormation validation runs as errors (cdk.json), so a circular dependency (the
+    key policy naming the bucket the key encrypts, say) fails `make synth` and these tests."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_s3 as s3
+    from aws_cdk import aws_sns as sns
+
+    assert cdk_context["@aws-cdk/core:validateAgainstDefaultRules"] is True
+    app = cdk.App(context=cdk_context)
+    stack = cdk.Stack(app, "CycleControl")
+    topic = sns.CfnTopic(stack, "Topic")
+    bucket = s3.CfnBucket(stack, "Bucket", bucket_name=topic.attr_topic_name)
+    topic.display_name = bucket.ref
+    with pytest.raises(Exception, match="Circular|F3004|Validation failed|errors"):
+        app.synth()
