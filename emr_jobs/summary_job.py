@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
@@ -41,21 +42,30 @@ class StepReport:
     rejected: Dict[str, str] = field(default_factory=dict)  # batch key -> the rule it broke
     seconds: float = 0.0
     stage_seconds: Dict[str, float] = field(default_factory=dict)
+    stage_spark_jobs: Dict[str, int] = field(default_factory=dict)  # the profile: Spark jobs per stage
 
     progress: Optional[Callable[[str], None]] = field(default=None, repr=False, compare=False)
+    spark: Any = field(default=None, repr=False, compare=False)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         if self.progress:
             self.progress(f"{name} ...")
+        context = self.spark.sparkContext if self.spark is not None else None
+        group = f"datadominion-{name}-{uuid.uuid4().hex[:8]}"
+        if context is not None:
+            context.setJobGroup(group, f"{self.mode} {','.join(self.months)}: {name}")
         started = time.monotonic()
         try:
             yield
         finally:
             self.stage_seconds[name] = round(time.monotonic() - started, 3)
+            if context is not None:
+                self.stage_spark_jobs[name] = len(context.statusTracker().getJobIdsForGroup(group))
+                context.setLocalProperty("spark.jobGroup.id", None)
 
     def as_dict(self) -> Dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "progress"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "spark")}
 
 
 def run_step(spark: Any, tables: Tables, step: Step, on_stage: StageHook = no_hook,
@@ -64,7 +74,8 @@ def run_step(spark: Any, tables: Tables, step: Step, on_stage: StageHook = no_ho
     reasons), ingest the good ones, summarise, check. ``on_stage`` hears each point between
     stages (fault-injection tests raise there); ``progress`` hears each stage as it starts."""
     started = time.monotonic()
-    report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months), progress=progress)
+    report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months), progress=progress,
+                        spark=spark)
     if step.mode == "rerun":
         months = F.col(tables.config.month_column).isin(list(step.months))
         summarise_and_check(spark, tables, spark.table(tables.accounts_all).where(months), True, report, on_stage)

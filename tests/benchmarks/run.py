@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -71,6 +71,60 @@ def scenario_seed_case_2(home: Path) -> Dict[str, Any]:
     return {"total_s": round(time.monotonic() - started, 1), "initial_incl_start_s": round(t_initial, 1),
             "backfill_s": round(time.monotonic() - t0, 1), "initial_stages": initial.get("stage_seconds"),
             "backfill_stages": backfill.get("stage_seconds"), "driver_peak_mb": round(_peak_mb(pid))}
+
+
+def _late_set(env: Any) -> int:
+    """About 35 late records in 26 batches over ~25 months of the seed's Test Case 2 data:
+    corrections, stale records, gap fills, a new account backfilled into three past months, a
+    double correction in one batch, and one forward month. Returns the number of batches."""
+    import pyarrow as pa
+
+    from datadominion.landing import BatchRef
+    from datadominion.schema import arrow_schema
+    from localmode.generator import _write_batch, generate, read_landing_month, write_corrections
+
+    newer, older = datetime(2026, 1, 5, tzinfo=timezone.utc), datetime(2019, 1, 1, tzinfo=timezone.utc)
+    batches = 0
+    for number, month in enumerate(["2020-05", "2020-11", "2021-03", "2021-08", "2022-01", "2022-06", "2022-10",
+                                    "2023-02", "2023-07", "2023-11", "2024-03", "2024-08"]):
+        batches += len(write_corrections(env.config, env.landing, [3 + number, 40 + number], [month], 500, 30,
+                                         newer + timedelta(minutes=number), batch_label="corr"))
+    for number, month in enumerate(["2020-09", "2021-12", "2023-04", "2024-06"]):  # stale: older base_ts
+        batches += len(write_corrections(env.config, env.landing, [60 + number], [month], 9_999, 90,
+                                         older + timedelta(minutes=number), batch_label="stale"))
+    for number, month in enumerate(["2020-07", "2021-05", "2022-09", "2023-09", "2024-10"]):  # fills gaps or corrects
+        batches += len(write_corrections(env.config, env.landing, [80 + number, 90 + number], [month], 100, 0,
+                                         newer + timedelta(hours=1, minutes=number), batch_label="fill"))
+    schema = arrow_schema(env.config.source_types)
+    template = read_landing_month(env.landing, "2021-06").slice(0, 1).to_pylist()[0]
+    for month in ("2021-06", "2021-07", "2021-09"):  # a new account, backfilled into three past months
+        row = dict(template, cons_acct_key=100_001, rpt_as_of_mo=month, base_ts=newer)
+        _write_batch(env.landing, BatchRef(month, f"newacct-{month}"), pa.Table.from_pylist([row], schema=schema))
+        batches += 1
+    twice = dict(read_landing_month(env.landing, "2022-03").slice(0, 1).to_pylist()[0])
+    rows = [dict(twice, past_due_am=1, base_ts=newer), dict(twice, past_due_am=2, base_ts=newer + timedelta(1))]
+    _write_batch(env.landing, BatchRef("2022-03", "double-correction"), pa.Table.from_pylist(rows, schema=schema))
+    batches += 1
+    batches += len(generate(env.config, env.landing, 100, 1, "2025-01", 10, 43, batch_prefix="next"))
+    return batches
+
+
+def scenario_late_set(home: Path) -> Dict[str, Any]:
+    """The seed's Test Case 2 (100 accounts x 60 months), then the late set above: the time to
+    apply it (Spark start excluded), each step's stages, seconds and Spark jobs."""
+    from localmode.generator import generate
+
+    env = _env(home)
+    generate(env.config, env.landing, 100, 60, "2020-01", 10, 42)
+    _process(env)
+    batches = _late_set(env)
+    t0 = time.monotonic()
+    result = env.process(notify=lambda _: None)
+    assert result.ok, (result.rejected, result.failed)
+    steps = [{"mode": s["mode"], "months": len(s["months"]), "seconds": s["report"].get("seconds"),
+              "records": s["report"].get("changed_records"), "stages": s["report"].get("stage_seconds"),
+              "spark_jobs": s["report"].get("stage_spark_jobs")} for s in result.steps]
+    return {"late_batches": batches, "applied_s": round(time.monotonic() - t0, 1), "steps": steps}
 
 
 def _load_then_forward(home: Path, accounts: int, history_months: int) -> Dict[str, Any]:
@@ -210,6 +264,7 @@ def scenario_soak(home: Path, months: int = 24, rounds: int = 3, accounts: int =
 
 SCENARIOS = {
     "seed_case_2": lambda home, large: scenario_seed_case_2(home),
+    "late_set": lambda home, large: scenario_late_set(home),
     "forward_100k": lambda home, large: scenario_forward(home, 100_000),
     "forward_1m": lambda home, large: scenario_forward(home, 1_000_000),
     "history_ratio": lambda home, large: scenario_history_ratio(home, 20_000 if large else 5_000),
@@ -217,7 +272,7 @@ SCENARIOS = {
     "plan_metadata": lambda home, large: scenario_plan_metadata(home),
     "soak": lambda home, large: scenario_soak(home, 60 if large else 24),
 }
-DEFAULT = ["seed_case_2", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]
+DEFAULT = ["seed_case_2", "late_set", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]
 
 
 def main(argv: List[str]) -> int:
