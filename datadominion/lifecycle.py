@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 from datadominion.jobs import JobOutcome
 from datadominion.landing import BatchKeyError, parse_marker_key
@@ -43,8 +43,10 @@ def _known(marker_key: str, known: set) -> bool:
         return f"invalid/{marker_key}" in known
 
 
-def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime) -> Dict[str, str]:
-    """Record a step's outcome on each of its batches; returns batch_key -> new state."""
+def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime,
+                  on_rejected: Callable[[BatchRecord], None] = lambda record: None) -> Dict[str, str]:
+    """Record a step's outcome on each of its batches; returns batch_key -> new state.
+    ``on_rejected`` hears each batch that became REJECTED (the producer's note)."""
     states = {}
     where = {"job_run_id": outcome.job_run_id, "log_uri": outcome.log_uri,
              "cloudwatch_logs": outcome.cloudwatch_logs, "dashboard_url": outcome.dashboard_url}
@@ -63,6 +65,8 @@ def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime
             new = record.moved(FAILED, now, reason=outcome.detail or "job failed", **where)
         ledger.update(new)
         states[batch.batch_key] = new.state
+        if new.state == REJECTED:
+            on_rejected(new)
     return states
 
 

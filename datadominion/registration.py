@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from datadominion.feedback import leave_rejection_note
 from datadominion.landing import SOURCE_PREFIX, SUCCESS_MARKER, BatchKeyError, BatchRef, parse_marker_key
 from datadominion.ledger import REGISTERED, REJECTED, BatchManifest, BatchRecord, Ledger
 from datadominion.months import month_of, parse_month
@@ -133,6 +134,8 @@ def register_marker(
     except BatchRejected as exc:
         record = base.moved(REJECTED, now, reason=str(exc))
         stored = ledger.register(record)
+        if stored:
+            leave_rejection_note(storage, record)
         return RegisterOutcome("rejected" if stored else "duplicate", ref.batch_key, str(exc), record)
     record = base.moved(REGISTERED, now, manifest=manifests.save(ref, objects))
     if not ledger.register(record):

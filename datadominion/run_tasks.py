@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from datadominion.feedback import leave_rejection_note
 from datadominion.job_request import (
     JobSettings,
     cloudwatch_location,
@@ -159,7 +160,8 @@ def _failure(error: Dict[str, Any]) -> Dict[str, str]:
 
 def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], error: Optional[Dict[str, Any]],
            settings: JobSettings, read_text: ReadText, now: datetime,
-           dashboard: Callable[[str], str] = lambda job_run_id: "") -> Dict[str, Any]:
+           dashboard: Callable[[str], str] = lambda job_run_id: "", landing: Optional[BatchStorage] = None
+           ) -> Dict[str, Any]:
     """Record how a step ended on each of its batches, with where to look (S3 and CloudWatch
     logs, the job run's dashboard). ``outcome`` FAILED stops the run."""
     step = item_step(item, read_text)
@@ -171,7 +173,8 @@ def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], 
     logs = log_location(settings, job_run_id) if job_run_id else settings.log_uri
     outcome = job_outcome(job_run_id, state, details, logs, read_text(item["result_uri"]),
                           cloudwatch_location(settings, job_run_id), dashboard(job_run_id) if job_run_id else "")
-    states = apply_outcome(ledger, step, outcome, now)
+    notes = (lambda record: leave_rejection_note(landing, record)) if landing is not None else (lambda record: None)
+    states = apply_outcome(ledger, step, outcome, now, on_rejected=notes)
     if step.mode == "rerun":  # no batches to carry the outcome
         states = {f"rerun {','.join(step.months)}": DONE if outcome.succeeded else FAILED}
     if outcome.succeeded:  # all batches rejected: nothing applied, but the run goes on

@@ -19,5 +19,8 @@ class BatchStorage(Protocol):
     def read_range(self, key: str, start: int, length: int) -> bytes:
         """``length`` bytes from ``start``; a negative start counts from the end."""
 
+    def write_text(self, key: str, text: str) -> None:
+        """Write a small text object (producer feedback beside a batch)."""
+
     def uri(self, key_or_prefix: str) -> str:
         """Where Spark reads it (file:// or s3://)."""

@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from datadominion import telemetry
+from datadominion.feedback import REJECTED_NOTE
 from datadominion.job_request import JobSettings
 from datadominion.landing import SOURCE_PREFIX
 from infra.catalog import GlueDatabase
@@ -130,6 +131,7 @@ class LauncherFunctions(Construct):
         allow(role, "ListLanding", ["s3:ListBucket"], [landing.bucket_arn],
               StringLike={"s3:prefix": [f"{SOURCE_PREFIX}*"]})
         allow(role, "WriteManifests", ["s3:PutObject"], [artifacts.arn_for_objects(f"{MANIFESTS_PREFIX}*")])
+        self._grant_rejection_notes(role, storage)
         acknowledge(role, [
             (f"AwsSolutions-IAM5[Resource::<{logical_id(landing)}.Arn>/{SOURCE_PREFIX}*]",
              "Register reads the Parquet magic bytes of any batch under accounts_all/."),
@@ -156,12 +158,22 @@ class LauncherFunctions(Construct):
         allow(role, "JobResults", ["s3:GetObject"], [artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")])
         allow(role, "JobResultsMissing", ["s3:ListBucket"], [artifacts.bucket_arn],
               StringLike={"s3:prefix": [f"{RESULTS_PREFIX}*"]})
+        self._grant_rejection_notes(role, storage)
         acknowledge(role, [
             (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{RESULTS_PREFIX}*]",
              "Record reads the result object the job wrote for its step and attempt."),
             (f"AwsSolutions-IAM5[Resource::<{logical_id(spark.application)}.Arn>/jobruns/*]",
              "Record asks for the dashboard link of the job runs of this one application (ids are generated)."),
         ])
+
+    @staticmethod
+    def _grant_rejection_notes(role: iam.IRole, storage: DataStorage) -> None:
+        """Register and Record leave `_REJECTED.json` beside a rejected batch's marker."""
+        notes = storage.landing.arn_for_objects(f"{SOURCE_PREFIX}*/{REJECTED_NOTE}")
+        allow(role, "RejectionNotes", ["s3:PutObject"], [notes])
+        acknowledge(role, [(f"AwsSolutions-IAM5[Resource::<{logical_id(storage.landing)}.Arn>/"
+                            f"{SOURCE_PREFIX}*/{REJECTED_NOTE}]",
+                            "Writes only the _REJECTED.json note of any rejected batch folder.")])
 
     @property
     def all(self) -> List[lambda_.Function]:

@@ -9,6 +9,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from datadominion.feedback import REJECTED_NOTE
 from datadominion.landing import SOURCE_PREFIX, month_folder
 from infra.environment import EnvironmentConfig, Producer
 from infra.nag import acknowledge
@@ -67,6 +68,10 @@ class DataStorage(Construct):
                 sid=f"Deliver{producer.name.title().replace('-', '')}", principals=[principal],
                 actions=["s3:PutObject", "s3:AbortMultipartUpload"],
                 resources=[self.landing.arn_for_objects(producer_objects(producer))]))
+            self.landing.add_to_resource_policy(iam.PolicyStatement(  # why a delivery was rejected
+                sid=f"ReadRejections{producer.name.title().replace('-', '')}", principals=[principal],
+                actions=["s3:GetObject"],
+                resources=[self.landing.arn_for_objects(f"{producer_objects(producer)}/{REJECTED_NOTE}")]))
             # Through S3 only. Not narrowed by the landing bucket's ARN (encryption context): the
             # bucket already references the key, and a key policy naming the bucket would make a
             # circular dependency CloudFormation refuses; the bucket policy above confines writes.

@@ -17,7 +17,8 @@ from lambdas.settings import LambdaSettings
 def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     item = dict(event["item"])
     result = run_tasks.record(wiring.ledger(s), item, event.get("job"), event.get("error"), s.job,
-                              wiring.read_text, wiring.now(), lambda run: wiring.dashboard_url(s, run))
+                              wiring.read_text, wiring.now(), lambda run: wiring.dashboard_url(s, run),
+                              landing=wiring.storage(s))
     name = {DONE: telemetry.JOB_RUNS_SUCCEEDED, REJECTED: telemetry.JOB_RUNS_REJECTED_BATCH}.get(
         result["outcome"], telemetry.JOB_RUNS_FAILED)
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

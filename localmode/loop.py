@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
+from datadominion.feedback import leave_rejection_note
 from datadominion.jobs import JobOutcome, JobRunner
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, Ledger, LockLost, RunRecord
 from datadominion.lifecycle import RunPolicy, apply_outcome, parked_batches, pending_batches, register_all, start_step
@@ -82,9 +83,9 @@ def process(
 ) -> ProcessResult:
     """Register every complete batch, then apply everything pending, in month order."""
     started = time.monotonic()
-    run = LocalRun(ledger, runner, newest_summarised, policy, clock, notify,
+    run = LocalRun(ledger, storage, runner, newest_summarised, policy, clock, notify,
                    ProcessResult(run_id=owner or f"local-{uuid.uuid4().hex[:12]}"), retry_failed)
-    run.register(storage, manifests)
+    run.register(manifests)
     acquire(ledger, run.result.run_id, clock, policy.lease_seconds, wait_seconds, notify)
     run.apply_pending(rerun_months)
     run.report_parked()
@@ -97,6 +98,7 @@ class LocalRun:
     """One `process` run: what it registered, applied, rejected and failed."""
 
     ledger: Ledger
+    storage: BatchStorage
     runner: JobRunner
     newest_summarised: Callable[[], Optional[str]]
     policy: RunPolicy
@@ -107,8 +109,9 @@ class LocalRun:
     # Batches pending at the start (or arriving meanwhile) are tried once per run.
     tried: Set[str] = field(default_factory=set)
 
-    def register(self, storage: BatchStorage, manifests: ManifestSink) -> None:
-        for registration in register_all(storage, self.ledger, self.clock(), self.policy.tolerance_months, manifests):
+    def register(self, manifests: ManifestSink) -> None:
+        registrations = register_all(self.storage, self.ledger, self.clock(), self.policy.tolerance_months, manifests)
+        for registration in registrations:
             if registration.status == "registered":
                 self.result.registered.append(registration.batch_key)
             elif registration.status == "rejected":
@@ -156,7 +159,8 @@ class LocalRun:
         step = start_step(self.ledger, planned, self.clock())
         self.tried.update(b.batch_key for b in step.batches)
         outcome = self.runner.run(step)
-        states = apply_outcome(self.ledger, step, outcome, self.clock())
+        states = apply_outcome(self.ledger, step, outcome, self.clock(),
+                               on_rejected=lambda record: leave_rejection_note(self.storage, record))
         self.result.steps.append({"step_id": step.step_id, "mode": step.mode, "months": list(step.months),
                                   "state": outcome.state, "report": outcome.report})
         self._record_problems(step, outcome, states)

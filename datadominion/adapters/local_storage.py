@@ -35,6 +35,11 @@ class LocalStorage:
                 handle.seek(start)
             return handle.read(length)
 
+    def write_text(self, key: str, text: str) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
     def uri(self, key_or_prefix: str) -> str:
         # Not Path.as_uri(): it percent-encodes the '=' of rpt_as_of_mo=..., which Spark does not decode.
         return "file://" + str(self.root / key_or_prefix) + ("/" if key_or_prefix.endswith("/") else "")

@@ -23,5 +23,8 @@ class S3Storage:
         body = self.s3.get_object(Bucket=self.bucket, Key=key, Range=byte_range)["Body"]
         return bytes(body.read())[:length]
 
+    def write_text(self, key: str, text: str) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=text.encode("utf-8"))
+
     def uri(self, key_or_prefix: str) -> str:
         return f"s3://{self.bucket}/{key_or_prefix}"

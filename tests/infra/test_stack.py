@@ -269,6 +269,11 @@ def test_producers_may_deliver_only_into_their_own_batch_folders_and_use_the_key
         folders = f"rpt_as_of_mo=*/{producer.batch_prefix}*" if producer.batch_prefix else "*"
         suffix = f"/accounts_all/{folders}"
         assert resource.endswith(json.dumps(suffix)[1:-1] + '"]]}'), resource
+    statements = landing_policy["PolicyDocument"]["Statement"]
+    readers = [s for s in statements if s.get("Sid", "").startswith("ReadRejections")]
+    assert [r["Principal"] for r in readers] == [{"AWS": p.principal_arn} for p in cfg.producers]
+    for reader in readers:  # why a delivery was rejected, and nothing else
+        assert _actions(reader) == ["s3:GetObject"] and json.dumps(reader["Resource"]).endswith('/_REJECTED.json"]]}')
     [key] = [r for lid, r in resources(t, "AWS::KMS::Key").items() if lid.startswith("StorageDataKey")]
     grants = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid", "").startswith("Encrypt")]
     assert [g["Principal"] for g in grants] == [{"AWS": p.principal_arn} for p in cfg.producers]

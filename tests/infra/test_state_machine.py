@@ -441,3 +441,9 @@ def test_a_job_that_rejects_some_batches_applies_the_rest_in_one_run(pipeline, a
         "2024-01/bad1": "REJECTED", "2024-01/bad2": "REJECTED", "2024-01/good": DONE}
     assert "month matches path" in book.get("2024-01/bad2").reason
     assert len(pipeline.emr.jobs) == 1  # validated once, not once per bad batch
+    for batch_id, rule in (("bad1", "non-null cons_acct_key"), ("bad2", "month matches path")):
+        folder = f"accounts_all/rpt_as_of_mo=2024-01/{batch_id}/"
+        note = aws.s3.get_object(Bucket=aws.landing, Key=folder + "_REJECTED.json")
+        assert json.loads(note["Body"].read())["rule"] == rule
+    good = aws.s3.list_objects_v2(Bucket=aws.landing, Prefix="accounts_all/rpt_as_of_mo=2024-01/good/_R")
+    assert "Contents" not in good

@@ -97,6 +97,14 @@ def test_every_bad_key_or_batch_is_rejected_with_its_reason_and_nothing_is_plann
     assert reason in why
     [stored] = ledger(aws).batches()
     assert stored.state == REJECTED and reason in stored.reason
+    notes = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=aws.landing).get("Contents", [])
+             if o["Key"].endswith("/_REJECTED.json")]
+    if stored.batch_id:  # the producer sees why beside its marker; an unparsable key has no folder
+        assert notes == [key.replace("_SUCCESS", "_REJECTED.json")]
+        note = json.loads(aws.s3.get_object(Bucket=aws.landing, Key=notes[0])["Body"].read())
+        assert reason in note["reason"] and note["batch_key"] == batch_key
+    else:
+        assert notes == []
     # Even a sweep that re-reads the landing bucket plans nothing for it.
     lock.handler({"owner": "run-1"}, CTX)
     assert plan.handler({"owner": "run-1", "rerun_months": []}, CTX)["steps"] == []

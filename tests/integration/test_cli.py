@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -70,6 +71,7 @@ def test_lifecycle_duplicates_incomplete_rejected_and_rerun(tmp_path):
     (bad / "_SUCCESS").write_bytes(b"")
     out = dd(home, "process", check_code=1).stdout
     assert "rejected 2024-03/broken: zero-byte Parquet objects" in out
+    assert "zero-byte" in json.loads((bad / "_REJECTED.json").read_text())["reason"]
     assert table_state(home) == state
 
     # the incomplete batch completes and is applied as a forward month

@@ -1,3 +1,4 @@
+import json
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -79,6 +80,23 @@ def test_bad_batches_are_rejected_with_a_reason(landing, ledger, key, files, rea
     [record] = ledger.batches()
     assert record.state == REJECTED and reason in record.reason
     assert ledger.batches([REGISTERED]) == []
+    notes = sorted(landing.rglob("_REJECTED.json"))
+    if record.batch_id:
+        [note] = notes
+        assert note.parent.name == record.batch_id and reason in json.loads(note.read_text())["reason"]
+    else:
+        assert notes == []
+
+
+def test_a_rejection_note_names_the_rule_and_a_redelivery_is_unaffected(landing, ledger):
+    register(make_batch(landing, files={"part-0.parquet": b""}), landing, ledger)
+    folder = landing / "accounts_all" / "rpt_as_of_mo=2025-02"
+    note = json.loads((folder / "b1" / "_REJECTED.json").read_text())
+    assert note["state"] == REJECTED and note["month"] == "2025-02" and note["batch_id"] == "b1"
+    assert "zero-byte" in note["reason"] and "new batch id" in note["what_to_do"]
+    assert register(make_batch(landing, batch_id="b2"), landing, ledger).status == "registered"
+    assert not (folder / "b2" / "_REJECTED.json").exists()
+    assert register(make_batch(landing, batch_id="b1", files={}), landing, ledger).status == "duplicate"
 
 
 def test_incomplete_batch_has_no_marker_and_is_not_found(landing):

@@ -54,7 +54,7 @@ def world(tmp_path):
         def record(self, item, result, error=None):
             self.objects.write(item["result_uri"], json.dumps(result))
             return run_tasks.record(self.ledger, item, None if error else {"JobRunId": "00f1"}, error, SETTINGS,
-                                    self.objects.read, NOW)
+                                    self.objects.read, NOW, landing=self.storage)
 
     world = World()
     world.land = land
@@ -94,6 +94,8 @@ def test_record_success_rejection_and_failure(world):
     rejected = world.record(second, {"state": "REJECTED", "rejected": {"2025-02/b2": "rule 'null_key'"}},
                             error={"Error": "States.TaskFailed", "Cause": "{}"})
     assert rejected["outcome"] == REJECTED and rejected["rejected_count"] == 1
+    note = json.loads((world.storage.root / "accounts_all/rpt_as_of_mo=2025-02/b2/_REJECTED.json").read_text())
+    assert note["rule"] == "null_key" and note["batch_key"] == "2025-02/b2" and note["examples"] == []
     assert {b.batch_key: b.state for b in world.ledger.batches()} == {
         "2025-01/b1": DONE, "2025-02/b1": REGISTERED, "2025-02/b2": REJECTED}
     [retry] = world.plan(newest="2025-01")["steps"]
@@ -127,3 +129,17 @@ def test_a_run_that_lost_its_lock_cannot_renew_it_or_requeue_the_new_holders_wor
     result = run_tasks.fail(world.ledger, "exec-1", {"Error": "LockLost"}, NOW, later)
     assert result["requeued"] == [] and world.ledger.lock().owner == "exec-2"
     assert world.ledger.get("2025-01/b1").state == RUNNING  # the new holder re-plans it
+
+
+def test_a_rejection_note_carries_the_jobs_rule_and_examples(world):
+    world.land("2025-01")
+    world.register({"sweep": True})
+    run_tasks.acquire_lock(world.ledger, "exec-1", NOW, POLICY)
+    [step] = world.plan(newest="2024-12")["steps"]
+    reason = "\n".join(["batch 2025-01/b1 (x) rejected: rule 'non-null cons_acct_key': 2 row(s) have no key"]
+                       + [f"  e.g. row {n}" for n in range(12)])
+    world.record(step, {"state": "REJECTED", "rejected": {"2025-01/b1": reason}},
+                 error={"Error": "States.TaskFailed", "Cause": "{}"})
+    note = json.loads((world.storage.root / "accounts_all/rpt_as_of_mo=2025-01/b1/_REJECTED.json").read_text())
+    assert note["rule"] == "non-null cons_acct_key" and note["reason"].endswith("2 row(s) have no key")
+    assert note["examples"] == [f"row {n}" for n in range(10)]  # bounded
