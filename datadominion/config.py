@@ -98,6 +98,32 @@ class ShufflePartitions(StrictModel):
     rows_per_partition: int = Field(100_000, ge=1)
 
 
+# Step Functions can redrive an execution up to 14 days after it ended; snapshots an operator
+# may still roll back to or read a re-run's inputs from must outlive that.
+REDRIVE_HORIZON_DAYS = 14
+
+
+class Maintenance(StrictModel):
+    """Table maintenance (docs/architecture.md, "Maintenance"): when the Plan schedules it and
+    what the maintenance step rewrites and expires."""
+
+    max_delete_files: int = Field(200, ge=1, description="a table with more delete files is due for compaction")
+    max_data_files_per_month: int = Field(64, ge=1, description="summary: more data files per month is due")
+    max_snapshots: int = Field(400, ge=2, description="more snapshots than this is due for expiry")
+    every_days: int = Field(7, ge=1, description="maintain at least this often while steps run")
+    delete_file_threshold: int = Field(1, ge=1, description="rewrite a data file with this many delete files")
+    min_input_files: int = Field(5, ge=2, description="compact a partition holding this many small files")
+    snapshot_retention_days: int = Field(30, description="expire snapshots older than this (keep the newest)")
+    orphan_age_days: int = Field(3, ge=1, description="remove unreferenced files older than this")
+
+    @model_validator(mode="after")
+    def _outlives_redrive(self) -> Maintenance:
+        if self.snapshot_retention_days <= REDRIVE_HORIZON_DAYS:
+            raise ValueError(f"maintenance.snapshot_retention_days={self.snapshot_retention_days} must be longer "
+                             f"than the {REDRIVE_HORIZON_DAYS}-day redrive horizon of an execution")
+        return self
+
+
 class PipelineConfig(StrictModel):
     namespace: str = "default"
     source_table: str
@@ -114,6 +140,10 @@ class PipelineConfig(StrictModel):
     grid_columns: List[GridColumn] = []
     shuffle_partitions: ShufflePartitions = ShufflePartitions()
     max_batch_rows: int = Field(50_000_000, ge=1, description="a batch above this many rows is rejected")
+    maintenance: Maintenance = Maintenance()
+    failed_audit_retention_days: int = Field(
+        7, ge=0, le=365, description="days a step's unpublished rows stay readable (tag failed_audit_<step>) "
+        "after its integrity checks failed; 0 drops them at once")
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:

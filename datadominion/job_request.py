@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional
 from datadominion.catalog import CatalogSettings, glue_catalog_settings
 from datadominion.jobs import FAILED, SUCCESS, JobOutcome
 from datadominion.spark_session import catalog_spark_conf
-from datadominion.steps import Step
+from datadominion.steps import BATCHLESS_MODES, Step
 
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
 S3_REGION_CONF = "spark.datadominion.s3.region"  # read by emr_jobs/ingest.py
@@ -67,7 +67,7 @@ def client_token(step: Step, attempt: int) -> str:
     if attempt < 1:
         raise ValueError(f"attempt must be >= 1, got {attempt}")
     token = f"dd-{step.step_id}-{attempt}"
-    if step.mode == "rerun":  # each operator re-run is new work; its retries and redrives are not
+    if step.mode in BATCHLESS_MODES:  # each request is new work; its retries and redrives are not
         token += "-" + _TOKEN_UNSAFE.sub("_", step.run_id)[:20]
     return token[:64]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
 REGISTERED, RUNNING, DONE, FAILED, REJECTED = "REGISTERED", "RUNNING", "DONE", "FAILED", "REJECTED"
 STATES = (REGISTERED, RUNNING, DONE, FAILED, REJECTED)
@@ -87,6 +87,20 @@ class RunRecord:
     steps: Tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class MaintenanceRecord:
+    """One maintenance step: who ran it, when, and per table what it rewrote and the figures
+    before and after (the job's report)."""
+
+    step_id: str
+    run_id: str
+    finished_at: datetime
+    outcome: str  # DONE or FAILED
+    job_run_id: str = ""
+    reasons: Tuple[str, ...] = field(default=())
+    tables: Dict[str, Any] = field(default_factory=dict)
+
+
 class Ledger(Protocol):
     def register(self, record: BatchRecord) -> bool:
         """Insert a new batch; False (and no change) when the batch key is already known."""
@@ -111,3 +125,8 @@ class Ledger(Protocol):
     def record_run(self, run: RunRecord) -> None: ...
 
     def runs(self, limit: int = 10) -> List[RunRecord]: ...
+
+    def record_maintenance(self, record: MaintenanceRecord) -> None: ...
+
+    def maintenance(self, limit: int = 10) -> List[MaintenanceRecord]:
+        """The newest maintenance steps first."""

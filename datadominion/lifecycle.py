@@ -21,6 +21,7 @@ from datadominion.ledger import (
     RUNNING,
     BatchRecord,
     Ledger,
+    MaintenanceRecord,
 )
 from datadominion.registration import ManifestSink, RegisterOutcome, find_markers, register_marker
 from datadominion.steps import Step
@@ -47,6 +48,10 @@ def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime
                   on_rejected: Callable[[BatchRecord], None] = lambda record: None) -> Dict[str, str]:
     """Record a step's outcome on each of its batches; returns batch_key -> new state.
     ``on_rejected`` hears each batch that became REJECTED (the producer's note)."""
+    if step.mode == "maintain":
+        ledger.record_maintenance(MaintenanceRecord(
+            step.step_id, step.run_id, now, DONE if outcome.succeeded else FAILED, outcome.job_run_id, step.notes,
+            dict(outcome.report.get("maintenance", {})) if outcome.succeeded else {"error": outcome.detail[:2000]}))
     states = {}
     where = {"job_run_id": outcome.job_run_id, "log_uri": outcome.log_uri,
              "cloudwatch_logs": outcome.cloudwatch_logs, "dashboard_url": outcome.dashboard_url}

@@ -22,9 +22,10 @@ class Payload(BaseModel):
 
 
 class Registration(Payload):
-    kind: Literal["event", "sweep", "rerun"]
+    kind: Literal["event", "sweep", "rerun", "maintain"]
     rerun_months: List[str]
     retry_failed: bool
+    maintain: bool  # the operator asked for table maintenance
     registered: List[str]
     registered_count: int
     rejected: Dict[str, str]

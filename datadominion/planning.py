@@ -28,7 +28,19 @@ def plan_steps(
     run_id: str = "manual",
     rerun_months: Sequence[str] = (),
     max_backfill_months: int = MAX_BACKFILL_MONTHS_PER_STEP,
+    maintain_reasons: Sequence[str] = (),
 ) -> List[Step]:
+    """The steps, in order; a maintenance step (when ``maintain_reasons`` says it is due) goes
+    last, after everything that writes data, under the same lock."""
+    steps = _data_steps(pending, newest_summarised, run_id, rerun_months, max_backfill_months)
+    newest = max([newest_summarised or ""] + [s.months[-1] for s in steps if s.mode != "rerun"])
+    if maintain_reasons and newest:
+        steps.append(Step("maintain", (newest,), (), run_id, notes=tuple(maintain_reasons)))
+    return steps
+
+
+def _data_steps(pending: Sequence[BatchRecord], newest_summarised: Optional[str], run_id: str,
+                rerun_months: Sequence[str], max_backfill_months: int) -> List[Step]:
     steps: List[Step] = []
     if rerun_months:
         steps.append(Step("rerun", tuple(sorted(set(rerun_months))), (), run_id,

@@ -3,6 +3,7 @@
     an S3 "Object Created" event        -> register that batch, then apply what is pending
     {"sweep": true[, "retry_failed": true]} -> register every complete batch not yet known
     {"rerun": {"months": ["YYYY-MM", ...]}} -> recompute those months from accounts_all
+    {"maintain": true}                  -> maintain the tables now (then apply what is pending)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class RunInputError(ValueError):
 
 @dataclass(frozen=True)
 class RunRequest:
-    kind: str  # "event" | "sweep" | "rerun"
+    kind: str  # "event" | "sweep" | "rerun" | "maintain"
     marker_key: str = ""
     rerun_months: Tuple[str, ...] = ()
     retry_failed: bool = False  # also retry batches parked after too many failed attempts
@@ -50,6 +51,10 @@ def parse_run_input(payload: object, now: datetime) -> RunRequest:
             if index > current:
                 raise RunInputError(f"rerun month {month!r} is in the future")
         return RunRequest("rerun", rerun_months=tuple(sorted(set(months))))
+    if "maintain" in payload:
+        if payload["maintain"] is not True or set(payload) != {"maintain"}:
+            raise RunInputError(f'maintenance input must be exactly {{"maintain": true}}, got {payload!r}')
+        return RunRequest("maintain")
     if payload.get("sweep") is True:
         retry = payload.get("retry_failed", False)
         if not isinstance(retry, bool):
@@ -59,6 +64,6 @@ def parse_run_input(payload: object, now: datetime) -> RunRequest:
     if isinstance(detail, dict) and isinstance(detail.get("object"), dict) and "key" in detail["object"]:
         return RunRequest("event", marker_key=str(detail["object"]["key"]))
     raise RunInputError(
-        'unrecognised input: expected an S3 "Object Created" event, {"sweep": true} '
+        'unrecognised input: expected an S3 "Object Created" event, {"sweep": true}, {"maintain": true} '
         'or {"rerun": {"months": ["YYYY-MM", ...]}}'
     )

@@ -30,7 +30,7 @@ from datadominion.payloads import Failure, Finished, Lease, LockState, Plan, Pla
 from datadominion.planning import plan_steps
 from datadominion.registration import ManifestSink, register_marker
 from datadominion.run_input import parse_run_input
-from datadominion.steps import Step
+from datadominion.steps import BATCHLESS_MODES, Step
 from datadominion.storage import BatchStorage
 
 ReadText = Callable[[str], Optional[str]]
@@ -59,6 +59,7 @@ def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime,
     duplicates = [o.batch_key for o in outcomes if o.status == "duplicate"]
     return Registration(
         kind=request.kind, rerun_months=list(request.rerun_months), retry_failed=request.retry_failed,
+        maintain=request.kind == "maintain",
         registered=sample(registered), registered_count=len(registered),
         rejected=sample_map(rejected), rejected_count=len(rejected),
         duplicates=sample(duplicates), duplicate_count=len(duplicates),
@@ -87,13 +88,13 @@ def renew_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy, doi
 
 
 def plan(ledger: Ledger, owner: str, now: datetime, *, newest_summarised: Optional[str], settings: JobSettings,
-         policy: RunPolicy, write_text: WriteText, rerun_months: Sequence[str] = (), retry_failed: bool = False
-         ) -> Dict[str, Any]:
+         policy: RunPolicy, write_text: WriteText, rerun_months: Sequence[str] = (), retry_failed: bool = False,
+         maintain_reasons: Sequence[str] = ()) -> Dict[str, Any]:
     """Plan everything pending and start its steps: each item carries the step and its
     ready-made EMR Serverless request (Step Functions Parameters)."""
     renew_lock(ledger, owner, now, policy, doing="planning")
     steps = plan_steps(pending_batches(ledger, policy.max_attempts, retry_failed), newest_summarised, owner,
-                       rerun_months)
+                       rerun_months, maintain_reasons=maintain_reasons)
     items: List[PlanItem] = []
     used = 0
     for planned in steps:
@@ -175,8 +176,8 @@ def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], 
                           cloudwatch_location(settings, job_run_id), dashboard(job_run_id) if job_run_id else "")
     notes = (lambda record: leave_rejection_note(landing, record)) if landing is not None else (lambda record: None)
     states = apply_outcome(ledger, step, outcome, now, on_rejected=notes)
-    if step.mode == "rerun":  # no batches to carry the outcome
-        states = {f"rerun {','.join(step.months)}": DONE if outcome.succeeded else FAILED}
+    if step.mode in BATCHLESS_MODES:  # no batches to carry the outcome
+        states = {f"{step.mode} {','.join(step.months)}": DONE if outcome.succeeded else FAILED}
     if outcome.succeeded:  # all batches rejected: nothing applied, but the run goes on
         verdict = REJECTED if states and set(states.values()) == {REJECTED} else DONE
     elif outcome.rejected:

@@ -14,8 +14,11 @@ from typing import Any, Dict, List, Literal, Tuple
 
 from datadominion.landing import batch_key
 
-Mode = Literal["initial", "forward", "backfill", "rerun"]
-MODES: Tuple[str, ...] = ("initial", "forward", "backfill", "rerun")
+Mode = Literal["initial", "forward", "backfill", "rerun", "maintain"]
+MODES: Tuple[str, ...] = ("initial", "forward", "backfill", "rerun", "maintain")
+# Steps an operator (or the Plan's maintenance schedule) asks for: no batches; each request
+# is new work (its own client token), its retries and redrives are not.
+BATCHLESS_MODES: Tuple[str, ...] = ("rerun", "maintain")
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,9 @@ class Step:
             raise ValueError("a step needs at least one month")
         if list(self.months) != sorted(set(self.months)):
             raise ValueError(f"step months must be ascending and distinct, got {list(self.months)}")
-        if self.mode == "rerun" and self.batches:
-            raise ValueError("a rerun step recomputes from accounts_all and takes no batches")
-        if self.mode != "rerun" and not self.batches:
+        if self.mode in BATCHLESS_MODES and self.batches:
+            raise ValueError(f"a {self.mode} step works on the tables and takes no batches")
+        if self.mode not in BATCHLESS_MODES and not self.batches:
             raise ValueError(f"a {self.mode} step needs at least one batch")
         stray = sorted({b.month for b in self.batches} - set(self.months))
         if stray:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Set
 
+from datadominion.maintenance import MAINTAINED_AT_PROPERTY, TableHealth
+
 
 def summarised_months(catalog: Any, identifier: str, month_column: str = "rpt_as_of_mo") -> List[str]:
     """Months with rows in the summary table (its partitions holding live data files)."""
@@ -64,3 +66,30 @@ def live_rows(catalog: Any, identifier: str) -> Optional[int]:
         return None
     summary = snapshot.summary if snapshot is not None and snapshot.summary is not None else {}
     return int(summary.get("total-records", 0)) - int(summary.get("total-position-deletes", 0))
+
+
+def table_health(catalog: Any, identifier: str, name: str, months: int) -> Optional[TableHealth]:
+    """The table's TableHealth from its metadata (snapshot summary, snapshot list, properties),
+    or None when the table does not exist."""
+    from datetime import datetime, timezone
+
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        table = catalog.load_table(identifier)
+    except NoSuchTableError:
+        return None
+    snapshots = table.metadata.snapshots
+    current = table.current_snapshot()
+    summary = current.summary if current is not None and current.summary is not None else {}
+
+    def at(ms: int) -> datetime:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+    maintained = table.properties.get(MAINTAINED_AT_PROPERTY)
+    return TableHealth(
+        name=name, data_files=int(summary.get("total-data-files", 0)),
+        delete_files=int(summary.get("total-delete-files", 0)), snapshots=len(snapshots), months=months,
+        changed_at=at(current.timestamp_ms) if current is not None else None,
+        created_at=at(min(s.timestamp_ms for s in snapshots)) if snapshots else None,
+        maintained_at=datetime.fromisoformat(maintained) if maintained else None)

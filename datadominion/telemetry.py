@@ -22,3 +22,15 @@ RUNS_FAILED = "RunsFailed"
 
 def steps_planned(mode: str) -> str:
     return f"StepsPlanned_{mode}"
+
+
+# Table health, emitted by the Plan from Iceberg metadata; alarmed when maintenance does not keep up.
+HEALTH_TABLES = ("summary", "latest_summary")
+
+
+def table_delete_files(table: str) -> str:
+    return f"DeleteFiles_{table}"
+
+
+def table_snapshots(table: str) -> str:
+    return f"Snapshots_{table}"

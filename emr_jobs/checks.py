@@ -1,7 +1,8 @@
 """Integrity checks on the rows a step touched (the seed's checks, automated).
 
-Run after both commits; any failure raises IntegrityError and fails the job, so the
-ledger records the step FAILED and the operator is told which rule broke.
+Run on the step's audit branches after both MERGEs and before publishing (emr_jobs/publish.py);
+any failure raises IntegrityError and fails the job with `main` untouched, so the ledger
+records the step FAILED and the operator is told which rule broke.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def check_touched(spark: Any, tables: Tables, pairs: DataFrame) -> None:
     _explain_failures(spark, tables, pairs)
 
 
+def _read(spark: Any, tables: Tables, table: str) -> DataFrame:
+    """The step's own version of ``table``: its audit branch before publishing."""
+    return spark.table(tables.written(table))
+
+
 def _flags(config: Any) -> List[Any]:
     return [F.coalesce(F.expr(cond).cast("int"), F.lit(0)).alias(f"r{i}")
             for i, cond in enumerate(row_rules(config).values())]
@@ -73,7 +79,7 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
     if not months:
         return False
     columns = summary_column_names(config)
-    summary = (spark.table(tables.summary).where(F.col(month).isin(months))
+    summary = (_read(spark, tables, tables.summary).where(F.col(month).isin(months))
                .join(pairs, [key, month], "left_semi").select(*columns))
     per_row = summary.select(key, month, *_flags(config)).groupBy(key, month).agg(
         F.count(F.lit(1)).alias("_n"), *[F.max(f"r{i}").alias(f"r{i}") for i in range(rule_count)])
@@ -85,7 +91,7 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
     if summary_totals is None or any(int(v or 0) for v in summary_totals):
         return True
     newest = summary.groupBy(key).agg(F.max(month).alias("_newest"))
-    latest = spark.table(tables.latest_summary).join(newest.select(key), key, "left_semi").select(*columns)
+    latest = _read(spark, tables, tables.latest_summary).join(newest.select(key), key, "left_semi").select(*columns)
     latest_agg = latest.select(key, month, *_flags(config)).groupBy(key).agg(
         F.count(F.lit(1)).alias("_ln"), F.max(month).alias("_lmonth"),
         *[F.max(f"r{i}").alias(f"l{i}") for i in range(rule_count)])
@@ -107,7 +113,8 @@ def _explain_failures(spark: Any, tables: Tables, pairs: DataFrame) -> None:
     months = sorted(r[0] for r in pairs.select(month).distinct().collect())
     if not months:
         return
-    summary = spark.table(tables.summary).where(F.col(month).isin(months)).join(pairs, [key, month], "left_semi")
+    summary = (_read(spark, tables, tables.summary).where(F.col(month).isin(months))
+               .join(pairs, [key, month], "left_semi"))
     failures: List[str] = []
     dupes = summary.groupBy(key, month).count().where("count > 1")
     found = [(r[0], r[1]) for r in dupes.limit(EXAMPLES).collect()]
@@ -119,7 +126,7 @@ def _explain_failures(spark: Any, tables: Tables, pairs: DataFrame) -> None:
     failures += check_rows(summary, config, tables.summary)
 
     accounts = pairs.select(key).distinct()
-    latest = spark.table(tables.latest_summary).join(accounts, key, "left_semi")
+    latest = _read(spark, tables, tables.latest_summary).join(accounts, key, "left_semi")
     failures += check_rows(latest, config, tables.latest_summary)
     ldupes = [r[0] for r in latest.groupBy(key).count().where("count > 1").limit(EXAMPLES).collect()]
     if ldupes:

@@ -60,7 +60,8 @@ def prepare_changes(source: DataFrame, config: PipelineConfig) -> DataFrame:
     return tx.with_month_index(tx.newest_per_account_month(tx.to_summary_scalars(source, config), config), config)
 
 
-Stage = Literal["after_validate", "after_ingest", "between_commits", "before_checks"]
+Stage = Literal["after_validate", "after_ingest", "between_commits", "before_checks", "before_publish",
+                "between_publishes"]
 StageHook = Callable[[Stage], None]
 
 
@@ -244,7 +245,7 @@ def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
     rows.createOrReplaceTempView("_dd_summary_rows")
     month_list = ", ".join(f"'{m}'" for m in months)
     spark.sql(f"""
-        MERGE INTO {tables.summary} t
+        MERGE INTO {tables.written(tables.summary)} t
         USING _dd_summary_rows s
         ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list})
         WHEN MATCHED AND {tx.null_safe_differs('s', 't', columns)} THEN UPDATE SET *
@@ -269,7 +270,7 @@ def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame)
     if count:
         changes.createOrReplaceTempView("_dd_latest_rows")
         spark.sql(f"""
-            MERGE INTO {tables.latest_summary} t
+            MERGE INTO {tables.written(tables.latest_summary)} t
             USING _dd_latest_rows s
             ON t.{key} = s.{key}
             WHEN MATCHED AND (s.{month} > t.{month}

@@ -13,7 +13,8 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from pyspark.sql import functions as F
@@ -21,7 +22,8 @@ from pyspark.sql import functions as F
 from datadominion.catalog import CatalogSettings
 from datadominion.config import PipelineConfig, parse_pipeline_config
 from datadominion.steps import Step
-from emr_jobs import checks, ingest
+from emr_jobs import checks, ingest, publish
+from emr_jobs.maintain import maintain
 from emr_jobs.summarise import StageHook, no_hook, summarise
 from emr_jobs.tables import Tables, create_tables
 
@@ -43,6 +45,7 @@ class StepReport:
     seconds: float = 0.0
     stage_seconds: Dict[str, float] = field(default_factory=dict)
     stage_spark_jobs: Dict[str, int] = field(default_factory=dict)  # the profile: Spark jobs per stage
+    maintenance: Dict[str, Any] = field(default_factory=dict)  # per table: rewritten, expired, before/after
 
     progress: Optional[Callable[[str], None]] = field(default=None, repr=False, compare=False)
     spark: Any = field(default=None, repr=False, compare=False)
@@ -76,7 +79,10 @@ def run_step(spark: Any, tables: Tables, step: Step, on_stage: StageHook = no_ho
     started = time.monotonic()
     report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months), progress=progress,
                         spark=spark)
-    if step.mode == "rerun":
+    if step.mode == "maintain":
+        with report.stage("maintain"):
+            report.maintenance = maintain(spark, tables, datetime.now(timezone.utc))
+    elif step.mode == "rerun":
         months = F.col(tables.config.month_column).isin(list(step.months))
         summarise_and_check(spark, tables, spark.table(tables.accounts_all).where(months), True, report, on_stage)
     else:
@@ -106,17 +112,31 @@ def validate_and_ingest(spark: Any, tables: Tables, step: Step, report: StepRepo
 
 def summarise_and_check(spark: Any, tables: Tables, source: Any, force: bool, report: StepReport,
                         on_stage: StageHook) -> None:
+    """Write both tables on the step's audit branches, check them there, then publish
+    (write–audit–publish, emr_jobs/publish.py): a failed check leaves `main` untouched."""
+    branch = publish.audit_branch(report.step_id)
+    publish.open_audit(spark, tables, branch)
+    audited = replace(tables, audit_branch=branch)
     with report.stage("summarise"):
-        summary = summarise(spark, tables, source, force=force, on_stage=on_stage)
+        summary = summarise(spark, audited, source, force=force, on_stage=on_stage)
     report.changed_records = summary.changed_records
     report.summary_rows_written = summary.summary_rows_written
     report.latest_rows_written = summary.latest_rows_written
     report.accounts_by_class = dict(summary.accounts_by_class)
     report.months_written = list(summary.months_written)
-    if summary.touched is not None:
-        on_stage("before_checks")
-        with report.stage("checks"):
-            checks.check_touched(spark, tables, summary.touched)
+    if summary.touched is None:  # nothing to apply
+        publish.close_audit(spark, tables, branch)
+        return
+    on_stage("before_checks")
+    with report.stage("checks"):
+        try:
+            checks.check_touched(spark, audited, summary.touched)
+        except checks.IntegrityError:
+            publish.close_audit(spark, tables, branch, keep_days=tables.config.failed_audit_retention_days)
+            raise
+    on_stage("before_publish")
+    with report.stage("publish"):
+        publish.publish(spark, tables, branch, between=lambda: on_stage("between_publishes"))
 
 
 def _read_text(spark: Any, location: str) -> str:

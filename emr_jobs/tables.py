@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 from datadominion.config import PipelineConfig
 from datadominion.schema import SPARK_SQL_TYPES
@@ -15,6 +15,13 @@ BATCHES_PROPERTY = "datadominion.batches"
 class Tables:
     catalog: str
     config: PipelineConfig
+    # Where a step writes and checks summary and latest_summary before publishing them
+    # (emr_jobs/publish.py); None writes `main` directly.
+    audit_branch: Optional[str] = None
+
+    def written(self, table: str) -> str:
+        """The identifier a step writes ``table`` through: its audit branch, else the table."""
+        return f"{table}.branch_{self.audit_branch}" if self.audit_branch else table
 
     def _qualified(self, name: str) -> str:
         return f"{self.catalog}.{self.config.namespace}.{name}"

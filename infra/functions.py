@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from datadominion import telemetry
+from datadominion.config import Maintenance
 from datadominion.feedback import REJECTED_NOTE
 from datadominion.job_request import JobSettings
 from datadominion.landing import SOURCE_PREFIX
@@ -62,9 +63,10 @@ def via_service(service: str, scope: Construct) -> str:
 class LauncherFunctions(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, asset: Path,
                  storage: DataStorage, ledger: LedgerTable, database: GlueDatabase, spark: SparkApplication,
-                 job_settings: JobSettings, summary_table: str) -> None:
+                 job_settings: JobSettings, summary_table: str, latest_summary_table: str,
+                 maintenance: Maintenance) -> None:
         super().__init__(scope, construct_id)
-        self.summary_table = summary_table
+        self.summary_table, self.latest_summary_table = summary_table, latest_summary_table
         code = lambda_.Code.from_asset(str(asset))
         environment = {
             "DATADOMINION_ENVIRONMENT": env.name,
@@ -72,6 +74,8 @@ class LauncherFunctions(Construct):
             "LANDING_BUCKET": storage.landing.bucket_name,
             "MANIFEST_PREFIX": f"s3://{storage.artifacts.bucket_name}/{MANIFESTS_PREFIX}",
             "SUMMARY_TABLE": f"{database.name}.{summary_table}",
+            "LATEST_SUMMARY_TABLE": f"{database.name}.{latest_summary_table}",
+            "MAINTENANCE": maintenance.model_dump_json(),
             "FUTURE_MONTH_TOLERANCE": str(env.run_policy.tolerance_months),
             "LOCK_LEASE_SECONDS": str(env.run_policy.lease_seconds),
             "MAX_ATTEMPTS": str(env.run_policy.max_attempts),
@@ -141,8 +145,9 @@ class LauncherFunctions(Construct):
 
     def _grant_plan(self, storage: DataStorage, database: GlueDatabase) -> None:
         role, artifacts, warehouse = self.roles["plan"], storage.artifacts, storage.warehouse
-        allow(role, "SummaryTableMetadata", ["glue:GetTable"],
-              [database.catalog_arn, database.database_arn, database.table_arn(self.summary_table)])
+        allow(role, "SummaryTableMetadata", ["glue:GetTable"],  # the newest month; maintenance due
+              [database.catalog_arn, database.database_arn, database.table_arn(self.summary_table),
+               database.table_arn(self.latest_summary_table)])
         allow(role, "LargeStepFiles", ["s3:PutObject"], [artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")])
         allow(role, "IcebergMetadataFiles", ["s3:GetObject"], [warehouse.arn_for_objects("*/metadata/*")])
         acknowledge(role, [

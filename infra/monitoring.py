@@ -10,6 +10,7 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from constructs import Construct
 
 from datadominion import telemetry
+from datadominion.config import Maintenance
 from infra.environment import EnvironmentConfig
 from infra.functions import LauncherFunctions
 from infra.workflow import Workflow
@@ -17,7 +18,7 @@ from infra.workflow import Workflow
 
 class Monitoring(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, workflow: Workflow,
-                 functions: LauncherFunctions) -> None:
+                 functions: LauncherFunctions, maintenance: Maintenance) -> None:
         super().__init__(scope, construct_id)
         dimensions: Dict[str, str] = {"service": telemetry.SERVICE, telemetry.ENVIRONMENT_DIMENSION: env.name}
 
@@ -45,6 +46,14 @@ class Monitoring(Construct):
                 alarm_description="One run has held the lock longer than expected: docs/runbook.md#lock-held-too-long",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
         }
+        for table in telemetry.HEALTH_TABLES:  # maintenance is not keeping up (docs/runbook.md#tables-unhealthy)
+            for name, limit in ((telemetry.table_delete_files(table), maintenance.max_delete_files),
+                                (telemetry.table_snapshots(table), maintenance.max_snapshots)):
+                self.alarms[name] = metric(name, "Maximum", minutes=60).create_alarm(
+                    self, name, threshold=2 * limit, evaluation_periods=3,
+                    alarm_description=f"{table} keeps growing past twice the maintenance threshold ({limit}): "
+                                      "maintenance is failing or not scheduled: docs/runbook.md#tables-unhealthy",
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
         for alarm in self.alarms.values():
             alarm.add_alarm_action(actions.SnsAction(workflow.topic))
 
@@ -58,5 +67,8 @@ class Monitoring(Construct):
                 telemetry.JOB_RUNS_SUCCEEDED, telemetry.JOB_RUNS_FAILED, telemetry.JOB_RUNS_REJECTED_BATCH)]),
             cloudwatch.GraphWidget(title="Lock", left=[metric(telemetry.LOCK_WAITS)],
                                    right=[metric(telemetry.LOCK_HELD_SECONDS, "Maximum")]),
+            cloudwatch.GraphWidget(title="Table health (delete files, snapshots)", left=[
+                metric(telemetry.table_delete_files(t), "Maximum", 60) for t in telemetry.HEALTH_TABLES], right=[
+                metric(telemetry.table_snapshots(t), "Maximum", 60) for t in telemetry.HEALTH_TABLES]),
             cloudwatch.GraphWidget(title="Lambda errors", left=[fn.metric_errors() for fn in functions.all]),
         )

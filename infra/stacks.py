@@ -9,7 +9,7 @@ from typing import Any, Dict
 import aws_cdk as cdk
 from constructs import Construct
 
-from datadominion.config import load_pipeline_config
+from datadominion.config import load_pipeline_config, parse_pipeline_config
 from datadominion.job_request import JobSettings
 from infra.catalog import GlueDatabase
 from infra.emr import SparkApplication
@@ -47,13 +47,17 @@ class DataDominionStack(cdk.Stack):
             timeout_minutes=e.emr.job_timeout_minutes, region=e.region, log_group=self.spark.log_group.log_group_name,
             driver_cores=e.emr.driver_cores, driver_memory_gb=e.emr.driver_memory_gb,
             executor_cores=e.emr.executor_cores, executor_memory_gb=e.emr.executor_memory_gb, tags=dict(e.tags))
+        maintenance = parse_pipeline_config(pipeline_config).maintenance
         self.functions = LauncherFunctions(self, "Launcher", env=e, asset=lambda_asset, storage=self.storage,
                                            ledger=self.ledger, database=self.database, spark=self.spark,
                                            job_settings=job_settings,
-                                           summary_table=pipeline_config["destination_table"])
+                                           summary_table=pipeline_config["destination_table"],
+                                           latest_summary_table=pipeline_config["latest_history_table"],
+                                           maintenance=maintenance)
         self.workflow = Workflow(self, "Workflow", env=e, storage=self.storage, functions=self.functions,
                                  spark=self.spark)
-        self.monitoring = Monitoring(self, "Monitoring", env=e, workflow=self.workflow, functions=self.functions)
+        self.monitoring = Monitoring(self, "Monitoring", env=e, workflow=self.workflow, functions=self.functions,
+                                     maintenance=maintenance)
         for name, value, description in (
             ("LandingBucket", self.storage.landing.bucket_name, "where feeds deliver accounts_all batches"),
             ("WarehouseBucket", self.storage.warehouse.bucket_name, "Iceberg table data"),

@@ -76,16 +76,20 @@ class Workflow(Construct):
         register = invoke("Register", "register", {"input.$": "$$.Execution.Input"}, REGISTRATION_AT)
         lock = invoke("Lock", "lock", owner, LOCK_AT)
         plan = invoke("Plan", "plan", {**owner, "rerun_months.$": at(REGISTRATION, Registration, "rerun_months"),
-                                       "retry_failed.$": at(REGISTRATION, Registration, "retry_failed")}, PLAN_AT)
+                                       "retry_failed.$": at(REGISTRATION, Registration, "retry_failed"),
+                                       "maintain.$": at(REGISTRATION, Registration, "maintain")}, PLAN_AT)
         unlock = invoke("Unlock", "finish", {**owner, "started.$": "$$.Execution.StartTime"}, "$.finish")
         failure_path = self._failure_path(env, invoke, owner)
         apply_steps = self._apply_steps(invoke)
+        # An operator's re-run or maintenance request is planned once, not by every later Plan.
         clear_rerun = sfn.Pass(self, "ClearRerunRequest", result=sfn.Result.from_array([]),
                                result_path=at(REGISTRATION, Registration, "rerun_months"))
+        clear_maintain = sfn.Pass(self, "ClearMaintenanceRequest", result=sfn.Result.from_boolean(False),
+                                  result_path=at(REGISTRATION, Registration, "maintain"))
         anything_to_do = sfn.Choice(self, "AnythingToDo").when(
             sfn.Condition.number_equals(at(PLAN, Plan, "count"), 0), unlock.next(sfn.Succeed(self, "AllApplied"))
         ).otherwise(apply_steps)
-        apply_steps.next(clear_rerun).next(plan)
+        apply_steps.next(clear_rerun).next(clear_maintain).next(plan)
         plan.next(anything_to_do)
         wait = sfn.Wait(self, "WaitForLock", time=sfn.WaitTime.duration(cdk.Duration.seconds(LOCK_POLL_SECONDS)))
         locked = sfn.Choice(self, "Locked").when(

@@ -8,6 +8,7 @@ from typing import Any, Dict
 from aws_lambda_powertools.metrics import MetricUnit
 
 from datadominion import run_tasks, telemetry
+from datadominion.maintenance import maintenance_reasons
 from lambdas import wiring
 from lambdas.observability import logger, metrics, owner, task_handler, tracer
 from lambdas.settings import LambdaSettings
@@ -15,19 +16,29 @@ from lambdas.settings import LambdaSettings
 
 @task_handler(owner)
 def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
-    with tracer.provider.in_subsegment("newest_summarised_month"):
-        newest = wiring.newest_summarised(s)
-    result = run_tasks.plan(wiring.ledger(s), owner(event), wiring.now(), newest_summarised=newest, settings=s.job,
+    now = wiring.now()
+    with tracer.provider.in_subsegment("table_metadata"):
+        months = wiring.summarised_months(s)
+        healths = wiring.table_healths(s, len(months))
+    maintain = (["requested by the operator"] if event.get("maintain") else []) + maintenance_reasons(
+        healths, s.maintenance, now)
+    for health in healths:
+        metrics.add_metric(name=telemetry.table_delete_files(health.name), unit=MetricUnit.Count,
+                           value=health.delete_files)
+        metrics.add_metric(name=telemetry.table_snapshots(health.name), unit=MetricUnit.Count, value=health.snapshots)
+    newest = months[-1] if months else None
+    result = run_tasks.plan(wiring.ledger(s), owner(event), now, newest_summarised=newest, settings=s.job,
                             policy=s.policy, write_text=wiring.write_text,
                             rerun_months=list(event.get("rerun_months") or []),
-                            retry_failed=bool(event.get("retry_failed", False)))
+                            retry_failed=bool(event.get("retry_failed", False)), maintain_reasons=maintain)
     if result["parked"]:
         metrics.add_metric(name=telemetry.BATCHES_PARKED, unit=MetricUnit.Count, value=result["parked_count"])
         logger.warning("batches parked after repeated failures; start {\"sweep\": true, \"retry_failed\": true} "
                        "once the cause is fixed", extra={"parked": result["parked"]})
     for mode, count in Counter(result["modes"]).items():
         metrics.add_metric(name=telemetry.steps_planned(mode), unit=MetricUnit.Count, value=count)
-    logger.info("plan", extra={"newest_summarised": newest, "deferred_to_next_plan": result["deferred"], "steps": [
+    logger.info("plan", extra={"newest_summarised": newest, "maintenance": maintain,
+                               "deferred_to_next_plan": result["deferred"], "steps": [
         {"mode": i["mode"], "months": i["months"], "attempt": i["attempt"],
          "client_token": i["request"]["ClientToken"]} for i in result["steps"]]})
     return result

@@ -7,6 +7,7 @@ from typing import Dict, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from datadominion.config import Maintenance
 from datadominion.job_request import JobSettings
 from datadominion.lifecycle import RunPolicy
 
@@ -17,6 +18,8 @@ VARIABLES = {
     "LANDING_BUCKET": "landing_bucket",
     "MANIFEST_PREFIX": "manifest_prefix",
     "SUMMARY_TABLE": "summary_table",
+    "LATEST_SUMMARY_TABLE": "latest_summary_table",
+    "MAINTENANCE": "maintenance",
     "MONTH_COLUMN": "month_column",
     "FUTURE_MONTH_TOLERANCE": "future_month_tolerance",
     "LOCK_LEASE_SECONDS": "lock_lease_seconds",
@@ -38,6 +41,8 @@ class LambdaSettings(BaseModel):
     landing_bucket: str = ""
     manifest_prefix: str = Field("", description="s3://<artifacts>/manifests/: each registered batch's object list")
     summary_table: str = Field("", description="<glue database>.<table> of the summary table")
+    latest_summary_table: str = Field("", description="<glue database>.<table> of latest_summary")
+    maintenance: Maintenance = Maintenance()  # when the Plan schedules maintenance (pipeline config)
     month_column: str = "rpt_as_of_mo"
     future_month_tolerance: int = Field(RunPolicy.tolerance_months, ge=0)
     lock_lease_seconds: int = Field(RunPolicy.lease_seconds, ge=60)
@@ -62,7 +67,7 @@ class LambdaSettings(BaseModel):
             if variable not in env:
                 continue
             raw = env[variable]
-            if name in ("job_settings", "catalog_properties"):
+            if name in ("job_settings", "catalog_properties", "maintenance"):
                 try:
                     values[name] = json.loads(raw) if raw else {}
                 except ValueError as exc:

@@ -6,18 +6,19 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 from functools import cache, lru_cache
-from typing import Any, Optional
+from typing import Any, List, Optional
 from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from datadominion import table_metadata
 from datadominion.adapters.dynamodb_ledger import DynamoDbLedger
 from datadominion.adapters.s3_storage import S3Storage
 from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
+from datadominion.maintenance import TableHealth
 from datadominion.registration import CHECK_WORKERS, ManifestSink
-from datadominion.table_metadata import newest_summarised_month
 from lambdas.settings import LambdaSettings, SettingsError
 
 
@@ -51,10 +52,21 @@ def manifests(s: LambdaSettings) -> ManifestSink:
     return ManifestSink(s.manifest_prefix, write_text)
 
 
-def newest_summarised(s: LambdaSettings) -> Optional[str]:
-    """The newest month in summary, from its Iceberg metadata in Glue (no data file read)."""
-    catalog = load_pyiceberg_catalog(glue_catalog_settings(s.job.warehouse, s.catalog_properties))
-    return newest_summarised_month(catalog, s.summary_table, s.month_column)
+def summarised_months(s: LambdaSettings) -> List[str]:
+    """The months in summary, from its Iceberg metadata in Glue (no data file read)."""
+    return table_metadata.summarised_months(_catalog(s), s.summary_table, s.month_column)
+
+
+def table_healths(s: LambdaSettings, months: int) -> List[TableHealth]:
+    """summary's and latest_summary's health from their metadata (datadominion/maintenance.py)."""
+    catalog = _catalog(s)
+    healths = [table_metadata.table_health(catalog, s.summary_table, "summary", months),
+               table_metadata.table_health(catalog, s.latest_summary_table, "latest_summary", 1)]
+    return [h for h in healths if h is not None]
+
+
+def _catalog(s: LambdaSettings) -> Any:
+    return load_pyiceberg_catalog(glue_catalog_settings(s.job.warehouse, s.catalog_properties))
 
 
 def read_text(uri: str) -> Optional[str]:

@@ -73,7 +73,7 @@ def cmd_correct(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _process(args: argparse.Namespace, rerun_months: Sequence[str] = ()) -> int:
+def _process(args: argparse.Namespace, rerun_months: Sequence[str] = (), maintain: bool = False) -> int:
     from datadominion.lifecycle import RunPolicy
     from localmode.loop import LockBusy
 
@@ -81,7 +81,7 @@ def _process(args: argparse.Namespace, rerun_months: Sequence[str] = ()) -> int:
     env.runner.progress = lambda stage: _say(f"    {stage}")
     try:
         result = env.process(policy=RunPolicy(tolerance_months=args.tolerance), wait_seconds=args.wait,
-                             rerun_months=rerun_months, notify=_say,
+                             rerun_months=rerun_months, notify=_say, maintain=maintain,
                              retry_failed=bool(getattr(args, "retry_failed", False)))
     except LockBusy as exc:
         _say(f"not started: {exc}")
@@ -117,6 +117,10 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         _say(f"error: {exc}")
         return EXIT_USAGE
     return _process(args, request.rerun_months)
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    return _process(args, maintain=True)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -167,6 +171,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     _say(f"lock: held by {lock.owner} until {lock.expires_at.isoformat()}" if lock else "lock: free")
     for run in env.ledger.runs(5):
         _say(f"run {run.run_id}: {run.outcome}, {len(run.steps)} step(s), started {run.started_at.isoformat()}")
+    for m in env.ledger.maintenance(1):
+        figures = "; ".join(f"{t}: delete files {v['before']['delete_files']}->{v['after']['delete_files']}"
+                            for t, v in m.tables.items() if isinstance(v, dict))
+        _say(f"maintained {m.finished_at.isoformat()}: {m.outcome} ({', '.join(m.reasons)}) {figures}")
     from datadominion.table_metadata import live_rows, summarised_months
 
     for table in (env.config.source_table, env.config.destination_table, env.config.latest_history_table):
@@ -275,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (("process", cmd_process, "register complete batches and apply everything pending"),
                              ("rerun", cmd_rerun, "recompute months from accounts_all (the console re-run)"),
+                             ("maintain", cmd_maintain, "compact, expire snapshots, remove orphans (under the lock)"),
                              ("watch", cmd_watch, "poll the landing folder and process batches as they complete")):
         p = add(name, func, text)
         p.add_argument("--wait", type=float, default=600.0, help="seconds to wait for another run's lock")

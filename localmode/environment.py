@@ -10,15 +10,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from datadominion.adapters.local_storage import LocalStorage, write_local_text
 from datadominion.adapters.sqlite_ledger import SqliteLedger
 from datadominion.catalog import CatalogSettings, load_pyiceberg_catalog, local_catalog_settings
 from datadominion.config import PipelineConfig
+from datadominion.maintenance import maintenance_reasons
 from datadominion.registration import ManifestSink
-from datadominion.table_metadata import newest_summarised_month
+from datadominion.table_metadata import newest_summarised_month, summarised_months, table_health
 from localmode.loop import ProcessResult, process
 from localmode.spark_runner import LocalSparkJobRunner
 
@@ -52,8 +54,19 @@ class LocalEnvironment:
 
     def process(self, **options: Any) -> ProcessResult:
         """Register and apply everything pending with this home's adapters (launcher.process)."""
+        options.setdefault("maintenance_due", self.maintenance_due)
         return process(self.storage, self.ledger, self.runner, self.newest_summarised, manifests=self.manifests,
                        **options)
+
+    def maintenance_due(self) -> List[str]:
+        """Why the tables are due for maintenance now (the Plan's rule, datadominion/maintenance.py)."""
+        months = len(summarised_months(self.catalog, self.identifier(self.config.destination_table),
+                                       self.config.month_column))
+        tables = ((self.config.destination_table, "summary", months),
+                  (self.config.latest_history_table, "latest_summary", 1))
+        healths = [table_health(self.catalog, self.identifier(table), name, count) for table, name, count in tables]
+        return maintenance_reasons([h for h in healths if h is not None], self.config.maintenance,
+                                   datetime.now(timezone.utc))
 
     def newest_summarised(self) -> Optional[str]:
         return newest_summarised_month(self.catalog, self.identifier(self.config.destination_table),

@@ -80,14 +80,17 @@ def process(
     notify: Notify = print,
     owner: Optional[str] = None,
     retry_failed: bool = False,
+    maintain: bool = False,
+    maintenance_due: Callable[[], List[str]] = lambda: [],
 ) -> ProcessResult:
-    """Register every complete batch, then apply everything pending, in month order."""
+    """Register every complete batch, then apply everything pending, in month order; then
+    maintain the tables if ``maintain`` asks or ``maintenance_due`` says it is due."""
     started = time.monotonic()
     run = LocalRun(ledger, storage, runner, newest_summarised, policy, clock, notify,
-                   ProcessResult(run_id=owner or f"local-{uuid.uuid4().hex[:12]}"), retry_failed)
+                   ProcessResult(run_id=owner or f"local-{uuid.uuid4().hex[:12]}"), retry_failed, maintenance_due)
     run.register(manifests)
     acquire(ledger, run.result.run_id, clock, policy.lease_seconds, wait_seconds, notify)
-    run.apply_pending(rerun_months)
+    run.apply_pending(rerun_months, maintain)
     run.report_parked()
     run.result.seconds = round(time.monotonic() - started, 2)
     return run.result
@@ -106,6 +109,7 @@ class LocalRun:
     notify: Notify
     result: ProcessResult
     retry_failed: bool = False
+    maintenance_due: Callable[[], List[str]] = lambda: []
     # Batches pending at the start (or arriving meanwhile) are tried once per run.
     tried: Set[str] = field(default_factory=set)
 
@@ -120,14 +124,14 @@ class LocalRun:
         if self.result.registered:
             self.notify(f"registered {len(self.result.registered)} new batch(es)")
 
-    def apply_pending(self, rerun_months: Sequence[str]) -> None:
+    def apply_pending(self, rerun_months: Sequence[str], maintain: bool = False) -> None:
         """Plan and run until nothing is pending or a step fails; then record the run and let go
-        of the lock whatever happened."""
+        of the lock whatever happened. The operator's re-run and maintenance go in the first plan."""
         run_started, outcome = self.clock(), "succeeded"
         try:
-            reruns = list(rerun_months)
-            while self.one_pass(reruns):
-                reruns = []
+            reruns, asked = list(rerun_months), ["requested by the operator"] if maintain else []
+            while self.one_pass(reruns, asked):
+                reruns, asked = [], []
         except BaseException as exc:
             outcome = f"aborted: {type(exc).__name__}"
             raise
@@ -138,12 +142,13 @@ class LocalRun:
                                              steps=tuple(str(s["step_id"]) for s in self.result.steps)))
             self.ledger.release_lock(self.result.run_id)
 
-    def one_pass(self, reruns: Sequence[str]) -> bool:
+    def one_pass(self, reruns: Sequence[str], maintain: Sequence[str] = ()) -> bool:
         """Plan what is pending and run it in order; True to plan again (something was applied,
         or a batch was rejected and its siblings wait), False when done or stopped by a failure."""
         pending = [b for b in pending_batches(self.ledger, self.policy.max_attempts, self.retry_failed)
                    if b.batch_key not in self.tried]
-        steps = plan_steps(pending, self.newest_summarised(), self.result.run_id, reruns)
+        steps = plan_steps(pending, self.newest_summarised(), self.result.run_id, reruns,
+                           maintain_reasons=list(maintain) + self.maintenance_due())
         for step in steps:
             verdict = self.run_step(step)
             if verdict != DONE:
@@ -200,6 +205,11 @@ def _describe_report(outcome: JobOutcome) -> str:
     r = outcome.report
     if not r:
         return "  done"
+    if r.get("mode") == "maintain":
+        return "  done in {:.1f}s: {}".format(r.get("seconds", 0), "; ".join(
+            f"{table} data files {t['before']['data_files']}->{t['after']['data_files']}, delete files "
+            f"{t['before']['delete_files']}->{t['after']['delete_files']}, snapshots "
+            f"{t['before']['snapshots']}->{t['after']['snapshots']}" for table, t in r.get("maintenance", {}).items()))
     classes = ", ".join(f"{k}={v}" for k, v in sorted(dict(r.get("accounts_by_class", {})).items()))
     return (f"  done in {r.get('seconds', 0):.1f}s: ingested {r.get('rows_ingested', 0)} rows, "
             f"{r.get('changed_records', 0)} changed records, {r.get('summary_rows_written', 0)} summary rows "

@@ -120,6 +120,7 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         region=REGION, log_group="/aws/emr-serverless/datadominion-dev")
     for name, value in {"DATADOMINION_ENVIRONMENT": "test", "LEDGER_TABLE": env.ledger_table,
                         "LANDING_BUCKET": env.landing, "SUMMARY_TABLE": f"{env.database}.summary",
+                        "LATEST_SUMMARY_TABLE": f"{env.database}.latest_summary",
                         "MANIFEST_PREFIX": f"s3://{env.artifacts}/manifests/",
                         "FUTURE_MONTH_TOLERANCE": "1", "LOCK_LEASE_SECONDS": "9000",
                         "JOB_SETTINGS": env.job_settings.to_json(),

@@ -18,7 +18,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence
 
-from datadominion.ledger import STATES, BatchManifest, BatchRecord, LockInfo, RunRecord
+from datadominion.ledger import STATES, BatchManifest, BatchRecord, LockInfo, MaintenanceRecord, RunRecord
 
 STATE_INDEX = "by-state"
 _LOCK_KEY = {"pk": {"S": "LOCK"}, "sk": {"S": "LOCK"}}
@@ -141,6 +141,28 @@ class DynamoDbLedger:
             "outcome": {"S": run.outcome}, "detail": {"S": run.detail[:4000]},
             "steps": {"S": json.dumps(list(run.steps))},
         })
+
+    def record_maintenance(self, record: MaintenanceRecord) -> None:
+        self.db.put_item(TableName=self.table, Item={
+            "pk": {"S": "MAINTENANCE"}, "sk": {"S": f"{_ts(record.finished_at)}#{record.step_id}"},
+            "step_id": {"S": record.step_id}, "run_id": {"S": record.run_id},
+            "finished_at": {"S": _ts(record.finished_at)}, "outcome": {"S": record.outcome},
+            "job_run_id": {"S": record.job_run_id}, "reasons": {"S": json.dumps(list(record.reasons))},
+            "tables": {"S": json.dumps(record.tables, sort_keys=True)},
+        })
+
+    def maintenance(self, limit: int = 10) -> List[MaintenanceRecord]:
+        items = self.db.query(TableName=self.table, KeyConditionExpression="pk = :p",
+                              ExpressionAttributeValues={":p": {"S": "MAINTENANCE"}}, ScanIndexForward=False,
+                              Limit=limit).get("Items", [])
+        records = []
+        for i in items:
+            finished = _dt(i["finished_at"]["S"])
+            assert finished is not None
+            records.append(MaintenanceRecord(i["step_id"]["S"], i["run_id"]["S"], finished, i["outcome"]["S"],
+                                             i["job_run_id"]["S"], tuple(json.loads(i["reasons"]["S"])),
+                                             json.loads(i["tables"]["S"])))
+        return records
 
     def runs(self, limit: int = 10) -> List[RunRecord]:
         items = self.db.query(TableName=self.table, KeyConditionExpression="pk = :p",

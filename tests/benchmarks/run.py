@@ -262,6 +262,58 @@ def scenario_soak(home: Path, months: int = 24, rounds: int = 3, accounts: int =
             "validate_s": round(time.monotonic() - t0, 1), "validate_tail": check.stdout.strip().splitlines()[-1:]}
 
 
+def _month_figures(env: Any, seconds: float) -> Dict[str, Any]:
+    """One month's line: the step time, each table's files and bytes, and a full read of both."""
+    from pyspark.sql import functions as F
+
+    from datadominion.table_metadata import table_health
+
+    spark = env.runner.session()
+    t0 = time.monotonic()
+    for table in (env.runner.tables.summary, env.runner.tables.latest_summary):
+        spark.table(table).agg(F.sum("past_due_am")).collect()
+    read_s = time.monotonic() - t0
+    line: Dict[str, Any] = {"step_s": round(seconds, 1), "full_read_s": round(read_s, 2)}
+    for table, name in ((env.config.destination_table, "summary"), (env.config.latest_history_table, "latest")):
+        health = table_health(env.catalog, env.identifier(table), name, 1)
+        summary = env.catalog.load_table(env.identifier(table)).current_snapshot().summary
+        line[name] = {"files": health.data_files, "deletes": health.delete_files, "snapshots": health.snapshots,
+                      "mb": round(int(summary.get("total-files-size", 0)) / 2**20, 1)}
+    return line
+
+
+def _months_with_backfills(home: Path, accounts: int, months: int, maintain: bool) -> List[Dict[str, Any]]:
+    """``months`` forward months, each followed by a backfill of 1% of accounts scattered over
+    the key space into the month before; maintenance on its thresholds, or never."""
+    from localmode.generator import generate, write_corrections
+
+    env = _env(home)
+    lines = []
+    for month_count in range(2, months + 2):
+        generate(env.config, env.landing, accounts, month_count, "2023-01", 0, 5)
+        t0 = time.monotonic()
+        result = env.process(notify=lambda _: None, **({} if maintain else {"maintenance_due": lambda: []}))
+        assert result.ok, (result.rejected, result.failed)
+        seconds = time.monotonic() - t0
+        previous = f"{2023 + (month_count - 2) // 12}-{(month_count - 2) % 12 + 1:02d}"
+        write_corrections(env.config, env.landing, list(range(1, accounts + 1, 100)), [previous], 7, 1,
+                          datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(days=month_count))
+        assert env.process(notify=lambda _: None, **({} if maintain else {"maintenance_due": lambda: []})).ok
+        line = _month_figures(env, seconds)
+        line["maintained"] = any(s["mode"] == "maintain" for s in result.steps)
+        lines.append(line)
+    return lines
+
+
+def scenario_maintenance(home: Path, accounts: int, months: int) -> Dict[str, Any]:
+    """Table health month by month with and without maintenance (issue: tables that stay healthy)."""
+    without = _months_with_backfills(home / "without", accounts, months, maintain=False)
+    with_ = _months_with_backfills(home / "with", accounts, months, maintain=True)
+    return {"accounts": accounts, "months": months, "without": without, "with": with_,
+            "last_forward_s": {"without": without[-1]["step_s"], "with": with_[-1]["step_s"]},
+            "last_full_read_s": {"without": without[-1]["full_read_s"], "with": with_[-1]["full_read_s"]}}
+
+
 SCENARIOS = {
     "seed_case_2": lambda home, large: scenario_seed_case_2(home),
     "late_set": lambda home, large: scenario_late_set(home),
@@ -271,6 +323,7 @@ SCENARIOS = {
     "backfill_ratio": lambda home, large: scenario_backfill_ratio(home, 100_000 if large else 20_000),
     "plan_metadata": lambda home, large: scenario_plan_metadata(home),
     "soak": lambda home, large: scenario_soak(home, 60 if large else 24),
+    "maintenance": lambda home, large: scenario_maintenance(home, 100_000 if large else 2_000, 24 if large else 12),
 }
 DEFAULT = ["seed_case_2", "late_set", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]
 

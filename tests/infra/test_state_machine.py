@@ -15,7 +15,7 @@ import requests
 
 from datadominion.ledger import DONE, FAILED, REGISTERED
 from infra.naming import LOCK_POLL_SECONDS
-from tests.integration.test_aws_launcher import land, ledger
+from tests.integration.test_aws_launcher import land, ledger, summary_table_with_months
 from tests.support.aws import ACCOUNT, REGION, put_json, s3_object_created_event
 from tests.support.iam import CallRecorder, Deployment, check_calls
 from tests.support.requests import problems
@@ -240,6 +240,19 @@ def test_rerun_and_sweep_inputs(pipeline, aws):
     assert len(reruns) == 2  # each operator re-run is new work
     assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"  # nothing pending: no job
     assert len(pipeline.emr.jobs) == 3
+
+
+def test_the_maintain_input_runs_one_maintenance_job_under_the_lock(pipeline, aws):
+    summary_table_with_months(aws, ["2024-01", "2024-02"])
+    assert pipeline.run({"maintain": True})["status"] == "SUCCEEDED"
+    [job] = pipeline.emr.jobs  # planned once: the request is cleared before the next Plan
+    assert job["Step"]["mode"] == "maintain" and job["Step"]["notes"] == ["requested by the operator"]
+    assert ledger(aws).lock() is None
+    [record] = ledger(aws).maintenance()  # who, when, why, what: the job's report
+    assert record.outcome == DONE and record.reasons == ("requested by the operator",) and record.job_run_id
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"  # a healthy table is not due
+    assert len(pipeline.emr.jobs) == 1
+    assert pipeline.run({"maintain": "yes"})["status"] == "FAILED"
 
 
 def test_bad_input_fails_the_execution_with_the_reason_and_touches_nothing(pipeline, aws):

@@ -17,7 +17,7 @@ from datadominion.job_request import client_token
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, RUNNING
 from datadominion.months import month_of
 from datadominion.table_metadata import newest_summarised_month, summarised_months
-from lambdas import finish, lock, plan, record, register
+from lambdas import finish, lock, plan, record, register, wiring
 from tests.support.aws import FakeLambdaContext, put_json, s3_object_created_event
 from tests.support.iceberg_files import month_partitioned_table
 
@@ -175,6 +175,21 @@ def test_plan_labels_months_against_the_glue_summary_table(aws):
         == aws.job_settings.log_uri
     assert request["ExecutionTimeoutMinutes"] == 120 and request["Tags"]["datadominion:mode"] == "backfill"
     assert {b.state for b in ledger(aws).batches()} == {RUNNING}
+    assert "maintain" not in [i["mode"] for i in result["steps"]]  # a fresh, small table is not due
+
+
+def test_plan_schedules_maintenance_when_asked_or_when_a_threshold_is_crossed(aws, monkeypatch):
+    summary_table_with_months(aws, ["2024-01", "2024-02", "2024-03"])  # three snapshots
+    assert lock.handler({"owner": "exec-1"}, CTX)["acquired"]
+    asked = plan.handler({"owner": "exec-1", "rerun_months": [], "maintain": True}, CTX)
+    [step] = asked["steps"]
+    assert step["mode"] == "maintain" and step["step"]["notes"] == ["requested by the operator"]
+    assert step["request"]["ClientToken"].endswith("exec-1")  # each request is new work
+    assert plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)["steps"] == []
+    monkeypatch.setenv("MAINTENANCE", json.dumps({"max_snapshots": 2}))
+    wiring.settings.cache_clear()
+    [due] = plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)["steps"]
+    assert due["mode"] == "maintain" and due["step"]["notes"] == ["summary: 3 snapshots > 2"]
 
 
 def test_plan_of_an_empty_summary_is_one_initial_step_and_needs_the_lock(aws):

@@ -86,6 +86,10 @@ def test_lifecycle_duplicates_incomplete_rejected_and_rerun(tmp_path):
     assert table_state(home)[1:] == state[1:]
     dd(home, "rerun", "--months", "2024-13", check_code=2)
 
+    # maintenance under the lock: compaction and expiry change no row (validate below)
+    out = dd(home, "maintain").stdout
+    assert "step maintain" in out and "requested by the operator" in out and "delete files" in out
+
     assert "validation passed" in dd(home, "validate").stdout
     status = dd(home, "status").stdout
     assert "DONE=4" in status and "REJECTED=1" in status and "lock: free" in status

@@ -9,6 +9,7 @@ import pytest
 
 from datadominion.months import add_months, format_month, parse_month
 from datadominion.steps import Step, StepBatch
+from emr_jobs.publish import audit_branch, refs
 from emr_jobs.summarise import current_snapshot
 from emr_jobs.summary_job import run_step
 from localmode.generator import generate, write_corrections
@@ -350,10 +351,13 @@ class Crash(RuntimeError):
     pass
 
 
-@pytest.mark.parametrize("stage", ["after_ingest", "between_commits", "before_checks"])
+@pytest.mark.parametrize("stage", ["after_ingest", "between_commits", "before_checks", "before_publish",
+                                   "between_publishes"])
 def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
-    """A step dies after ingest, between the summary and latest_summary commits, or before
-    its checks; running the same step again gives the from-scratch result, ingesting once."""
+    """A step dies after ingest, between its two MERGEs, before its checks, before publishing
+    or between the two fast-forwards; running the same step again gives the from-scratch
+    result, ingesting once (the batch marker lives on accounts_all's `main`, which a step
+    appends to directly: it is the input, never audited or branched)."""
     env, cfg = isolated, isolated.config
     rows = [record(cfg, k, "2022-01", 0, past_due_am=k) for k in (1, 2)]
     run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-01", "b1", rows, cfg)]))
@@ -370,4 +374,122 @@ def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
         again = run_step(spark, env.tables, step_of(mode, [batch]))
         assert again.batches_skipped == [batch.batch_key]
         assert_equals_reference(spark, env)
+        assert audit_refs(spark, env) == []
     assert spark.table(env.tables.accounts_all).count() == 5
+
+
+def audit_refs(spark, env):
+    return sorted((table.rsplit(".", 1)[1], name) for table in (env.tables.summary, env.tables.latest_summary)
+                  for name, _ in refs(spark, table, "BRANCH") + refs(spark, table, "TAG") if name != "main")
+
+
+def test_readers_of_main_never_see_a_step_before_its_checks_pass(spark, isolated):
+    env, cfg = isolated, isolated.config
+    rows = [record(cfg, k, "2022-01", 0, past_due_am=k) for k in (1, 2)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-01", "b1", rows, cfg)]))
+    before = actual_tables(spark, env)
+    step = step_of("forward", [write_batch(env.landing, "2022-02", "b2", [record(cfg, 1, "2022-02", 1)], cfg)])
+    seen = {}
+
+    def look(stage):
+        if stage in ("between_commits", "before_checks", "before_publish"):
+            reader = spark.newSession()  # another session: its own SQL state, the same catalog
+            seen[stage] = (actual_tables(reader, env), reader.table(f"{env.tables.summary}.branch_"
+                                                                     f"{audit_branch(step.step_id)}").count())
+
+    run_step(spark, env.tables, step, on_stage=look)
+    assert {stage: main for stage, (main, _) in seen.items()} == dict.fromkeys(seen, before)
+    assert [audited for _, audited in seen.values()] == [3, 3, 3]  # the rows exist, on the branch
+    assert actual_tables(spark, env) != before
+    assert_equals_reference(spark, env)
+
+
+def test_a_failed_audit_leaves_main_untouched_and_keeps_the_rows_for_inspection(spark, isolated):
+    from emr_jobs.checks import IntegrityError
+
+    env, cfg = isolated, isolated.config
+    rows = [record(cfg, k, "2022-01", 0, past_due_am=k) for k in (1, 2)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-01", "b1", rows, cfg)]))
+    before, heads = actual_tables(spark, env), snapshots(spark, env)[1:]
+    step = step_of("backfill", [write_batch(env.landing, "2022-01", "b2", [record(cfg, 2, "2022-01", 1)], cfg)])
+    branch = audit_branch(step.step_id)
+
+    def corrupt(stage):  # an engine defect, as the checks would meet it
+        if stage == "before_checks":
+            spark.sql(f"UPDATE {env.tables.summary}.branch_{branch} SET payment_history_grid = 'x' "
+                      "WHERE cons_acct_key = 2")
+
+    with pytest.raises(IntegrityError, match="payment_history_grid matches"):
+        run_step(spark, env.tables, step, on_stage=corrupt)
+    assert actual_tables(spark, env) == before and snapshots(spark, env)[1:] == heads
+    tag = "failed_audit_" + step.step_id
+    assert audit_refs(spark, env) == [("latest_summary", tag), ("summary", tag)]
+    kept = spark.read.option("tag", tag).table(env.tables.summary).where("cons_acct_key = 2").first()
+    assert kept["payment_history_grid"] == "x"
+    run_step(spark, env.tables, step)  # the fixed engine's re-run publishes
+    assert_equals_reference(spark, env)
+
+
+def test_a_dead_steps_audit_branch_is_dropped_by_the_next_step(spark, isolated):
+    env, cfg = isolated, isolated.config
+    b1 = write_batch(env.landing, "2022-01", "b1", [record(cfg, 1, "2022-01", 0)], cfg)
+    first = step_of("initial", [b1])
+
+    def die(stage):
+        if stage == "before_publish":
+            raise Crash(stage)
+
+    with pytest.raises(Crash):
+        run_step(spark, env.tables, first, on_stage=die)
+    assert [name for _, name in audit_refs(spark, env)] == [audit_branch(first.step_id)] * 2
+    assert snapshots(spark, env)[1:] == (None, None)
+    b2 = write_batch(env.landing, "2022-02", "b2", [record(cfg, 1, "2022-02", 1)], cfg)
+    run_step(spark, env.tables, step_of("initial", [b1, b2]))  # re-planned with a newer batch: another step
+    assert audit_refs(spark, env) == []
+    assert_equals_reference(spark, env)
+
+
+def test_maintenance_compacts_and_expires_and_the_tables_stay_exact(spark, isolated):
+    """Backfills leave delete files; the maintenance step rewrites them away, expires old
+    snapshots, keeps accounts_all's batch markers, and a re-run of a recent step still
+    changes nothing."""
+    from datetime import timedelta
+
+    from emr_jobs.maintain import maintain, table_stats
+
+    env, cfg = isolated, isolated.config
+    months = ["2022-01", "2022-02", "2022-03"]
+    batches = [write_batch(env.landing, m, "b0", [record(cfg, k, m, 0, past_due_am=k) for k in range(1, 9)], cfg)
+               for m in months]
+    run_step(spark, env.tables, step_of("initial", batches))
+    fixes = []
+    for n, month in enumerate(months, start=1):
+        fix = write_batch(env.landing, month, f"fix{n}", [record(cfg, k, month, n, past_due_am=100 + k)
+                                                          for k in (2, 5)], cfg)
+        run_step(spark, env.tables, step_of("backfill", [fix]))
+        fixes.append(fix)
+    before = {t: table_stats(spark, t) for t in (env.tables.summary, env.tables.latest_summary)}
+    assert before[env.tables.summary].delete_files > 0 and before[env.tables.latest_summary].delete_files > 0
+    state, markers = actual_tables(spark, env), spark.table(f"{env.tables.accounts_all}.snapshots").count()
+
+    report = maintain(spark, env.tables, datetime.now(timezone.utc) + timedelta(days=60))
+    for name, table in (("summary", env.tables.summary), ("latest_summary", env.tables.latest_summary)):
+        after = table_stats(spark, table)
+        assert report[name]["before"]["delete_files"] == before[table].delete_files
+        assert after.delete_files == 0 and report[name]["after"]["delete_files"] == 0
+        assert after.snapshots < before[table].snapshots and report[name]["rewritten_data_files"] > 0
+    assert actual_tables(spark, env) == state
+    assert spark.table(f"{env.tables.accounts_all}.snapshots").count() == markers + 1  # manifests rewritten only
+    assert_equals_reference(spark, env)
+    again = run_step(spark, env.tables, step_of("backfill", [fixes[-1]]))  # a redriven step after expiry
+    assert again.batches_skipped == [fixes[-1].batch_key] and again.summary_rows_written == 0
+    assert actual_tables(spark, env) == state
+
+
+def test_a_maintain_step_runs_through_run_step_and_reports(spark, isolated):
+    env, cfg = isolated, isolated.config
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-01", "b1",
+                                                                [record(cfg, 1, "2022-01", 0)], cfg)]))
+    report = run_step(spark, env.tables, Step("maintain", ("2026-11",), ()))
+    assert set(report.maintenance) == {"summary", "latest_summary"} and "maintain" in report.stage_seconds
+    assert_equals_reference(spark, env)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from datadominion.ledger import DONE, FAILED, REGISTERED, RUNNING, BatchRecord, RunRecord
+from datadominion.ledger import DONE, FAILED, REGISTERED, RUNNING, BatchRecord, MaintenanceRecord, RunRecord
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -76,3 +76,14 @@ def test_runs_are_listed_newest_first(ledger):
                                     "succeeded", steps=(f"s{i}",)))
     runs = ledger.runs(limit=2)
     assert [r.run_id for r in runs] == ["run-2", "run-1"] and runs[0].steps == ("s2",)
+
+
+def test_maintenance_is_recorded_with_its_figures_newest_first(ledger):
+    figures = {"summary": {"before": {"delete_files": 9}, "after": {"delete_files": 0}, "rewritten_data_files": 4}}
+    for i in range(3):
+        ledger.record_maintenance(MaintenanceRecord(f"step-{i}", "exec-1", T0 + timedelta(days=i), "DONE",
+                                                    f"00f{i}", ("summary: 9 delete files > 5",), figures))
+    newest, older = ledger.maintenance(limit=2)
+    assert (newest.step_id, older.step_id) == ("step-2", "step-1")
+    assert newest.tables == figures and newest.reasons == ("summary: 9 delete files > 5",)
+    assert newest.finished_at == T0 + timedelta(days=2) and newest.job_run_id == "00f2"

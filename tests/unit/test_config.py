@@ -47,6 +47,10 @@ def _broken(tmp_path, mutate, name="pipeline.json"):
         (lambda d: d["columns"].update(unknown_src="x"), "(top level)", "not in source_schema"),
         (lambda d: d.update(surprise=1), "surprise", "Extra inputs are not permitted"),
         (lambda d: d["grid_columns"][0].update(placeholder="??"), "grid_columns.0.placeholder", "exactly one"),
+        (lambda d: d.update(maintenance={"snapshot_retention_days": 14}), "maintenance",
+         "longer than the 14-day redrive horizon"),
+        (lambda d: d.update(maintenance={"max_snapshots": 1}), "maintenance.max_snapshots", "greater than or equal"),
+        (lambda d: d.update(maintenance={"every_day": 1}), "maintenance.every_day", "Extra inputs"),
     ],
 )
 def test_broken_pipeline_config_names_file_field_and_problem(tmp_path, mutate, field, words):

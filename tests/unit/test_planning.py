@@ -105,6 +105,8 @@ def test_rerun_input():
         ({"rerun": {"months": ["2024-13"]}}, "month 13"),
         ({"rerun": {"months": ["24-01"]}}, "not a month in the form YYYY-MM"),
         ({"rerun": {"months": ["2030-01"]}}, "in the future"),
+        ({"maintain": "yes"}, 'exactly {"maintain": true}'),
+        ({"maintain": True, "sweep": True}, 'exactly {"maintain": true}'),
         ({"sweep": "yes"}, "unrecognised input"),
         ({"sweep": True, "retry_failed": "yes"}, "must be true or false"),
         ({}, "unrecognised input"),
@@ -114,6 +116,19 @@ def test_rerun_input():
 def test_bad_inputs_are_explained(payload, words):
     with pytest.raises(RunInputError, match=words):
         parse_run_input(payload, NOW)
+
+
+def test_maintain_input_and_its_step_goes_last_under_the_same_plan():
+    assert parse_run_input({"maintain": True}, NOW).kind == "maintain"
+    steps = plan_steps([batch("2025-02"), batch("2024-06")], "2024-12", "exec-1", ["2024-01"],
+                       maintain_reasons=["requested by the operator"])
+    assert [(s.mode, list(s.months)) for s in steps] == [
+        ("rerun", ["2024-01"]), ("backfill", ["2024-06"]), ("forward", ["2025-02"]), ("maintain", ["2025-02"])]
+    assert steps[-1].batches == () and steps[-1].notes == ("requested by the operator",)
+    assert plan_steps([], "2024-12", maintain_reasons=["due"])[0].mode == "maintain"
+    assert plan_steps([], None, maintain_reasons=["due"]) == []  # nothing to maintain yet
+    with pytest.raises(ValueError, match="takes no batches"):
+        Step("maintain", ("2025-02",), (batch("2025-02"),))  # type: ignore[arg-type]
 
 
 def test_step_rejects_inconsistent_shapes():

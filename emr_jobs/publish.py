@@ -1,0 +1,74 @@
+"""Write–audit–publish (docs/architecture.md, "Publishing"): a step writes summary and
+latest_summary on an Iceberg branch of each, the integrity checks read those branches, and
+only then does `main` of both tables fast-forward. Readers of `main` never see rows whose
+checks have not passed.
+
+All of this runs under the single-writer lock, so every `audit_*` branch found when a step
+starts belongs to a step that died; it is dropped and the step's re-run starts afresh from
+`main` (a re-run recomputes from accounts_all, so it also finishes a publish that was
+interrupted between the two fast-forwards).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+from emr_jobs.tables import Tables
+
+BRANCH_PREFIX = "audit_"
+FAILED_TAG_PREFIX = "failed_audit_"
+
+
+def audit_branch(step_id: str) -> str:
+    return BRANCH_PREFIX + "".join(c if c.isalnum() else "_" for c in step_id)
+
+
+def _audited(tables: Tables) -> Tuple[str, str]:
+    return tables.summary, tables.latest_summary
+
+
+def _short(tables: Tables, table: str) -> str:
+    """The identifier the system procedures take: namespace.table, without the catalog."""
+    return table.removeprefix(f"{tables.catalog}.")
+
+
+def refs(spark: Any, table: str, kind: str = "BRANCH") -> List[Tuple[str, int]]:
+    return [(str(r[0]), int(r[1])) for r in spark.sql(f"SELECT name, snapshot_id FROM {table}.refs "
+                                                      f"WHERE type = '{kind}'").collect()]
+
+
+def open_audit(spark: Any, tables: Tables, branch: str) -> None:
+    """Drop the branches of dead steps, then branch both tables from `main`."""
+    for table in _audited(tables):
+        for name, _ in refs(spark, table):
+            if name.startswith(BRANCH_PREFIX):
+                spark.sql(f"ALTER TABLE {table} DROP BRANCH `{name}`")
+        spark.sql(f"ALTER TABLE {table} CREATE BRANCH `{branch}`")
+
+
+def publish(spark: Any, tables: Tables, branch: str, between: Any = lambda: None) -> None:
+    """Fast-forward `main` of summary, then of latest_summary, to the audited branches; then
+    drop the branches. ``between`` runs between the two (fault injection)."""
+    summary, latest = _audited(tables)
+    _fast_forward(spark, tables, summary, branch)
+    between()
+    _fast_forward(spark, tables, latest, branch)
+    close_audit(spark, tables, branch)
+
+
+def _fast_forward(spark: Any, tables: Tables, table: str, branch: str) -> None:
+    spark.sql(f"CALL {tables.catalog}.system.fast_forward('{_short(tables, table)}', 'main', '{branch}')").collect()
+
+
+def close_audit(spark: Any, tables: Tables, branch: str, keep_days: Optional[int] = None) -> None:
+    """Drop the step's branches; with ``keep_days`` (a failed audit) first tag their heads
+    `failed_audit_<step>` for that many days, so an operator can read what failed."""
+    for table in _audited(tables):
+        heads = dict(refs(spark, table))
+        if branch not in heads:
+            continue
+        if keep_days:
+            tag = FAILED_TAG_PREFIX + branch.removeprefix(BRANCH_PREFIX)
+            spark.sql(f"ALTER TABLE {table} CREATE OR REPLACE TAG `{tag}` AS OF VERSION {heads[branch]} "
+                      f"RETAIN {keep_days} DAYS")
+        spark.sql(f"ALTER TABLE {table} DROP BRANCH `{branch}`")
