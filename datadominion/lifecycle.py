@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Sequence
 
 from datadominion.jobs import JobOutcome
 from datadominion.landing import BatchKeyError, parse_marker_key
@@ -73,6 +73,13 @@ def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime
         if new.state == REJECTED:
             on_rejected(new)
     return states
+
+
+def maintenance_once(ledger: Ledger, run_id: str, reasons: Sequence[str]) -> List[str]:
+    """At most one maintenance step per run: a run that already maintained (even if a table is
+    still over a threshold, or the job did not get to mark it) plans none again."""
+    newest = ledger.maintenance(1)
+    return [] if newest and newest[0].run_id == run_id else list(reasons)
 
 
 @dataclass(frozen=True)

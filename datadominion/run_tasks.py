@@ -25,7 +25,15 @@ from datadominion.job_request import (
     store_step_if_large,
 )
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, RUNNING, BatchRecord, Ledger, LockLost, RunRecord
-from datadominion.lifecycle import RunPolicy, apply_outcome, parked_batches, pending_batches, register_all, start_step
+from datadominion.lifecycle import (
+    RunPolicy,
+    apply_outcome,
+    maintenance_once,
+    parked_batches,
+    pending_batches,
+    register_all,
+    start_step,
+)
 from datadominion.payloads import Failure, Finished, Lease, LockState, Plan, PlanItem, Recorded, Registration
 from datadominion.planning import plan_steps
 from datadominion.registration import ManifestSink, register_marker
@@ -94,7 +102,7 @@ def plan(ledger: Ledger, owner: str, now: datetime, *, newest_summarised: Option
     ready-made EMR Serverless request (Step Functions Parameters)."""
     renew_lock(ledger, owner, now, policy, doing="planning")
     steps = plan_steps(pending_batches(ledger, policy.max_attempts, retry_failed), newest_summarised, owner,
-                       rerun_months, maintain_reasons=maintain_reasons)
+                       rerun_months, maintain_reasons=maintenance_once(ledger, owner, maintain_reasons))
     items: List[PlanItem] = []
     used = 0
     for planned in steps:

@@ -16,7 +16,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 from datadominion.feedback import leave_rejection_note
 from datadominion.jobs import JobOutcome, JobRunner
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, Ledger, LockLost, RunRecord
-from datadominion.lifecycle import RunPolicy, apply_outcome, parked_batches, pending_batches, register_all, start_step
+from datadominion.lifecycle import (
+    RunPolicy,
+    apply_outcome,
+    maintenance_once,
+    parked_batches,
+    pending_batches,
+    register_all,
+    start_step,
+)
 from datadominion.planning import plan_steps
 from datadominion.registration import ManifestSink
 from datadominion.steps import Step
@@ -148,7 +156,8 @@ class LocalRun:
         pending = [b for b in pending_batches(self.ledger, self.policy.max_attempts, self.retry_failed)
                    if b.batch_key not in self.tried]
         steps = plan_steps(pending, self.newest_summarised(), self.result.run_id, reruns,
-                           maintain_reasons=list(maintain) + self.maintenance_due())
+                           maintain_reasons=maintenance_once(self.ledger, self.result.run_id,
+                                                             list(maintain) + self.maintenance_due()))
         for step in steps:
             verdict = self.run_step(step)
             if verdict != DONE:

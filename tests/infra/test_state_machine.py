@@ -255,6 +255,18 @@ def test_the_maintain_input_runs_one_maintenance_job_under_the_lock(pipeline, aw
     assert pipeline.run({"maintain": "yes"})["status"] == "FAILED"
 
 
+def test_the_hourly_sweep_schedules_maintenance_when_a_table_crosses_a_threshold(pipeline, aws, monkeypatch):
+    from lambdas import wiring
+
+    summary_table_with_months(aws, ["2024-01", "2024-02", "2024-03"])  # three snapshots
+    monkeypatch.setenv("MAINTENANCE", json.dumps({"max_snapshots": 2}))
+    wiring.settings.cache_clear()
+    assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
+    [job] = pipeline.emr.jobs
+    assert job["Step"]["mode"] == "maintain" and job["Step"]["notes"] == ["summary: 3 snapshots > 2"]
+    assert [r.reasons for r in ledger(aws).maintenance()] == [("summary: 3 snapshots > 2",)]
+
+
 def test_bad_input_fails_the_execution_with_the_reason_and_touches_nothing(pipeline, aws):
     result = pipeline.run({"rerun": {"months": ["2024-13"]}})
     assert result["status"] == "FAILED"

@@ -143,3 +143,20 @@ def test_a_rejection_note_carries_the_jobs_rule_and_examples(world):
     note = json.loads((world.storage.root / "accounts_all/rpt_as_of_mo=2025-01/b1/_REJECTED.json").read_text())
     assert note["rule"] == "non-null cons_acct_key" and note["reason"].endswith("2 row(s) have no key")
     assert note["examples"] == [f"row {n}" for n in range(10)]  # bounded
+
+
+def test_a_run_maintains_at_most_once_even_if_a_table_stays_over_a_threshold(world):
+    from datadominion.jobs import JobOutcome
+    from datadominion.lifecycle import apply_outcome
+    from datadominion.steps import Step
+
+    run_tasks.acquire_lock(world.ledger, "exec-1", NOW, POLICY)
+    [item] = world.plan(newest="2025-01", maintain_reasons=["summary: 900 delete files > 200"])["steps"]
+    assert item["mode"] == "maintain"
+    step = Step.from_dict(item["step"])
+    apply_outcome(world.ledger, step, JobOutcome("SUCCESS", report={"maintenance": {"summary": {}}}), NOW)
+    assert world.plan(newest="2025-01", maintain_reasons=["summary: 900 delete files > 200"])["steps"] == []
+    run_tasks.finish(world.ledger, "exec-1", NOW, NOW)
+    run_tasks.acquire_lock(world.ledger, "exec-2", NOW, POLICY)
+    [again] = world.plan(owner="exec-2", newest="2025-01", maintain_reasons=["still due"])["steps"]
+    assert again["mode"] == "maintain"  # a later run may
