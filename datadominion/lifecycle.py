@@ -90,6 +90,7 @@ class RunPolicy:
     tolerance_months: int = 1  # months after the current one a batch may be for
     lease_seconds: int = 1800  # the lock's lease; renewed before each step (AWS: > the job timeout)
     max_attempts: int = 3  # failed attempts before a batch is parked
+    incomplete_after_hours: int = 6  # a batch folder with data but no _SUCCESS for longer is reported
 
 
 MAX_ATTEMPTS = RunPolicy.max_attempts

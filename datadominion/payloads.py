@@ -32,6 +32,8 @@ class Registration(Payload):
     rejected_count: int
     duplicates: List[str]
     duplicate_count: int
+    incomplete: List[str]  # sweep: batch folders with data but no _SUCCESS for too long (a sample)
+    incomplete_count: int
     proceed: bool  # False: a duplicate or rejected event left nothing new to do
 
 

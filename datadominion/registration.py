@@ -14,8 +14,8 @@ import json
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Callable, List, Optional, Sequence, Tuple
+from datetime import datetime, timedelta
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from datadominion.feedback import leave_rejection_note
 from datadominion.landing import SOURCE_PREFIX, SUCCESS_MARKER, BatchKeyError, BatchRef, parse_marker_key
@@ -150,6 +150,32 @@ def _reject_unparsable(marker_key: str, reason: str, ledger: Ledger, now: dateti
                          arrived_at=now, reason=reason, updated_at=now)
     stored = ledger.register(record)
     return RegisterOutcome("rejected" if stored else "duplicate", key, reason, record)
+
+
+@dataclass(frozen=True)
+class IncompleteBatch:
+    folder: str  # accounts_all/rpt_as_of_mo=YYYY-MM/<batch_id>/
+    objects: int
+    newest: datetime
+
+
+def find_incomplete(storage: BatchStorage, now: datetime, older_than: timedelta) -> List[IncompleteBatch]:
+    """Batch folders holding data but no ``_SUCCESS`` whose newest object is older than
+    ``older_than``: a delivery that never finished is otherwise silent."""
+    folders: Dict[str, List[StoredObject]] = {}
+    for o in storage.list(SOURCE_PREFIX):
+        parts = o.key.split("/")
+        if len(parts) < 4:
+            continue
+        folders.setdefault("/".join(parts[:3]) + "/", []).append(o)
+    stalled = []
+    for folder, objects in sorted(folders.items()):
+        if any(o.key.endswith("/" + SUCCESS_MARKER) for o in objects):
+            continue
+        newest = max((o.modified for o in objects if o.modified is not None), default=None)
+        if newest is not None and now - newest > older_than:
+            stalled.append(IncompleteBatch(folder, len(objects), newest))
+    return stalled
 
 
 def find_markers(storage: BatchStorage) -> List[str]:

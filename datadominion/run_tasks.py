@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from datadominion.feedback import leave_rejection_note
@@ -36,7 +36,7 @@ from datadominion.lifecycle import (
 )
 from datadominion.payloads import Failure, Finished, Lease, LockState, Plan, PlanItem, Recorded, Registration
 from datadominion.planning import plan_steps
-from datadominion.registration import ManifestSink, register_marker
+from datadominion.registration import ManifestSink, find_incomplete, register_marker
 from datadominion.run_input import parse_run_input
 from datadominion.steps import BATCHLESS_MODES, Step
 from datadominion.storage import BatchStorage
@@ -62,6 +62,8 @@ def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime,
         outcomes = register_all(storage, ledger, now, policy.tolerance_months, manifests)
     else:
         outcomes = []
+    stalled = [b.folder for b in find_incomplete(storage, now, timedelta(hours=policy.incomplete_after_hours))
+               ] if request.kind == "sweep" else []
     registered = [o.batch_key for o in outcomes if o.status == "registered"]
     rejected = {o.batch_key: o.reason for o in outcomes if o.status == "rejected"}
     duplicates = [o.batch_key for o in outcomes if o.status == "duplicate"]
@@ -71,6 +73,7 @@ def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime,
         registered=sample(registered), registered_count=len(registered),
         rejected=sample_map(rejected), rejected_count=len(rejected),
         duplicates=sample(duplicates), duplicate_count=len(duplicates),
+        incomplete=sample(stalled), incomplete_count=len(stalled),
         proceed=request.kind != "event" or bool(registered),
     ).out()
 

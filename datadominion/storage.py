@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Protocol
+from datetime import datetime
+from typing import List, Optional, Protocol
 
 
 @dataclass(frozen=True)
 class StoredObject:
     key: str  # relative to the landing root, e.g. accounts_all/rpt_as_of_mo=2024-03/b1/part-0.parquet
     size: int
+    modified: Optional[datetime] = None
 
 
 class BatchStorage(Protocol):

@@ -49,6 +49,8 @@ class LandingSettings(StrictModel):
     lock_lease_minutes: int = Field(RunPolicy.lease_seconds // 60, ge=1, le=1440)
     max_attempts: int = Field(RunPolicy.max_attempts, ge=1, le=20,
                               description="failed attempts before a batch is parked")
+    incomplete_after_hours: int = Field(RunPolicy.incomplete_after_hours, ge=1, le=24 * 14,
+                                        description="report a batch folder with data but no _SUCCESS after this")
 
 
 PRINCIPAL_ARN = r"^arn:aws:iam::\d{12}:(root|(role|user)/[A-Za-z0-9+=,.@_/-]+)$"
@@ -84,7 +86,7 @@ class EnvironmentConfig(StrictModel):
     @property
     def run_policy(self) -> RunPolicy:
         return RunPolicy(self.landing.future_month_tolerance, self.landing.lock_lease_minutes * 60,
-                         self.landing.max_attempts)
+                         self.landing.max_attempts, self.landing.incomplete_after_hours)
 
     @property
     def deployable_account(self) -> Optional[str]:

@@ -79,6 +79,7 @@ class LauncherFunctions(Construct):
             "FUTURE_MONTH_TOLERANCE": str(env.run_policy.tolerance_months),
             "LOCK_LEASE_SECONDS": str(env.run_policy.lease_seconds),
             "MAX_ATTEMPTS": str(env.run_policy.max_attempts),
+            "INCOMPLETE_AFTER_HOURS": str(env.run_policy.incomplete_after_hours),
             "JOB_SETTINGS": cdk.Stack.of(self).to_json_string(asdict(job_settings)),
             "POWERTOOLS_SERVICE_NAME": telemetry.SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": telemetry.NAMESPACE,

@@ -41,6 +41,11 @@ class Monitoring(Construct):
                 self, "BatchesRejected", threshold=env.alarms.rejected_batches_threshold, evaluation_periods=1,
                 alarm_description="Landed batches were rejected: docs/runbook.md#batches-rejected",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
+            "IncompleteBatches": metric(telemetry.INCOMPLETE_BATCHES, "Maximum", minutes=60).create_alarm(
+                self, "IncompleteBatches", threshold=1, evaluation_periods=1,
+                alarm_description="A batch folder has held data without a _SUCCESS marker for longer than "
+                                  "landing.incomplete_after_hours: docs/runbook.md#incomplete-batches",
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
             "LockHeldTooLong": metric(telemetry.LOCK_HELD_SECONDS, "Maximum").create_alarm(
                 self, "LockHeldTooLong", threshold=env.alarms.lock_held_minutes * 60, evaluation_periods=1,
                 alarm_description="One run has held the lock longer than expected: docs/runbook.md#lock-held-too-long",

@@ -39,6 +39,10 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     metrics.add_metric(name=telemetry.BATCHES_REGISTERED, unit=MetricUnit.Count, value=result["registered_count"])
     metrics.add_metric(name=telemetry.BATCHES_REJECTED, unit=MetricUnit.Count, value=result["rejected_count"])
     metrics.add_metric(name=telemetry.DUPLICATE_EVENTS, unit=MetricUnit.Count, value=result["duplicate_count"])
+    if result["kind"] == "sweep":  # only the sweep lists the whole landing area
+        metrics.add_metric(name=telemetry.INCOMPLETE_BATCHES, unit=MetricUnit.Count, value=result["incomplete_count"])
+    if result["incomplete"]:
+        logger.warning("batch folders with data but no _SUCCESS", extra={"incomplete": result["incomplete"]})
     for batch_key, reason in result["rejected"].items():
         logger.warning("batch rejected", extra={"batch_key": batch_key, "reason": reason})
     logger.info("registration", extra={k: result[k] for k in ("kind", "registered", "registered_count",

@@ -24,6 +24,7 @@ VARIABLES = {
     "FUTURE_MONTH_TOLERANCE": "future_month_tolerance",
     "LOCK_LEASE_SECONDS": "lock_lease_seconds",
     "MAX_ATTEMPTS": "max_attempts",
+    "INCOMPLETE_AFTER_HOURS": "incomplete_after_hours",
     "JOB_SETTINGS": "job_settings",
     "CATALOG_PROPERTIES": "catalog_properties",
 }
@@ -47,12 +48,14 @@ class LambdaSettings(BaseModel):
     future_month_tolerance: int = Field(RunPolicy.tolerance_months, ge=0)
     lock_lease_seconds: int = Field(RunPolicy.lease_seconds, ge=60)
     max_attempts: int = Field(RunPolicy.max_attempts, ge=1)
+    incomplete_after_hours: int = Field(RunPolicy.incomplete_after_hours, ge=1)
     job_settings: Dict[str, object] = {}
     catalog_properties: Dict[str, str] = {}
 
     @property
     def policy(self) -> RunPolicy:
-        return RunPolicy(self.future_month_tolerance, self.lock_lease_seconds, self.max_attempts)
+        return RunPolicy(self.future_month_tolerance, self.lock_lease_seconds, self.max_attempts,
+                         self.incomplete_after_hours)
 
     @property
     def job(self) -> JobSettings:

@@ -10,12 +10,14 @@ import os
 import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from datadominion.config import ConfigError, PipelineConfig, load_pipeline_config
+from datadominion.lifecycle import RunPolicy
 from datadominion.months import MonthError, parse_month
+from datadominion.registration import find_incomplete
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pipeline.json"
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
@@ -160,6 +162,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for b in batches:
         counts[b.state] = counts.get(b.state, 0) + 1
     _say("ledger: " + (", ".join(f"{s}={n}" for s, n in sorted(counts.items())) or "no batches"))
+    for stalled in find_incomplete(env.storage, datetime.now(timezone.utc), timedelta(hours=args.incomplete_after)):
+        _say(f"  INCOMPLETE {stalled.folder}: {stalled.objects} object(s), newest {stalled.newest.isoformat()}, "
+             "no _SUCCESS (a delivery that never finished?)")
     for b in batches:
         if b.state in ("REJECTED", "FAILED", "RUNNING"):
             _say(f"  {b.state:9s} {b.batch_key}: {b.reason.splitlines()[0] if b.reason else ''}")
@@ -211,6 +216,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     _say(f"validation passed: {summary_rows} summary rows and latest_summary equal a from-scratch "
          f"recomputation; integrity checks clean")
+    return EXIT_OK
+
+
+def cmd_check_batch(args: argparse.Namespace) -> int:
+    from localmode.check_batch import check_batch
+
+    env = _env(args)
+    spark, tables = _spark_tables(env)
+    problems = check_batch(args.location, spark, tables, env.config, datetime.now(timezone.utc), args.tolerance)
+    if problems:
+        _say(f"{args.location} would be REJECTED:")
+        for problem in problems:
+            _say("  " + problem.replace("\n", "\n  "))
+        return EXIT_PROBLEMS
+    _say(f"{args.location} passes every check a delivered batch meets")
     return EXIT_OK
 
 
@@ -297,8 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--interval", type=float, default=5.0)
             p.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
 
-    add("status", cmd_status, "ledger, lock, recent runs and table sizes")
+    st = add("status", cmd_status, "ledger, lock, recent runs and table sizes")
+    st.add_argument("--incomplete-after", type=float, default=RunPolicy.incomplete_after_hours,
+                    help="hours after which a batch folder with data but no _SUCCESS is reported")
     add("validate", cmd_validate, "integrity checks + full comparison with a from-scratch recomputation")
+    k = add("check-batch", cmd_check_batch, "check a batch folder (or s3:// prefix) before delivering it")
+    k.add_argument("location", help="…/rpt_as_of_mo=YYYY-MM/<batch_id>/ folder or s3:// prefix")
+    k.add_argument("--tolerance", type=int, default=1, help="months after the current one still accepted")
     s = add("show", cmd_show, "one account's months, grid and arrays")
     s.add_argument("--account", type=int, required=True)
     s.add_argument("--months", help="comma-separated YYYY-MM")

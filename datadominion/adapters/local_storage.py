@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import List
 
@@ -24,7 +25,8 @@ class LocalStorage:
                 path = Path(dirpath) / name
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    found.append(StoredObject(key, path.stat().st_size))
+                    stat = path.stat()
+                    found.append(StoredObject(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
         return sorted(found, key=lambda o: o.key)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:

@@ -14,7 +14,7 @@ class S3Storage:
     def list(self, prefix: str) -> List[StoredObject]:
         found: List[StoredObject] = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            found += [StoredObject(o["Key"], int(o["Size"])) for o in page.get("Contents", [])]
+            found += [StoredObject(o["Key"], int(o["Size"]), o.get("LastModified")) for o in page.get("Contents", [])]
         return sorted(found, key=lambda o: o.key)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:

@@ -141,9 +141,9 @@ def test_no_unscoped_wildcard_outside_tracing_and_log_delivery(synthesized, env)
 def test_alarms_notify_and_outputs_exist(synthesized, env):
     t = synthesized[env]
     alarms = props(t, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 8 and all(a["AlarmActions"] for a in alarms)
+    assert len(alarms) == 9 and all(a["AlarmActions"] for a in alarms)
     names = {a.get("MetricName") for a in alarms}
-    assert {"ExecutionsFailed", "JobRunsFailed", "BatchesRejected", "LockHeldSeconds"} <= names
+    assert {"ExecutionsFailed", "JobRunsFailed", "BatchesRejected", "LockHeldSeconds", "IncompleteBatches"} <= names
     health = {a["MetricName"]: a["Threshold"] for a in alarms if a["MetricName"].startswith(("DeleteFiles", "Snap"))}
     assert health == {"DeleteFiles_summary": 400, "DeleteFiles_latest_summary": 400, "Snapshots_summary": 800,
                       "Snapshots_latest_summary": 800}  # twice the maintenance thresholds of the pipeline config

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -142,6 +142,21 @@ def test_lock_handler_reports_contention_as_an_outcome(aws):
 
 
 # --- Plan: Iceberg metadata in Glue + S3 ------------------------------------------------------
+
+def test_a_sweep_reports_stalled_batch_folders_and_s3_listing_carries_their_age(aws, monkeypatch):
+    from datadominion.adapters.s3_storage import S3Storage
+
+    land(aws, "2025-01", "stalled", marker=False)
+    [obj] = S3Storage(aws.s3, aws.landing).list("accounts_all/")
+    assert obj.modified is not None and obj.modified.tzinfo is not None
+    assert register.handler({"sweep": True}, CTX)["incomplete"] == []  # just written: not overdue
+    from lambdas import wiring as lambda_wiring
+
+    later = obj.modified + timedelta(hours=7)
+    monkeypatch.setattr(lambda_wiring, "now", lambda: later)
+    result = register.handler({"sweep": True}, CTX)
+    assert result["incomplete"] == ["accounts_all/rpt_as_of_mo=2025-01/stalled/"] and result["incomplete_count"] == 1
+
 
 def test_newest_summarised_month_from_glue_table_metadata(aws):
     catalog = summary_table_with_months(aws, ["2024-01", "2024-03", "2024-02"])

@@ -55,6 +55,9 @@ def test_lifecycle_duplicates_incomplete_rejected_and_rerun(tmp_path):
     (held / "_SUCCESS").unlink()
     out = dd(home, "process").stdout
     assert "initial load of 3 month(s)" in out and "3 batch(es) done" in out
+    assert f"INCOMPLETE accounts_all/rpt_as_of_mo=2024-04/{held.name}/" in dd(home, "status", "--incomplete-after",
+                                                                               "0").stdout
+    assert "INCOMPLETE" not in dd(home, "status").stdout  # not yet overdue
     state = table_state(home)
 
     # the same delivery again (marker rewritten) is a duplicate: nothing changes

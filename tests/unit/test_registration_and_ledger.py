@@ -1,5 +1,5 @@
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -97,6 +97,25 @@ def test_a_rejection_note_names_the_rule_and_a_redelivery_is_unaffected(landing,
     assert register(make_batch(landing, batch_id="b2"), landing, ledger).status == "registered"
     assert not (folder / "b2" / "_REJECTED.json").exists()
     assert register(make_batch(landing, batch_id="b1", files={}), landing, ledger).status == "duplicate"
+
+
+def test_a_batch_folder_with_data_but_no_marker_is_reported_once_it_is_old_enough(landing):
+    import os
+
+    from datadominion.registration import find_incomplete
+
+    make_batch(landing, batch_id="done")
+    make_batch(landing, batch_id="stalled", files={"part-0.parquet": "parquet", "part-1.parquet": "parquet"},
+               marker=False)
+    make_batch(landing, batch_id="arriving", marker=False)
+    hours_ago = NOW.timestamp() - 7 * 3600
+    for path in (landing / "accounts_all").rglob("*"):
+        if "arriving" not in str(path):
+            os.utime(path, (hours_ago, hours_ago))
+    now_ish = datetime.fromtimestamp(NOW.timestamp(), timezone.utc)
+    [stalled] = find_incomplete(LocalStorage(landing), now_ish, timedelta(hours=6))
+    assert stalled.folder == "accounts_all/rpt_as_of_mo=2025-02/stalled/" and stalled.objects == 2
+    assert find_incomplete(LocalStorage(landing), now_ish, timedelta(hours=8)) == []
 
 
 def test_incomplete_batch_has_no_marker_and_is_not_found(landing):
