@@ -179,8 +179,18 @@ def log_location(settings: JobSettings, job_run_id: str) -> str:
     return f"{settings.log_uri.rstrip('/')}/applications/{settings.application_id}/jobs/{job_run_id}/"
 
 
+def job_usage(job_run: Dict[str, Any]) -> Dict[str, float]:
+    """A finished job run's billed usage (GetJobRun's ``jobRun``): the only per-step cost view
+    EMR Serverless gives, since job-run tags do not attribute cost."""
+    billed = job_run.get("billedResourceUtilization") or {}
+    usage = {"vcpu_hours": billed.get("vCPUHour"), "memory_gb_hours": billed.get("memoryGBHour"),
+             "storage_gb_hours": billed.get("storageGBHour"), "seconds": job_run.get("totalExecutionDurationSeconds")}
+    return {name: float(value) for name, value in usage.items() if value is not None}
+
+
 def job_outcome(job_run_id: str, job_state: str, state_details: str, log_uri: str,
-                result_text: Optional[str], cloudwatch_logs: str = "", dashboard_url: str = "") -> JobOutcome:
+                result_text: Optional[str], cloudwatch_logs: str = "", dashboard_url: str = "",
+                usage: Optional[Dict[str, float]] = None) -> JobOutcome:
     """How a step ended, from the job run's final state and the result the job wrote (if any)."""
     result: Dict[str, Any] = {}
     if result_text:
@@ -192,8 +202,9 @@ def job_outcome(job_run_id: str, job_state: str, state_details: str, log_uri: st
     # A successful job may still have rejected some batches (it applied the others).
     if job_state == "SUCCESS" and result.get("state", "SUCCESS") == "SUCCESS":
         return JobOutcome(SUCCESS, job_run_id, log_uri=log_uri, cloudwatch_logs=cloudwatch_logs,
-                          dashboard_url=dashboard_url, report=dict(result.get("report") or {}), rejected=rejected)
+                          dashboard_url=dashboard_url, report=dict(result.get("report") or {}), rejected=rejected,
+                          usage=dict(usage or {}))
     detail = "; ".join(part for part in (
         f"job run {job_run_id or '?'} ended {job_state}", state_details, str(result.get("detail") or "")) if part)
     return JobOutcome(FAILED, job_run_id, detail[:4000], log_uri=log_uri, cloudwatch_logs=cloudwatch_logs,
-                      dashboard_url=dashboard_url, rejected=rejected)
+                      dashboard_url=dashboard_url, rejected=rejected, usage=dict(usage or {}))

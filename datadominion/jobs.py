@@ -20,6 +20,9 @@ class JobOutcome:
     dashboard_url: str = ""  # the job run's Spark UI (GetDashboardForJobRun; valid for a limited time)
     # batch_key -> reason, for batches the job found invalid (they become REJECTED)
     rejected: Dict[str, str] = field(default_factory=dict)
+    # what the step cost: billed vcpu_hours, memory_gb_hours, storage_gb_hours and seconds on
+    # AWS (GetJobRun); wall_seconds and cpu_seconds locally
+    usage: Dict[str, float] = field(default_factory=dict)
     report: Dict[str, Any] = field(default_factory=dict)
 
     @property

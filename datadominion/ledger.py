@@ -88,17 +88,22 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
-class MaintenanceRecord:
-    """One maintenance step: who ran it, when, and per table what it rewrote and the figures
-    before and after (the job's report)."""
+class StepRecord:
+    """How one step ended: who ran it and when, its job run, what it reported (for a
+    maintenance step, per table what it rewrote and the figures before and after) and what it
+    cost (``usage``: billed vCPU-, memory- and storage-hours and seconds on AWS; wall and CPU
+    seconds locally)."""
 
     step_id: str
     run_id: str
+    mode: str
+    months: Tuple[str, ...]
     finished_at: datetime
-    outcome: str  # DONE or FAILED
+    outcome: str  # DONE, REJECTED (every batch bad) or FAILED
     job_run_id: str = ""
-    reasons: Tuple[str, ...] = field(default=())
-    tables: Dict[str, Any] = field(default_factory=dict)
+    notes: Tuple[str, ...] = field(default=())
+    report: Dict[str, Any] = field(default_factory=dict)
+    usage: Dict[str, float] = field(default_factory=dict)
 
 
 class Ledger(Protocol):
@@ -126,7 +131,7 @@ class Ledger(Protocol):
 
     def runs(self, limit: int = 10) -> List[RunRecord]: ...
 
-    def record_maintenance(self, record: MaintenanceRecord) -> None: ...
+    def record_step(self, record: StepRecord) -> None: ...
 
-    def maintenance(self, limit: int = 10) -> List[MaintenanceRecord]:
-        """The newest maintenance steps first."""
+    def steps(self, limit: int = 10, mode: Optional[str] = None) -> List[StepRecord]:
+        """The newest steps first (of one mode, when given)."""

@@ -21,7 +21,7 @@ from datadominion.ledger import (
     RUNNING,
     BatchRecord,
     Ledger,
-    MaintenanceRecord,
+    StepRecord,
 )
 from datadominion.registration import ManifestSink, RegisterOutcome, find_markers, register_marker
 from datadominion.steps import Step
@@ -48,10 +48,6 @@ def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime
                   on_rejected: Callable[[BatchRecord], None] = lambda record: None) -> Dict[str, str]:
     """Record a step's outcome on each of its batches; returns batch_key -> new state.
     ``on_rejected`` hears each batch that became REJECTED (the producer's note)."""
-    if step.mode == "maintain":
-        ledger.record_maintenance(MaintenanceRecord(
-            step.step_id, step.run_id, now, DONE if outcome.succeeded else FAILED, outcome.job_run_id, step.notes,
-            dict(outcome.report.get("maintenance", {})) if outcome.succeeded else {"error": outcome.detail[:2000]}))
     states = {}
     where = {"job_run_id": outcome.job_run_id, "log_uri": outcome.log_uri,
              "cloudwatch_logs": outcome.cloudwatch_logs, "dashboard_url": outcome.dashboard_url}
@@ -72,13 +68,25 @@ def apply_outcome(ledger: Ledger, step: Step, outcome: JobOutcome, now: datetime
         states[batch.batch_key] = new.state
         if new.state == REJECTED:
             on_rejected(new)
+    ledger.record_step(step_record(step, outcome, states, now))
     return states
+
+
+def step_record(step: Step, outcome: JobOutcome, states: Dict[str, str], now: datetime) -> StepRecord:
+    """The ledger's line for a step: its outcome, what the job reported and what it cost."""
+    if not outcome.succeeded:
+        verdict = REJECTED if outcome.rejected else FAILED
+    else:
+        verdict = REJECTED if states and set(states.values()) == {REJECTED} else DONE
+    report = dict(outcome.report) if outcome.succeeded else {"error": outcome.detail[:2000]}
+    return StepRecord(step.step_id, step.run_id, step.mode, step.months, now, verdict, outcome.job_run_id,
+                      step.notes, report, dict(outcome.usage))
 
 
 def maintenance_once(ledger: Ledger, run_id: str, reasons: Sequence[str]) -> List[str]:
     """At most one maintenance step per run: a run that already maintained (even if a table is
     still over a threshold, or the job did not get to mark it) plans none again."""
-    newest = ledger.maintenance(1)
+    newest = ledger.steps(1, mode="maintain")
     return [] if newest and newest[0].run_id == run_id else list(reasons)
 
 

@@ -85,6 +85,7 @@ class Recorded(Payload):
     rejected: Dict[str, str]
     rejected_count: int
     report: Dict[str, Any]
+    usage: Dict[str, float]  # billed vCPU-, memory-, storage-hours and seconds (GetJobRun)
 
 
 class Finished(Payload):

@@ -172,8 +172,8 @@ def _failure(error: Dict[str, Any]) -> Dict[str, str]:
 
 def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], error: Optional[Dict[str, Any]],
            settings: JobSettings, read_text: ReadText, now: datetime,
-           dashboard: Callable[[str], str] = lambda job_run_id: "", landing: Optional[BatchStorage] = None
-           ) -> Dict[str, Any]:
+           dashboard: Callable[[str], str] = lambda job_run_id: "", landing: Optional[BatchStorage] = None,
+           usage: Callable[[str], Dict[str, float]] = lambda job_run_id: {}) -> Dict[str, Any]:
     """Record how a step ended on each of its batches, with where to look (S3 and CloudWatch
     logs, the job run's dashboard). ``outcome`` FAILED stops the run."""
     step = item_step(item, read_text)
@@ -184,7 +184,8 @@ def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], 
         job_run_id, state, details = failure["job_run_id"], failure["state"], failure["detail"]
     logs = log_location(settings, job_run_id) if job_run_id else settings.log_uri
     outcome = job_outcome(job_run_id, state, details, logs, read_text(item["result_uri"]),
-                          cloudwatch_location(settings, job_run_id), dashboard(job_run_id) if job_run_id else "")
+                          cloudwatch_location(settings, job_run_id), dashboard(job_run_id) if job_run_id else "",
+                          usage(job_run_id) if job_run_id else {})
     notes = (lambda record: leave_rejection_note(landing, record)) if landing is not None else (lambda record: None)
     states = apply_outcome(ledger, step, outcome, now, on_rejected=notes)
     if step.mode in BATCHLESS_MODES:  # no batches to carry the outcome
@@ -200,6 +201,7 @@ def record(ledger: Ledger, item: Dict[str, Any], job: Optional[Dict[str, Any]], 
         log_uri=logs, cloudwatch_logs=outcome.cloudwatch_logs, dashboard_url=outcome.dashboard_url,
         batches=sample_map(states), batch_states=dict(Counter(states.values())), detail=outcome.detail[:2000],
         rejected=sample_map(outcome.rejected), rejected_count=len(outcome.rejected), report=compact(outcome.report),
+        usage=outcome.usage,
     ).out()
 
 
@@ -236,7 +238,7 @@ def fail(ledger: Ledger, owner: str, error: Dict[str, Any], started: datetime, n
         more = f" and {len(failed) - 20} more" if len(failed) > 20 else ""
         message = (f"{_failure_headline(owner, error)}\n"
                    f"Failed batches: {failed[:20] or 'none'}{more}; re-queued: {len(requeued)}.\n"
-                   + _where_to_look(failed_batches)
+                   + _where_to_look(failed_batches) + _what_it_cost(ledger, owner)
                    + "The next sweep retries them; see docs/runbook.md.")
         ledger.record_run(RunRecord(owner, started, now, "failed", message))
     finally:
@@ -253,6 +255,20 @@ def _where_to_look(failed: Sequence[BatchRecord], limit: int = 3) -> str:
                          + (f"; CloudWatch {batch.cloudwatch_logs}" if batch.cloudwatch_logs else "")
                          + (f"; dashboard {batch.dashboard_url}" if batch.dashboard_url else ""))
     return ("Where to look:\n" + "\n".join(lines) + "\n") if lines else ""
+
+
+def describe_usage(usage: Dict[str, float]) -> str:
+    """e.g. "0.42 vCPU-h, 1.7 GB-h memory, 95 s" (AWS) or "12.3 s wall, 20.1 s CPU" (local)."""
+    parts = {"vcpu_hours": "{:.3g} vCPU-h", "memory_gb_hours": "{:.3g} GB-h memory",
+             "storage_gb_hours": "{:.3g} GB-h storage", "seconds": "{:.0f} s billed",
+             "wall_seconds": "{:.1f} s wall", "cpu_seconds": "{:.1f} s CPU"}
+    return ", ".join(parts[k].format(v) for k, v in usage.items() if k in parts) or "not reported"
+
+
+def _what_it_cost(ledger: Ledger, owner: str, limit: int = 24) -> str:
+    mine = [s for s in ledger.steps(limit) if s.run_id == owner]
+    lines = [f"  {s.mode} {','.join(s.months)}: {s.outcome}, {describe_usage(s.usage)}" for s in mine]
+    return ("Steps of this run and what they cost:\n" + "\n".join(lines) + "\n") if lines else ""
 
 
 def _requeue_started_steps(ledger: Ledger, owner: str, now: datetime) -> List[str]:

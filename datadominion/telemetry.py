@@ -25,6 +25,11 @@ def steps_planned(mode: str) -> str:
     return f"StepsPlanned_{mode}"
 
 
+def step_usage(measure: str, mode: str) -> str:
+    """e.g. vcpu_hours of a forward step -> StepVcpuHours_forward."""
+    return "Step" + "".join(part.title() for part in measure.split("_")) + f"_{mode}"
+
+
 # Table health, emitted by the Plan from Iceberg metadata; alarmed when maintenance does not keep up.
 HEALTH_TABLES = ("summary", "latest_summary")
 

@@ -74,16 +74,23 @@ def maintain_table(spark: Any, tables: Tables, table: str, settings: Maintenance
     before = table_stats(spark, table)
     if before is None:  # no snapshot yet
         return None
+    # The rewritten files take the new snapshot's sequence number (not the starting one), so
+    # every older delete file stops applying and is removed as dangling. Safe only because no
+    # other writer commits meanwhile: the single-writer lock.
     data = _totals(_call(spark, tables, "rewrite_data_files", table, options=_options(**{
         "delete-file-threshold": settings.delete_file_threshold, "min-input-files": settings.min_input_files,
-        "remove-dangling-deletes": "true", "partial-progress.enabled": "true"})))
+        "remove-dangling-deletes": "true", "partial-progress.enabled": "true",
+        "use-starting-sequence-number": "false"})))
     deletes = _totals(_call(spark, tables, "rewrite_position_delete_files", table,
                             options=_options(**{"min-input-files": settings.min_input_files})))
     _call(spark, tables, "rewrite_manifests", table)
     expired = _totals(_call(spark, tables, "expire_snapshots", table, retain_last="1",
                             older_than=_timestamp(now - timedelta(days=settings.snapshot_retention_days))))
+    # Iceberg refuses an orphan cutoff less than a day before the wall clock (a file being
+    # written right now looks orphaned): never later than that, whatever ``now`` says.
+    wall = datetime.now(timezone.utc)
     orphans = _call(spark, tables, "remove_orphan_files", table,
-                    older_than=_timestamp(now - timedelta(days=settings.orphan_age_days)))
+                    older_than=_timestamp(min(now, wall) - timedelta(days=settings.orphan_age_days)))
     after = table_stats(spark, table)
     assert after is not None
     return TableMaintenance(

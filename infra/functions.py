@@ -160,7 +160,8 @@ class LauncherFunctions(Construct):
 
     def _grant_record(self, storage: DataStorage, spark: SparkApplication) -> None:
         role, artifacts = self.roles["record"], storage.artifacts
-        allow(role, "JobRunDashboard", ["emr-serverless:GetDashboardForJobRun"], [f"{spark.application_arn}/jobruns/*"])
+        allow(role, "JobRunDashboard", ["emr-serverless:GetDashboardForJobRun", "emr-serverless:GetJobRun"],
+              [f"{spark.application_arn}/jobruns/*"])  # the Spark UI link; the billed usage
         allow(role, "JobResults", ["s3:GetObject"], [artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")])
         allow(role, "JobResultsMissing", ["s3:ListBucket"], [artifacts.bucket_arn],
               StringLike={"s3:prefix": [f"{RESULTS_PREFIX}*"]})
@@ -169,7 +170,8 @@ class LauncherFunctions(Construct):
             (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{RESULTS_PREFIX}*]",
              "Record reads the result object the job wrote for its step and attempt."),
             (f"AwsSolutions-IAM5[Resource::<{logical_id(spark.application)}.Arn>/jobruns/*]",
-             "Record asks for the dashboard link of the job runs of this one application (ids are generated)."),
+             "Record asks for the dashboard link and billed usage of the job runs of this one application "
+             "(ids are generated)."),
         ])
 
     @staticmethod

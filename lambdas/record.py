@@ -18,13 +18,16 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     item = dict(event["item"])
     result = run_tasks.record(wiring.ledger(s), item, event.get("job"), event.get("error"), s.job,
                               wiring.read_text, wiring.now(), lambda run: wiring.dashboard_url(s, run),
-                              landing=wiring.storage(s))
+                              landing=wiring.storage(s), usage=lambda run: wiring.job_run_usage(s, run))
     name = {DONE: telemetry.JOB_RUNS_SUCCEEDED, REJECTED: telemetry.JOB_RUNS_REJECTED_BATCH}.get(
         result["outcome"], telemetry.JOB_RUNS_FAILED)
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    for name, value in result["usage"].items():  # cost by step kind (docs/runbook.md#cost-per-step)
+        metrics.add_metric(name=telemetry.step_usage(name, result["mode"]), unit=MetricUnit.Count, value=value)
     if result["rejected_count"]:
         metrics.add_metric(name=telemetry.BATCHES_REJECTED, unit=MetricUnit.Count, value=result["rejected_count"])
     log = logger.info if result["outcome"] == DONE else logger.error
     log("step recorded", extra={k: result[k] for k in ("outcome", "mode", "months", "job_run_id", "log_uri",
-                                                       "batch_states", "detail", "cloudwatch_logs", "dashboard_url")})
+                                                       "batch_states", "detail", "cloudwatch_logs", "dashboard_url",
+                                                       "usage")})
     return result

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 from functools import cache, lru_cache
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 from urllib.parse import urlparse
 
 import boto3
@@ -17,6 +17,7 @@ from datadominion import table_metadata
 from datadominion.adapters.dynamodb_ledger import DynamoDbLedger
 from datadominion.adapters.s3_storage import S3Storage
 from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
+from datadominion.job_request import job_usage
 from datadominion.maintenance import TableHealth
 from datadominion.registration import CHECK_WORKERS, ManifestSink
 from lambdas.settings import LambdaSettings, SettingsError
@@ -83,6 +84,15 @@ def read_text(uri: str) -> Optional[str]:
 def write_text(uri: str, text: str) -> None:
     parsed = urlparse(uri)
     client("s3").put_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), Body=text.encode("utf-8"))
+
+
+def job_run_usage(s: LambdaSettings, job_run_id: str) -> Dict[str, float]:
+    """The job run's billed usage (best effort, like the dashboard link)."""
+    try:
+        response = client("emr-serverless").get_job_run(applicationId=s.job.application_id, jobRunId=job_run_id)
+    except (BotoCoreError, ClientError):
+        return {}
+    return job_usage(response.get("jobRun") or {})
 
 
 def dashboard_url(s: LambdaSettings, job_run_id: str) -> str:

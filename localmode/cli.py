@@ -18,6 +18,7 @@ from datadominion.config import ConfigError, PipelineConfig, load_pipeline_confi
 from datadominion.lifecycle import RunPolicy
 from datadominion.months import MonthError, parse_month
 from datadominion.registration import find_incomplete
+from datadominion.run_tasks import describe_usage
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pipeline.json"
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
@@ -176,10 +177,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     _say(f"lock: held by {lock.owner} until {lock.expires_at.isoformat()}" if lock else "lock: free")
     for run in env.ledger.runs(5):
         _say(f"run {run.run_id}: {run.outcome}, {len(run.steps)} step(s), started {run.started_at.isoformat()}")
-    for m in env.ledger.maintenance(1):
+    for step in env.ledger.steps(5):
+        _say(f"step {step.mode:8s} {','.join(step.months)}: {step.outcome} at {step.finished_at.isoformat()}, "
+             f"{describe_usage(step.usage)}")
+    for m in env.ledger.steps(1, mode="maintain"):
+        tables = dict(m.report.get("maintenance", {}))
         figures = "; ".join(f"{t}: delete files {v['before']['delete_files']}->{v['after']['delete_files']}"
-                            for t, v in m.tables.items() if isinstance(v, dict))
-        _say(f"maintained {m.finished_at.isoformat()}: {m.outcome} ({', '.join(m.reasons)}) {figures}")
+                            for t, v in tables.items())
+        _say(f"maintained {m.finished_at.isoformat()}: {m.outcome} ({', '.join(m.notes)}) {figures}")
     from datadominion.table_metadata import live_rows, summarised_months
 
     for table in (env.config.source_table, env.config.destination_table, env.config.latest_history_table):

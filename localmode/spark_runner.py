@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
 import traceback
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
 
 from datadominion.catalog import CatalogSettings
 from datadominion.config import PipelineConfig
@@ -42,11 +45,31 @@ class LocalSparkJobRunner:
 
         spark = self.session()
         job_run_id = f"local-{step.step_id[:12]}"
+        meter = _Meter(spark)
         try:
             report = run_step(spark, self._tables, step, progress=self.progress)
         except BatchValidationError as exc:
-            return JobOutcome(FAILED, job_run_id, str(exc), rejected={exc.batch.batch_key: str(exc)})
+            return JobOutcome(FAILED, job_run_id, str(exc), rejected={exc.batch.batch_key: str(exc)},
+                              usage=meter.usage())
         except Exception as exc:  # any other failure: the step is retried by a later run
             detail = f"{type(exc).__name__}: {exc}".strip()
-            return JobOutcome(FAILED, job_run_id, detail[:4000], report={"traceback": traceback.format_exc()[-4000:]})
-        return JobOutcome(SUCCESS, job_run_id, report=report.as_dict(), rejected=dict(report.rejected))
+            return JobOutcome(FAILED, job_run_id, detail[:4000], report={"traceback": traceback.format_exc()[-4000:]},
+                              usage=meter.usage())
+        return JobOutcome(SUCCESS, job_run_id, report=report.as_dict(), rejected=dict(report.rejected),
+                          usage=meter.usage())
+
+
+class _Meter:
+    """A local step's cost: wall time, and CPU time of the Spark JVM and this process."""
+
+    def __init__(self, spark: Any) -> None:
+        self.pid = int(spark._jvm.java.lang.ProcessHandle.current().pid())
+        self.wall, self.cpu = time.monotonic(), self._cpu()
+
+    def _cpu(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks + time.process_time()  # utime + stime
+
+    def usage(self) -> Dict[str, float]:
+        return {"wall_seconds": round(time.monotonic() - self.wall, 3), "cpu_seconds": round(self._cpu() - self.cpu, 3)}

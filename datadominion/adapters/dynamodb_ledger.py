@@ -18,7 +18,8 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Sequence
 
-from datadominion.ledger import STATES, BatchManifest, BatchRecord, LockInfo, MaintenanceRecord, RunRecord
+from datadominion.ledger import STATES, BatchManifest, BatchRecord, LockInfo, RunRecord, StepRecord
+from datadominion.steps import MODES
 
 STATE_INDEX = "by-state"
 _LOCK_KEY = {"pk": {"S": "LOCK"}, "sk": {"S": "LOCK"}}
@@ -142,27 +143,26 @@ class DynamoDbLedger:
             "steps": {"S": json.dumps(list(run.steps))},
         })
 
-    def record_maintenance(self, record: MaintenanceRecord) -> None:
+    def record_step(self, record: StepRecord) -> None:
+        # One partition per mode: "the newest maintenance" is one query, whatever else ran since.
         self.db.put_item(TableName=self.table, Item={
-            "pk": {"S": "MAINTENANCE"}, "sk": {"S": f"{_ts(record.finished_at)}#{record.step_id}"},
-            "step_id": {"S": record.step_id}, "run_id": {"S": record.run_id},
-            "finished_at": {"S": _ts(record.finished_at)}, "outcome": {"S": record.outcome},
-            "job_run_id": {"S": record.job_run_id}, "reasons": {"S": json.dumps(list(record.reasons))},
-            "tables": {"S": json.dumps(record.tables, sort_keys=True)},
+            "pk": {"S": f"STEP#{record.mode}"}, "sk": {"S": f"{_ts(record.finished_at)}#{record.step_id}"},
+            "step_id": {"S": record.step_id}, "run_id": {"S": record.run_id}, "mode": {"S": record.mode},
+            "months": {"S": json.dumps(list(record.months))}, "finished_at": {"S": _ts(record.finished_at)},
+            "outcome": {"S": record.outcome}, "job_run_id": {"S": record.job_run_id},
+            "notes": {"S": json.dumps(list(record.notes))},
+            "report": {"S": json.dumps(record.report, sort_keys=True, default=str)[:200_000]},
+            "usage": {"S": json.dumps(record.usage, sort_keys=True)},
         })
 
-    def maintenance(self, limit: int = 10) -> List[MaintenanceRecord]:
-        items = self.db.query(TableName=self.table, KeyConditionExpression="pk = :p",
-                              ExpressionAttributeValues={":p": {"S": "MAINTENANCE"}}, ScanIndexForward=False,
-                              Limit=limit).get("Items", [])
-        records = []
-        for i in items:
-            finished = _dt(i["finished_at"]["S"])
-            assert finished is not None
-            records.append(MaintenanceRecord(i["step_id"]["S"], i["run_id"]["S"], finished, i["outcome"]["S"],
-                                             i["job_run_id"]["S"], tuple(json.loads(i["reasons"]["S"])),
-                                             json.loads(i["tables"]["S"])))
-        return records
+    def steps(self, limit: int = 10, mode: Optional[str] = None) -> List[StepRecord]:
+        records: List[StepRecord] = []
+        for m in [mode] if mode else list(MODES):
+            items = self.db.query(TableName=self.table, KeyConditionExpression="pk = :p",
+                                  ExpressionAttributeValues={":p": {"S": f"STEP#{m}"}}, ScanIndexForward=False,
+                                  Limit=limit).get("Items", [])
+            records += [_step_record(i) for i in items]
+        return sorted(records, key=lambda r: r.finished_at, reverse=True)[:limit]
 
     def runs(self, limit: int = 10) -> List[RunRecord]:
         items = self.db.query(TableName=self.table, KeyConditionExpression="pk = :p",
@@ -175,3 +175,12 @@ class DynamoDbLedger:
             runs.append(RunRecord(i["run_id"]["S"], started, _dt(i["finished_at"]["S"]), i["outcome"]["S"],
                                   i["detail"]["S"], tuple(json.loads(i["steps"]["S"]))))
         return runs
+
+
+def _step_record(item: Dict[str, Any]) -> StepRecord:
+    finished = _dt(item["finished_at"]["S"])
+    assert finished is not None
+    return StepRecord(item["step_id"]["S"], item["run_id"]["S"], item["mode"]["S"],
+                      tuple(json.loads(item["months"]["S"])), finished, item["outcome"]["S"],
+                      item["job_run_id"]["S"], tuple(json.loads(item["notes"]["S"])),
+                      json.loads(item["report"]["S"]), json.loads(item["usage"]["S"]))

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-from datadominion.ledger import STATES, BatchManifest, BatchRecord, LockInfo, MaintenanceRecord, RunRecord
+from datadominion.ledger import STATES, BatchManifest, BatchRecord, LockInfo, RunRecord, StepRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -27,9 +27,10 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT, outcome TEXT NOT NULL,
     detail TEXT NOT NULL, steps TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS maintenance (
-    finished_at TEXT NOT NULL, step_id TEXT NOT NULL, run_id TEXT NOT NULL, outcome TEXT NOT NULL,
-    job_run_id TEXT NOT NULL, reasons TEXT NOT NULL, tables TEXT NOT NULL, PRIMARY KEY (finished_at, step_id)
+CREATE TABLE IF NOT EXISTS steps (
+    finished_at TEXT NOT NULL, step_id TEXT NOT NULL, run_id TEXT NOT NULL, mode TEXT NOT NULL, months TEXT NOT NULL,
+    outcome TEXT NOT NULL, job_run_id TEXT NOT NULL, notes TEXT NOT NULL, report TEXT NOT NULL, usage TEXT NOT NULL,
+    PRIMARY KEY (finished_at, step_id)
 );
 """
 _LOCK_NAME = "summary-tables"
@@ -161,14 +162,18 @@ class SqliteLedger:
         return [RunRecord(r["run_id"], datetime.fromisoformat(r["started_at"]), _dt(r["finished_at"]),
                           r["outcome"], r["detail"], tuple(json.loads(r["steps"]))) for r in rows]
 
-    def record_maintenance(self, record: MaintenanceRecord) -> None:
+    def record_step(self, record: StepRecord) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO maintenance VALUES (?,?,?,?,?,?,?)",
-                       (_ts(record.finished_at), record.step_id, record.run_id, record.outcome, record.job_run_id,
-                        json.dumps(list(record.reasons)), json.dumps(record.tables, sort_keys=True)))
+            db.execute("INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (_ts(record.finished_at), record.step_id, record.run_id, record.mode,
+                        json.dumps(list(record.months)), record.outcome, record.job_run_id,
+                        json.dumps(list(record.notes)), json.dumps(record.report, sort_keys=True, default=str),
+                        json.dumps(record.usage, sort_keys=True)))
 
-    def maintenance(self, limit: int = 10) -> List[MaintenanceRecord]:
-        rows = self._read("SELECT * FROM maintenance ORDER BY finished_at DESC LIMIT ?", (limit,))
-        return [MaintenanceRecord(r["step_id"], r["run_id"], datetime.fromisoformat(r["finished_at"]), r["outcome"],
-                                  r["job_run_id"], tuple(json.loads(r["reasons"])), json.loads(r["tables"]))
+    def steps(self, limit: int = 10, mode: Optional[str] = None) -> List[StepRecord]:
+        where, args = ("WHERE mode = ?", (mode, limit)) if mode else ("", (limit,))
+        rows = self._read(f"SELECT * FROM steps {where} ORDER BY finished_at DESC LIMIT ?", args)
+        return [StepRecord(r["step_id"], r["run_id"], r["mode"], tuple(json.loads(r["months"])),
+                           datetime.fromisoformat(r["finished_at"]), r["outcome"], r["job_run_id"],
+                           tuple(json.loads(r["notes"])), json.loads(r["report"]), json.loads(r["usage"]))
                 for r in rows]

@@ -248,8 +248,8 @@ def test_the_maintain_input_runs_one_maintenance_job_under_the_lock(pipeline, aw
     [job] = pipeline.emr.jobs  # planned once: the request is cleared before the next Plan
     assert job["Step"]["mode"] == "maintain" and job["Step"]["notes"] == ["requested by the operator"]
     assert ledger(aws).lock() is None
-    [record] = ledger(aws).maintenance()  # who, when, why, what: the job's report
-    assert record.outcome == DONE and record.reasons == ("requested by the operator",) and record.job_run_id
+    [record] = ledger(aws).steps(mode="maintain")  # who, when, why, what: the job's report
+    assert record.outcome == DONE and record.notes == ("requested by the operator",) and record.job_run_id
     assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"  # a healthy table is not due
     assert len(pipeline.emr.jobs) == 1
     assert pipeline.run({"maintain": "yes"})["status"] == "FAILED"
@@ -264,7 +264,7 @@ def test_the_hourly_sweep_schedules_maintenance_when_a_table_crosses_a_threshold
     assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
     [job] = pipeline.emr.jobs
     assert job["Step"]["mode"] == "maintain" and job["Step"]["notes"] == ["summary: 3 snapshots > 2"]
-    assert [r.reasons for r in ledger(aws).maintenance()] == [("summary: 3 snapshots > 2",)]
+    assert [r.notes for r in ledger(aws).steps(mode="maintain")] == [("summary: 3 snapshots > 2",)]
 
 
 def test_bad_input_fails_the_execution_with_the_reason_and_touches_nothing(pipeline, aws):

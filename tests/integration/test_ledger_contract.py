@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from datadominion.ledger import DONE, FAILED, REGISTERED, RUNNING, BatchRecord, MaintenanceRecord, RunRecord
+from datadominion.ledger import DONE, FAILED, REGISTERED, RUNNING, BatchRecord, RunRecord, StepRecord
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -78,12 +78,16 @@ def test_runs_are_listed_newest_first(ledger):
     assert [r.run_id for r in runs] == ["run-2", "run-1"] and runs[0].steps == ("s2",)
 
 
-def test_maintenance_is_recorded_with_its_figures_newest_first(ledger):
-    figures = {"summary": {"before": {"delete_files": 9}, "after": {"delete_files": 0}, "rewritten_data_files": 4}}
+def test_steps_are_recorded_with_report_and_usage_newest_first_and_by_mode(ledger):
+    figures = {"maintenance": {"summary": {"before": {"delete_files": 9}, "after": {"delete_files": 0}}}}
     for i in range(3):
-        ledger.record_maintenance(MaintenanceRecord(f"step-{i}", "exec-1", T0 + timedelta(days=i), "DONE",
-                                                    f"00f{i}", ("summary: 9 delete files > 5",), figures))
-    newest, older = ledger.maintenance(limit=2)
-    assert (newest.step_id, older.step_id) == ("step-2", "step-1")
-    assert newest.tables == figures and newest.reasons == ("summary: 9 delete files > 5",)
-    assert newest.finished_at == T0 + timedelta(days=2) and newest.job_run_id == "00f2"
+        mode = "maintain" if i < 2 else "forward"
+        ledger.record_step(StepRecord(f"step-{i}", "exec-1", mode, (f"2024-0{i + 1}",),
+                                      T0 + timedelta(days=i), "DONE", f"00f{i}", ("summary: 9 delete files > 5",),
+                                      figures, {"vcpu_hours": 0.5 + i}))
+    newest, older = ledger.steps(limit=2)
+    assert (newest.step_id, older.step_id) == ("step-2", "step-1") and newest.mode == "forward"
+    [maintained] = ledger.steps(limit=1, mode="maintain")
+    assert maintained.step_id == "step-1" and maintained.report == figures and maintained.usage == {"vcpu_hours": 1.5}
+    assert maintained.notes == ("summary: 9 delete files > 5",) and maintained.months == ("2024-02",)
+    assert maintained.finished_at == T0 + timedelta(days=1) and maintained.job_run_id == "00f1"

@@ -155,3 +155,38 @@ def test_a_successful_job_may_reject_some_batches():
     legacy = job_outcome("00f1", "FAILED", "exit 1", "s3://logs/", json.dumps({"state": "REJECTED",
                                                                               "rejected": {"2024-03/b2": "x"}}))
     assert not legacy.succeeded and legacy.rejected == {"2024-03/b2": "x"}
+
+
+def test_billed_usage_is_read_from_a_model_shaped_job_run_and_is_best_effort(monkeypatch):
+    """The Stubber validates the response against the service model too: the field names the
+    parser reads (billedResourceUtilization.vCPUHour, ...) are the model's."""
+    from datetime import datetime, timezone
+
+    import boto3
+    from botocore.stub import Stubber
+
+    from lambdas import wiring
+    from lambdas.settings import LambdaSettings
+
+    settings = LambdaSettings(environment="test", ledger_table="t", job_settings=json.loads(SETTINGS.to_json()))
+    emr = boto3.client("emr-serverless", region_name="ap-south-1")
+    monkeypatch.setattr(wiring, "client", lambda service: emr)
+    when = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    job_run = {
+        "applicationId": "00fabc123", "jobRunId": "00f123", "createdAt": when, "updatedAt": when,
+        "arn": "arn:aws:emr-serverless:ap-south-1:123456789012:/applications/00fabc123/jobruns/00f123",
+        "createdBy": "arn:aws:iam::123456789012:role/launcher", "executionRole": SETTINGS.execution_role_arn,
+        "state": "SUCCESS", "stateDetails": "Job run completed.", "releaseLabel": "emr-7.12.0",
+        "jobDriver": {"sparkSubmit": {"entryPoint": SETTINGS.entry_point}},
+        "totalExecutionDurationSeconds": 95,
+        "billedResourceUtilization": {"vCPUHour": 0.42, "memoryGBHour": 1.7, "storageGBHour": 0.0},
+    }
+    with Stubber(emr) as stub:
+        stub.add_response("get_job_run", {"jobRun": job_run}, {"applicationId": "00fabc123", "jobRunId": "00f123"})
+        stub.add_client_error("get_job_run", "ResourceNotFoundException")
+        usage = wiring.job_run_usage(settings, "00f123")
+        assert wiring.job_run_usage(settings, "00f999") == {}
+    assert usage == {"vcpu_hours": 0.42, "memory_gb_hours": 1.7, "storage_gb_hours": 0.0, "seconds": 95.0}
+    from datadominion.run_tasks import describe_usage
+
+    assert describe_usage(usage) == "0.42 vCPU-h, 1.7 GB-h memory, 0 GB-h storage, 95 s billed"
