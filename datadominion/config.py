@@ -124,6 +124,14 @@ class Maintenance(StrictModel):
         return self
 
 
+class Expectations(StrictModel):
+    """Freshness and coverage (datadominion/freshness.py): when a month is due, and how far a
+    month's account count may fall against the month before."""
+
+    month_due_day: int = Field(15, ge=1, le=28, description="month M is expected by this day of M+1")
+    max_account_drop_pct: float = Field(10.0, gt=0, le=100, description="a larger month-on-month fall is reported")
+
+
 class PipelineConfig(StrictModel):
     namespace: str = "default"
     source_table: str
@@ -141,6 +149,7 @@ class PipelineConfig(StrictModel):
     shuffle_partitions: ShufflePartitions = ShufflePartitions()
     max_batch_rows: int = Field(50_000_000, ge=1, description="a batch above this many rows is rejected")
     maintenance: Maintenance = Maintenance()
+    expectations: Expectations = Expectations()
     failed_audit_retention_days: int = Field(
         7, ge=0, le=365, description="days a step's unpublished rows stay readable (tag failed_audit_<step>) "
         "after its integrity checks failed; 0 drops them at once")

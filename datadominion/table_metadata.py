@@ -14,30 +14,38 @@ from datadominion.maintenance import MAINTAINED_AT_PROPERTY, TableHealth
 
 def summarised_months(catalog: Any, identifier: str, month_column: str = "rpt_as_of_mo") -> List[str]:
     """Months with rows in the summary table (its partitions holding live data files)."""
+    return sorted(rows_per_month(catalog, identifier, month_column))
+
+
+def rows_per_month(catalog: Any, identifier: str, month_column: str = "rpt_as_of_mo") -> Dict[str, int]:
+    """Live rows per month partition (one per account): data-file record counts minus
+    position deletes, from the manifests alone. Months without data are absent."""
     from pyiceberg.exceptions import NoSuchTableError
     from pyiceberg.manifest import ManifestContent
 
     try:
         table = catalog.load_table(identifier)
     except NoSuchTableError:
-        return []
+        return {}
     snapshot = table.current_snapshot()
     if snapshot is None:
-        return []
+        return {}
     month_field_id = table.schema().find_field(month_column).field_id
     positions: Dict[int, int] = {}
-    months: Set[str] = set()
+    rows: Dict[str, int] = {}
+    with_data: Set[str] = set()
     for manifest in snapshot.manifests(table.io):
-        if manifest.content != ManifestContent.DATA:
-            continue  # delete manifests only remove rows; a month with rows has a live data file
         if manifest.partition_spec_id not in positions:
             positions[manifest.partition_spec_id] = _identity_position(table.specs()[manifest.partition_spec_id],
                                                                         month_field_id, identifier, month_column)
         position = positions[manifest.partition_spec_id]
+        sign = 1 if manifest.content == ManifestContent.DATA else -1  # position deletes remove rows
         for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-            if entry.data_file.record_count > 0:
-                months.add(str(entry.data_file.partition[position]))
-    return sorted(months)
+            month = str(entry.data_file.partition[position])
+            rows[month] = rows.get(month, 0) + sign * entry.data_file.record_count
+            if sign > 0 and entry.data_file.record_count > 0:
+                with_data.add(month)
+    return {month: rows[month] for month in sorted(with_data)}
 
 
 def _identity_position(spec: Any, source_id: int, identifier: str, month_column: str) -> int:

@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from datadominion import telemetry
-from datadominion.config import Maintenance
+from datadominion.config import Expectations, Maintenance
 from datadominion.feedback import REJECTED_NOTE
 from datadominion.job_request import JobSettings
 from datadominion.landing import SOURCE_PREFIX
@@ -64,7 +64,7 @@ class LauncherFunctions(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, asset: Path,
                  storage: DataStorage, ledger: LedgerTable, database: GlueDatabase, spark: SparkApplication,
                  job_settings: JobSettings, summary_table: str, latest_summary_table: str,
-                 maintenance: Maintenance) -> None:
+                 maintenance: Maintenance, expectations: Expectations) -> None:
         super().__init__(scope, construct_id)
         self.summary_table, self.latest_summary_table = summary_table, latest_summary_table
         code = lambda_.Code.from_asset(str(asset))
@@ -76,6 +76,7 @@ class LauncherFunctions(Construct):
             "SUMMARY_TABLE": f"{database.name}.{summary_table}",
             "LATEST_SUMMARY_TABLE": f"{database.name}.{latest_summary_table}",
             "MAINTENANCE": maintenance.model_dump_json(),
+            "EXPECTATIONS": expectations.model_dump_json(),
             "FUTURE_MONTH_TOLERANCE": str(env.run_policy.tolerance_months),
             "LOCK_LEASE_SECONDS": str(env.run_policy.lease_seconds),
             "MAX_ATTEMPTS": str(env.run_policy.max_attempts),

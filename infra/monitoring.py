@@ -10,7 +10,7 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from constructs import Construct
 
 from datadominion import telemetry
-from datadominion.config import Maintenance
+from datadominion.config import Expectations, Maintenance
 from infra.environment import EnvironmentConfig
 from infra.functions import LauncherFunctions
 from infra.workflow import Workflow
@@ -18,7 +18,7 @@ from infra.workflow import Workflow
 
 class Monitoring(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, workflow: Workflow,
-                 functions: LauncherFunctions, maintenance: Maintenance) -> None:
+                 functions: LauncherFunctions, maintenance: Maintenance, expectations: Expectations) -> None:
         super().__init__(scope, construct_id)
         dimensions: Dict[str, str] = {"service": telemetry.SERVICE, telemetry.ENVIRONMENT_DIMENSION: env.name}
 
@@ -45,6 +45,17 @@ class Monitoring(Construct):
                 self, "IncompleteBatches", threshold=1, evaluation_periods=1,
                 alarm_description="A batch folder has held data without a _SUCCESS marker for longer than "
                                   "landing.incomplete_after_hours: docs/runbook.md#incomplete-batches",
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
+            "MonthOverdue": metric(telemetry.MONTH_OVERDUE, "Maximum", minutes=60).create_alarm(
+                self, "MonthOverdue", threshold=1, evaluation_periods=1,
+                alarm_description=f"A month is not summarised by day {expectations.month_due_day} of the month "
+                                  "after it: docs/runbook.md#freshness",
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
+            "AccountDropPct": metric(telemetry.ACCOUNT_DROP_PCT, "Maximum", minutes=60).create_alarm(
+                self, "AccountDropPct", threshold=expectations.max_account_drop_pct, evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                alarm_description=f"A recent month has over {expectations.max_account_drop_pct:g}% fewer accounts "
+                                  "than the month before: docs/runbook.md#freshness",
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
             "LockHeldTooLong": metric(telemetry.LOCK_HELD_SECONDS, "Maximum").create_alarm(
                 self, "LockHeldTooLong", threshold=env.alarms.lock_held_minutes * 60, evaluation_periods=1,

@@ -47,17 +47,18 @@ class DataDominionStack(cdk.Stack):
             timeout_minutes=e.emr.job_timeout_minutes, region=e.region, log_group=self.spark.log_group.log_group_name,
             driver_cores=e.emr.driver_cores, driver_memory_gb=e.emr.driver_memory_gb,
             executor_cores=e.emr.executor_cores, executor_memory_gb=e.emr.executor_memory_gb, tags=dict(e.tags))
-        maintenance = parse_pipeline_config(pipeline_config).maintenance
+        pipeline = parse_pipeline_config(pipeline_config)
+        maintenance = pipeline.maintenance
         self.functions = LauncherFunctions(self, "Launcher", env=e, asset=lambda_asset, storage=self.storage,
                                            ledger=self.ledger, database=self.database, spark=self.spark,
                                            job_settings=job_settings,
                                            summary_table=pipeline_config["destination_table"],
                                            latest_summary_table=pipeline_config["latest_history_table"],
-                                           maintenance=maintenance)
+                                           maintenance=maintenance, expectations=pipeline.expectations)
         self.workflow = Workflow(self, "Workflow", env=e, storage=self.storage, functions=self.functions,
                                  spark=self.spark)
         self.monitoring = Monitoring(self, "Monitoring", env=e, workflow=self.workflow, functions=self.functions,
-                                     maintenance=maintenance)
+                                     maintenance=maintenance, expectations=pipeline.expectations)
         for name, value, description in (
             ("LandingBucket", self.storage.landing.bucket_name, "where feeds deliver accounts_all batches"),
             ("WarehouseBucket", self.storage.warehouse.bucket_name, "Iceberg table data"),

@@ -8,6 +8,7 @@ from typing import Any, Dict
 from aws_lambda_powertools.metrics import MetricUnit
 
 from datadominion import run_tasks, telemetry
+from datadominion.freshness import check_freshness
 from datadominion.maintenance import maintenance_reasons
 from lambdas import wiring
 from lambdas.observability import logger, metrics, owner, task_handler, tracer
@@ -18,8 +19,14 @@ from lambdas.settings import LambdaSettings
 def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     now = wiring.now()
     with tracer.provider.in_subsegment("table_metadata"):
-        months = wiring.summarised_months(s)
-        healths = wiring.table_healths(s, len(months))
+        rows = wiring.summary_rows_per_month(s)
+        healths = wiring.table_healths(s, len(rows))
+    months = sorted(rows)
+    fresh = check_freshness(rows, now.date(), s.expectations.month_due_day, s.expectations.max_account_drop_pct)
+    metrics.add_metric(name=telemetry.MONTH_OVERDUE, unit=MetricUnit.Count, value=1 if fresh.overdue_month else 0)
+    metrics.add_metric(name=telemetry.ACCOUNT_DROP_PCT, unit=MetricUnit.Percent, value=fresh.worst_drop_pct)
+    for problem in fresh.problems:
+        logger.warning(problem, extra={"freshness": True})
     maintain = (["requested by the operator"] if event.get("maintain") else []) + maintenance_reasons(
         healths, s.maintenance, now)
     for health in healths:

@@ -7,7 +7,7 @@ from typing import Dict, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from datadominion.config import Maintenance
+from datadominion.config import Expectations, Maintenance
 from datadominion.job_request import JobSettings
 from datadominion.lifecycle import RunPolicy
 
@@ -20,6 +20,7 @@ VARIABLES = {
     "SUMMARY_TABLE": "summary_table",
     "LATEST_SUMMARY_TABLE": "latest_summary_table",
     "MAINTENANCE": "maintenance",
+    "EXPECTATIONS": "expectations",
     "MONTH_COLUMN": "month_column",
     "FUTURE_MONTH_TOLERANCE": "future_month_tolerance",
     "LOCK_LEASE_SECONDS": "lock_lease_seconds",
@@ -44,6 +45,7 @@ class LambdaSettings(BaseModel):
     summary_table: str = Field("", description="<glue database>.<table> of the summary table")
     latest_summary_table: str = Field("", description="<glue database>.<table> of latest_summary")
     maintenance: Maintenance = Maintenance()  # when the Plan schedules maintenance (pipeline config)
+    expectations: Expectations = Expectations()  # freshness and coverage (pipeline config)
     month_column: str = "rpt_as_of_mo"
     future_month_tolerance: int = Field(RunPolicy.tolerance_months, ge=0)
     lock_lease_seconds: int = Field(RunPolicy.lease_seconds, ge=60)
@@ -70,7 +72,7 @@ class LambdaSettings(BaseModel):
             if variable not in env:
                 continue
             raw = env[variable]
-            if name in ("job_settings", "catalog_properties", "maintenance"):
+            if name in ("job_settings", "catalog_properties", "maintenance", "expectations"):
                 try:
                     values[name] = json.loads(raw) if raw else {}
                 except ValueError as exc:

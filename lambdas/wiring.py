@@ -53,9 +53,9 @@ def manifests(s: LambdaSettings) -> ManifestSink:
     return ManifestSink(s.manifest_prefix, write_text)
 
 
-def summarised_months(s: LambdaSettings) -> List[str]:
-    """The months in summary, from its Iceberg metadata in Glue (no data file read)."""
-    return table_metadata.summarised_months(_catalog(s), s.summary_table, s.month_column)
+def summary_rows_per_month(s: LambdaSettings) -> Dict[str, int]:
+    """The months in summary and their accounts, from its Iceberg metadata in Glue (no data file read)."""
+    return table_metadata.rows_per_month(_catalog(s), s.summary_table, s.month_column)
 
 
 def table_healths(s: LambdaSettings, months: int) -> List[TableHealth]:

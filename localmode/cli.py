@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -185,7 +185,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         figures = "; ".join(f"{t}: delete files {v['before']['delete_files']}->{v['after']['delete_files']}"
                             for t, v in tables.items())
         _say(f"maintained {m.finished_at.isoformat()}: {m.outcome} ({', '.join(m.notes)}) {figures}")
-    from datadominion.table_metadata import live_rows, summarised_months
+    from datadominion.table_metadata import live_rows, rows_per_month
 
     for table in (env.config.source_table, env.config.destination_table, env.config.latest_history_table):
         rows = live_rows(env.catalog, env.identifier(table))
@@ -194,10 +194,20 @@ def cmd_status(args: argparse.Namespace) -> int:
             continue
         line = f"table {table}: {rows} rows"
         if table == env.config.destination_table:
-            months = summarised_months(env.catalog, env.identifier(table), env.config.month_column)
+            per_month = rows_per_month(env.catalog, env.identifier(table), env.config.month_column)
+            months = sorted(per_month)
             line += f", {len(months)} months" + (f" ({months[0]}..{months[-1]}), newest {months[-1]}" if months else "")
+            line += "".join(f"\n  WARNING {p}" for p in _freshness_problems(env.config, per_month, args.today))
         _say(line)
     return EXIT_OK
+
+
+def _freshness_problems(config: PipelineConfig, per_month: Dict[str, int], today: Optional[str]) -> List[str]:
+    from datadominion.freshness import check_freshness
+
+    day = date.fromisoformat(today) if today else datetime.now(timezone.utc).date()
+    expect = config.expectations
+    return check_freshness(per_month, day, expect.month_due_day, expect.max_account_drop_pct).problems
 
 
 def _spark_tables(env: Any) -> Any:
@@ -323,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
 
     st = add("status", cmd_status, "ledger, lock, recent runs and table sizes")
+    st.add_argument("--today", help=argparse.SUPPRESS)  # the freshness check's date (tests)
     st.add_argument("--incomplete-after", type=float, default=RunPolicy.incomplete_after_hours,
                     help="hours after which a batch folder with data but no _SUCCESS is reported")
     add("validate", cmd_validate, "integrity checks + full comparison with a from-scratch recomputation")

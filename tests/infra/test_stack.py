@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from datadominion.config import Maintenance, load_pipeline_config
+from datadominion.config import Expectations, Maintenance, load_pipeline_config
 from infra.environment import load_environment_config
 from tests.conftest import PIPELINE_CONFIG
 from tests.infra.conftest import ENVIRONMENTS, environment_file
@@ -84,8 +84,9 @@ def test_lambdas_are_traced_logged_and_configured(synthesized, env):
         assert variables["LOCK_LEASE_SECONDS"] == str(cfg.landing.lock_lease_minutes * 60)
         assert variables["SUMMARY_TABLE"] == f"datadominion_{env}.summary"
         assert variables["LATEST_SUMMARY_TABLE"] == f"datadominion_{env}.latest_summary"
-        assert Maintenance.model_validate_json(variables["MAINTENANCE"]) == load_pipeline_config(
-            PIPELINE_CONFIG).maintenance  # the Plan schedules maintenance with the job's own settings
+        pipeline = load_pipeline_config(PIPELINE_CONFIG)  # the Plan uses the job's own settings
+        assert Maintenance.model_validate_json(variables["MAINTENANCE"]) == pipeline.maintenance
+        assert Expectations.model_validate_json(variables["EXPECTATIONS"]) == pipeline.expectations
         assert "LoggingConfig" in p
     groups = props(t, "AWS::Logs::LogGroup")
     assert len(groups) >= 6 and all("RetentionInDays" in g for g in groups)
@@ -141,9 +142,10 @@ def test_no_unscoped_wildcard_outside_tracing_and_log_delivery(synthesized, env)
 def test_alarms_notify_and_outputs_exist(synthesized, env):
     t = synthesized[env]
     alarms = props(t, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 9 and all(a["AlarmActions"] for a in alarms)
+    assert len(alarms) == 11 and all(a["AlarmActions"] for a in alarms)
     names = {a.get("MetricName") for a in alarms}
-    assert {"ExecutionsFailed", "JobRunsFailed", "BatchesRejected", "LockHeldSeconds", "IncompleteBatches"} <= names
+    assert {"ExecutionsFailed", "JobRunsFailed", "BatchesRejected", "LockHeldSeconds", "IncompleteBatches",
+            "MonthOverdue", "AccountDropPct"} <= names
     health = {a["MetricName"]: a["Threshold"] for a in alarms if a["MetricName"].startswith(("DeleteFiles", "Snap"))}
     assert health == {"DeleteFiles_summary": 400, "DeleteFiles_latest_summary": 400, "Snapshots_summary": 800,
                       "Snapshots_latest_summary": 800}  # twice the maintenance thresholds of the pipeline config

@@ -314,3 +314,16 @@ def test_a_step_too_large_for_a_job_argument_travels_as_an_object(aws):
     bucket, key = uri[5:].split("/", 1)
     written = Step.from_json(aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode())
     assert written.step_id == item["step_id"] and len(written.batches) == 120
+
+
+def test_plan_reports_an_overdue_month_and_a_drop_in_accounts_as_metrics(aws, monkeypatch, capsys):
+    """The Plan's freshness figures reach CloudWatch as EMF metrics on stdout (what the
+    MonthOverdue and AccountDropPct alarms read)."""
+    summary_table_with_months(aws, ["2024-01", "2024-02"])  # two rows a month; 2024-03 long overdue
+    assert lock.handler({"owner": "exec-1"}, CTX)["acquired"]
+    capsys.readouterr()
+    plan.handler({"owner": "exec-1", "rerun_months": []}, CTX)
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    values = {k: v for blob in emitted for k, v in blob.items() if k in ("MonthOverdue", "AccountDropPct")}
+    assert set(values) == {"MonthOverdue", "AccountDropPct"}
+    assert values["MonthOverdue"] in (1, [1]) and values["AccountDropPct"] in (0, [0])

@@ -94,6 +94,8 @@ def test_lifecycle_duplicates_incomplete_rejected_and_rerun(tmp_path):
     assert "step maintain" in out and "requested by the operator" in out and "delete files" in out
 
     assert "validation passed" in dd(home, "validate").stdout
+    late = dd(home, "status", "--today", "2024-06-20").stdout  # 2024-05 was due on 2024-06-15
+    assert "WARNING month 2024-05 was expected by day 15 of the month after it" in late
     status = dd(home, "status").stdout
     assert "DONE=4" in status and "REJECTED=1" in status and "lock: free" in status
     assert "newest 2024-04" in status

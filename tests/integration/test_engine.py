@@ -449,7 +449,7 @@ def test_a_dead_steps_audit_branch_is_dropped_by_the_next_step(spark, isolated):
     assert_equals_reference(spark, env)
 
 
-def test_maintenance_compacts_and_expires_and_the_tables_stay_exact(spark, isolated):
+def test_maintenance_compacts_and_expires_and_the_tables_stay_exact(spark, isolated, catalog_settings):
     """Backfills leave delete files; the maintenance step rewrites them away, expires old
     snapshots, keeps accounts_all's batch markers, and a re-run of a recent step still
     changes nothing."""
@@ -470,6 +470,7 @@ def test_maintenance_compacts_and_expires_and_the_tables_stay_exact(spark, isola
         fixes.append(fix)
     before = {t: table_stats(spark, t) for t in (env.tables.summary, env.tables.latest_summary)}
     assert before[env.tables.summary].delete_files > 0 and before[env.tables.latest_summary].delete_files > 0
+    assert accounts_per_month_from_metadata(env, catalog_settings) == {m: 8 for m in months}  # deletes counted
     state, markers = actual_tables(spark, env), spark.table(f"{env.tables.accounts_all}.snapshots").count()
 
     report = maintain(spark, env.tables, datetime.now(timezone.utc) + timedelta(days=60))
@@ -481,9 +482,18 @@ def test_maintenance_compacts_and_expires_and_the_tables_stay_exact(spark, isola
     assert actual_tables(spark, env) == state
     assert spark.table(f"{env.tables.accounts_all}.snapshots").count() == markers + 1  # manifests rewritten only
     assert_equals_reference(spark, env)
+    assert accounts_per_month_from_metadata(env, catalog_settings) == {m: 8 for m in months}
     again = run_step(spark, env.tables, step_of("backfill", [fixes[-1]]))  # a redriven step after expiry
     assert again.batches_skipped == [fixes[-1].batch_key] and again.summary_rows_written == 0
     assert actual_tables(spark, env) == state
+
+
+def accounts_per_month_from_metadata(env, catalog_settings):
+    from datadominion.catalog import load_pyiceberg_catalog
+    from datadominion.table_metadata import rows_per_month
+
+    catalog = load_pyiceberg_catalog(catalog_settings)
+    return rows_per_month(catalog, f"{env.config.namespace}.{env.config.destination_table}")
 
 
 def test_a_maintain_step_runs_through_run_step_and_reports(spark, isolated):
