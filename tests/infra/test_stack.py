@@ -234,8 +234,9 @@ def test_only_finish_may_delete_from_the_ledger_and_keys_are_used_only_through_t
             f"dynamodb.{env_config(env).region}.amazonaws.com", f"s3.{env_config(env).region}.amazonaws.com"}
     plan = {s.get("Sid"): s for s in _role_statements(t, "LauncherPlanRole")}
     assert _actions(plan["SummaryTableMetadata"]) == ["glue:GetTable"]
-    assert json.dumps(plan["SummaryTableMetadata"]["Resource"]).count(":table/") == 1
-    assert "/summary" in json.dumps(plan["SummaryTableMetadata"]["Resource"])
+    tables = json.dumps(plan["SummaryTableMetadata"]["Resource"])  # the newest month; both tables' health
+    assert tables.count(":table/") == 2 and "/summary" in tables and "/latest_summary" in tables
+    assert "accounts_all" not in tables
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
