@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional
 from datadominion.catalog import CatalogSettings
 
 SQLITE_JDBC_JAR = Path("/usr/share/java/sqlite-jdbc.jar")
+QUIET_LOG4J2 = Path(__file__).with_name("log4j2-local.properties")
 ICEBERG_JAR_NAME = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
 
 
@@ -114,7 +115,10 @@ def build_spark_session(
         # Python workers run this interpreter (its packages, e.g. pyarrow for the footer checks);
         # PySpark reads the variable when the context starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "hostname resolves to a loopback" warning
         conf.update({
+            # Spark's start-up warnings (native library, log level hints) stay out of the terminal.
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J2}",
             "spark.master": os.environ.get("DATADOMINION_SPARK_MASTER", "local[2]"),
             "spark.jars": ",".join(str(j) for j in jars),
             "spark.ui.enabled": "false",

@@ -63,6 +63,8 @@ class StepReport:
             yield
         finally:
             self.stage_seconds[name] = round(time.monotonic() - started, 3)
+            if self.progress:
+                self.progress(f"{name} done in {self.stage_seconds[name]:.1f} s")
             if context is not None:
                 self.stage_spark_jobs[name] = len(context.statusTracker().getJobIdsForGroup(group))
                 context.setLocalProperty("spark.jobGroup.id", None)

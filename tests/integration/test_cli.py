@@ -53,8 +53,11 @@ def test_lifecycle_duplicates_incomplete_rejected_and_rerun(tmp_path):
     # hold the last month back as an incomplete batch: no _SUCCESS yet
     held = next((landing / "rpt_as_of_mo=2024-04").iterdir())
     (held / "_SUCCESS").unlink()
-    out = dd(home, "process").stdout
+    first = dd(home, "process")
+    out = first.stdout
     assert "initial load of 3 month(s)" in out and "3 batch(es) done" in out
+    assert "summarise done in" in out  # each stage reports its elapsed time
+    assert "WARN" not in first.stderr and "log level" not in first.stderr, first.stderr  # Spark stays quiet
     assert f"INCOMPLETE accounts_all/rpt_as_of_mo=2024-04/{held.name}/" in dd(home, "status", "--incomplete-after",
                                                                                "0").stdout
     assert "INCOMPLETE" not in dd(home, "status").stdout  # not yet overdue
