@@ -26,6 +26,7 @@ class Registration(Payload):
     rerun_months: List[str]
     retry_failed: bool
     maintain: bool  # the operator asked for table maintenance
+    plan_only: bool  # preview what the run would do: nothing registered, locked or started
     registered: List[str]
     registered_count: int
     rejected: Dict[str, str]

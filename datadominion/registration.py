@@ -178,6 +178,23 @@ def find_incomplete(storage: BatchStorage, now: datetime, older_than: timedelta)
     return stalled
 
 
+def unregistered_batches(storage: BatchStorage, ledger: Ledger, now: datetime) -> List[BatchRecord]:
+    """Complete batches the next sweep would register, as they would stand (unchecked): what
+    a plan preview adds to the pending batches. Nothing is written."""
+    found = []
+    for marker in find_markers(storage):
+        try:
+            ref = parse_marker_key(marker)
+        except BatchKeyError:
+            continue
+        if ledger.get(ref.batch_key) is not None:
+            continue
+        objects = [o for o in storage.list(ref.prefix) if not o.key.endswith("/" + SUCCESS_MARKER)]
+        found.append(BatchRecord(ref.batch_key, ref.month, ref.batch_id, REGISTERED, storage.uri(ref.prefix), now,
+                                 manifest=BatchManifest(count=len(objects), total_bytes=sum(o.size for o in objects))))
+    return found
+
+
 def find_markers(storage: BatchStorage) -> List[str]:
     """Every ``_SUCCESS`` key under accounts_all/ (the sweep and the local poller)."""
     return [o.key for o in storage.list(SOURCE_PREFIX) if o.key.endswith("/" + SUCCESS_MARKER)]

@@ -4,11 +4,12 @@
     {"sweep": true[, "retry_failed": true]} -> register every complete batch not yet known
     {"rerun": {"months": ["YYYY-MM", ...]}} -> recompute those months from accounts_all
     {"maintain": true}                  -> maintain the tables now (then apply what is pending)
+    any of them plus "plan_only": true  -> say what the run would do; lock and write nothing
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Tuple
 
@@ -27,6 +28,7 @@ class RunRequest:
     marker_key: str = ""
     rerun_months: Tuple[str, ...] = ()
     retry_failed: bool = False  # also retry batches parked after too many failed attempts
+    plan_only: bool = False  # preview: no lock, no registration, no job
 
 
 def parse_run_input(payload: object, now: datetime) -> RunRequest:
@@ -35,6 +37,12 @@ def parse_run_input(payload: object, now: datetime) -> RunRequest:
     {"rerun": {"months": ["YYYY-MM", ...]}}."""
     if not isinstance(payload, dict):
         raise RunInputError(f"input must be a JSON object, got {type(payload).__name__}")
+    if "plan_only" in payload:
+        if not isinstance(payload["plan_only"], bool):
+            raise RunInputError(f'"plan_only" must be true or false, got {payload["plan_only"]!r}')
+        rest = {k: v for k, v in payload.items() if k != "plan_only"}
+        request = parse_run_input(rest or {"sweep": True}, now)
+        return replace(request, plan_only=payload["plan_only"])
     if "rerun" in payload:
         rerun = payload["rerun"]
         months = rerun.get("months") if isinstance(rerun, dict) else None

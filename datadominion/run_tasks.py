@@ -36,6 +36,8 @@ from datadominion.lifecycle import (
 )
 from datadominion.payloads import Failure, Finished, Lease, LockState, Plan, PlanItem, Recorded, Registration
 from datadominion.planning import plan_steps
+from datadominion.preview import DEFAULT_BYTES_PER_RECORD
+from datadominion.preview import preview as planned_preview
 from datadominion.registration import ManifestSink, find_incomplete, register_marker
 from datadominion.run_input import parse_run_input
 from datadominion.steps import BATCHLESS_MODES, Step
@@ -56,25 +58,27 @@ def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime,
     """Register the event's batch (or every marker, for a sweep). ``proceed`` is False when a
     duplicate or rejected event leaves nothing new to do: the execution ends there."""
     request = parse_run_input(payload, now)
-    if request.kind == "event":
+    if request.plan_only:  # a preview registers nothing: it shows what is pending already
+        outcomes = []
+    elif request.kind == "event":
         outcomes = [register_marker(request.marker_key, storage, ledger, now, policy.tolerance_months, manifests)]
     elif request.kind == "sweep":
         outcomes = register_all(storage, ledger, now, policy.tolerance_months, manifests)
     else:
         outcomes = []
     stalled = [b.folder for b in find_incomplete(storage, now, timedelta(hours=policy.incomplete_after_hours))
-               ] if request.kind == "sweep" else []
+               ] if request.kind == "sweep" and not request.plan_only else []
     registered = [o.batch_key for o in outcomes if o.status == "registered"]
     rejected = {o.batch_key: o.reason for o in outcomes if o.status == "rejected"}
     duplicates = [o.batch_key for o in outcomes if o.status == "duplicate"]
     return Registration(
         kind=request.kind, rerun_months=list(request.rerun_months), retry_failed=request.retry_failed,
-        maintain=request.kind == "maintain",
+        maintain=request.kind == "maintain", plan_only=request.plan_only,
         registered=sample(registered), registered_count=len(registered),
         rejected=sample_map(rejected), rejected_count=len(rejected),
         duplicates=sample(duplicates), duplicate_count=len(duplicates),
         incomplete=sample(stalled), incomplete_count=len(stalled),
-        proceed=request.kind != "event" or bool(registered),
+        proceed=request.kind != "event" or bool(registered) or request.plan_only,
     ).out()
 
 
@@ -96,6 +100,22 @@ def renew_lock(ledger: Ledger, owner: str, now: datetime, policy: RunPolicy, doi
                        f"stopped before {doing}")
     held = ledger.lock()
     return Lease(owner=owner, expires_at=held.expires_at.isoformat() if held else "").out()
+
+
+def preview(ledger: Ledger, *, rows_by_month: Dict[str, int], bytes_per_record: Optional[float],
+            policy: RunPolicy, history_length: int, rerun_months: Sequence[str] = (), retry_failed: bool = False,
+            maintain_reasons: Sequence[str] = (), extra_pending: Sequence[BatchRecord] = ()) -> Dict[str, Any]:
+    """What a run would do now, without the lock and without writing anything
+    (datadominion/preview.py). ``extra_pending``: batches that would be registered first."""
+    pending = list(pending_batches(ledger, policy.max_attempts, retry_failed)) + list(extra_pending)
+    steps = planned_preview(pending, max(rows_by_month) if rows_by_month else None, rows_by_month,
+                            bytes_per_record or DEFAULT_BYTES_PER_RECORD, ledger.steps(50), history_length,
+                            rerun_months, maintain_reasons)
+    for step in steps:  # bounded payload: a sample of each step's batches
+        step["batch_count"], step["batches"] = len(step["batches"]), step["batches"][:SAMPLE_KEYS]
+    return {"preview": True, "count": len(steps), "steps": steps[:MAX_STEPS_PER_PLAN * 4],
+            "bytes_per_record": bytes_per_record or DEFAULT_BYTES_PER_RECORD,
+            "estimated_from": "batch sizes / accounts_all bytes per record; summary month row counts; step history"}
 
 
 def plan(ledger: Ledger, owner: str, now: datetime, *, newest_summarised: Optional[str], settings: JobSettings,

@@ -63,6 +63,19 @@ def newest_summarised_month(catalog: Any, identifier: str, month_column: str = "
     return months[-1] if months else None
 
 
+def bytes_per_record(catalog: Any, identifier: str) -> Optional[float]:
+    """Average stored bytes per record of a table (its snapshot summary), None when empty."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        snapshot = catalog.load_table(identifier).current_snapshot()
+    except NoSuchTableError:
+        return None
+    summary = snapshot.summary if snapshot is not None and snapshot.summary is not None else {}
+    records = int(summary.get("total-records", 0))
+    return int(summary.get("total-files-size", 0)) / records if records else None
+
+
 def live_rows(catalog: Any, identifier: str) -> Optional[int]:
     """Rows in the table's current snapshot (records minus position deletes, from the snapshot
     summary: no file is read), or None when the table does not exist."""

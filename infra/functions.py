@@ -63,10 +63,12 @@ def via_service(service: str, scope: Construct) -> str:
 class LauncherFunctions(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, env: EnvironmentConfig, asset: Path,
                  storage: DataStorage, ledger: LedgerTable, database: GlueDatabase, spark: SparkApplication,
-                 job_settings: JobSettings, summary_table: str, latest_summary_table: str,
+                 job_settings: JobSettings, summary_table: str, latest_summary_table: str, source_table: str,
+                 history_length: int,
                  maintenance: Maintenance, expectations: Expectations) -> None:
         super().__init__(scope, construct_id)
         self.summary_table, self.latest_summary_table = summary_table, latest_summary_table
+        self.source_table = source_table
         code = lambda_.Code.from_asset(str(asset))
         environment = {
             "DATADOMINION_ENVIRONMENT": env.name,
@@ -75,6 +77,8 @@ class LauncherFunctions(Construct):
             "MANIFEST_PREFIX": f"s3://{storage.artifacts.bucket_name}/{MANIFESTS_PREFIX}",
             "SUMMARY_TABLE": f"{database.name}.{summary_table}",
             "LATEST_SUMMARY_TABLE": f"{database.name}.{latest_summary_table}",
+            "SOURCE_TABLE": f"{database.name}.{source_table}",
+            "HISTORY_LENGTH": str(history_length),
             "MAINTENANCE": maintenance.model_dump_json(),
             "EXPECTATIONS": expectations.model_dump_json(),
             "FUTURE_MONTH_TOLERANCE": str(env.run_policy.tolerance_months),
@@ -147,9 +151,9 @@ class LauncherFunctions(Construct):
 
     def _grant_plan(self, storage: DataStorage, database: GlueDatabase) -> None:
         role, artifacts, warehouse = self.roles["plan"], storage.artifacts, storage.warehouse
-        allow(role, "SummaryTableMetadata", ["glue:GetTable"],  # the newest month; maintenance due
+        allow(role, "SummaryTableMetadata", ["glue:GetTable"],  # newest month; maintenance due; preview sizes
               [database.catalog_arn, database.database_arn, database.table_arn(self.summary_table),
-               database.table_arn(self.latest_summary_table)])
+               database.table_arn(self.latest_summary_table), database.table_arn(self.source_table)])
         allow(role, "LargeStepFiles", ["s3:PutObject"], [artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")])
         allow(role, "IcebergMetadataFiles", ["s3:GetObject"], [warehouse.arn_for_objects("*/metadata/*")])
         acknowledge(role, [

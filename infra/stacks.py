@@ -54,6 +54,7 @@ class DataDominionStack(cdk.Stack):
                                            job_settings=job_settings,
                                            summary_table=pipeline_config["destination_table"],
                                            latest_summary_table=pipeline_config["latest_history_table"],
+                                           source_table=pipeline.source_table, history_length=pipeline.history_length,
                                            maintenance=maintenance, expectations=pipeline.expectations)
         self.workflow = Workflow(self, "Workflow", env=e, storage=self.storage, functions=self.functions,
                                  spark=self.spark)

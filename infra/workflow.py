@@ -96,9 +96,16 @@ class Workflow(Construct):
             sfn.Condition.boolean_equals(at(LOCK, LockState, "acquired"), True), plan).otherwise(wait)
         wait.next(lock)
         lock.next(locked)
+        preview = invoke("Preview", "plan", {**owner, "preview": True,
+                                             "rerun_months.$": at(REGISTRATION, Registration, "rerun_months"),
+                                             "retry_failed.$": at(REGISTRATION, Registration, "retry_failed"),
+                                             "maintain.$": at(REGISTRATION, Registration, "maintain")}, "$.preview")
+        preview.add_catch(failure_path, errors=["States.ALL"], result_path="$.error")
+        preview.next(sfn.Succeed(self, "Previewed", comment="plan_only: nothing locked, registered or started"))
         proceed = sfn.Choice(self, "AnythingNew").when(
             sfn.Condition.boolean_equals(at(REGISTRATION, Registration, "proceed"), False),
-            sfn.Succeed(self, "NothingNew")).otherwise(lock)
+            sfn.Succeed(self, "NothingNew")).when(
+            sfn.Condition.boolean_equals(at(REGISTRATION, Registration, "plan_only"), True), preview).otherwise(lock)
         register.next(proceed)
         for state in (register, lock, plan, apply_steps, unlock):
             state.add_catch(failure_path, errors=["States.ALL"], result_path="$.error")

@@ -17,6 +17,8 @@ from lambdas.settings import LambdaSettings
 
 @task_handler(owner)
 def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
+    if event.get("preview"):
+        return _preview(event, s)
     now = wiring.now()
     with tracer.provider.in_subsegment("table_metadata"):
         rows = wiring.summary_rows_per_month(s)
@@ -48,4 +50,17 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
                                "deferred_to_next_plan": result["deferred"], "steps": [
         {"mode": i["mode"], "months": i["months"], "attempt": i["attempt"],
          "client_token": i["request"]["ClientToken"]} for i in result["steps"]]})
+    return result
+
+
+def _preview(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
+    """{"plan_only": true}: what the run would do; no lock, nothing written (datadominion/preview.py)."""
+    rows = wiring.summary_rows_per_month(s)
+    maintain = (["requested by the operator"] if event.get("maintain") else []) + maintenance_reasons(
+        wiring.table_healths(s, len(rows)), s.maintenance, wiring.now())
+    result = run_tasks.preview(wiring.ledger(s), rows_by_month=rows, bytes_per_record=wiring.source_bytes_per_record(s),
+                               policy=s.policy, history_length=s.history_length,
+                               rerun_months=list(event.get("rerun_months") or []),
+                               retry_failed=bool(event.get("retry_failed", False)), maintain_reasons=maintain)
+    logger.info("plan preview", extra={"steps": result["steps"]})
     return result

@@ -19,6 +19,8 @@ VARIABLES = {
     "MANIFEST_PREFIX": "manifest_prefix",
     "SUMMARY_TABLE": "summary_table",
     "LATEST_SUMMARY_TABLE": "latest_summary_table",
+    "SOURCE_TABLE": "source_table",
+    "HISTORY_LENGTH": "history_length",
     "MAINTENANCE": "maintenance",
     "EXPECTATIONS": "expectations",
     "MONTH_COLUMN": "month_column",
@@ -44,6 +46,8 @@ class LambdaSettings(BaseModel):
     manifest_prefix: str = Field("", description="s3://<artifacts>/manifests/: each registered batch's object list")
     summary_table: str = Field("", description="<glue database>.<table> of the summary table")
     latest_summary_table: str = Field("", description="<glue database>.<table> of latest_summary")
+    source_table: str = Field("", description="<glue database>.<table> of accounts_all (metadata only)")
+    history_length: int = Field(36, ge=1)
     maintenance: Maintenance = Maintenance()  # when the Plan schedules maintenance (pipeline config)
     expectations: Expectations = Expectations()  # freshness and coverage (pipeline config)
     month_column: str = "rpt_as_of_mo"

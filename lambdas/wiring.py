@@ -58,6 +58,11 @@ def summary_rows_per_month(s: LambdaSettings) -> Dict[str, int]:
     return table_metadata.rows_per_month(_catalog(s), s.summary_table, s.month_column)
 
 
+def source_bytes_per_record(s: LambdaSettings) -> Optional[float]:
+    """accounts_all's stored bytes per record (snapshot summary): the preview's size estimate."""
+    return table_metadata.bytes_per_record(_catalog(s), s.source_table) if s.source_table else None
+
+
 def table_healths(s: LambdaSettings, months: int) -> List[TableHealth]:
     """summary's and latest_summary's health from their metadata (datadominion/maintenance.py)."""
     catalog = _catalog(s)

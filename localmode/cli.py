@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from datadominion.config import ConfigError, PipelineConfig, load_pipeline_config
 from datadominion.lifecycle import RunPolicy
 from datadominion.months import MonthError, parse_month
-from datadominion.registration import find_incomplete
+from datadominion.registration import find_incomplete, unregistered_batches
 from datadominion.run_tasks import describe_usage
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pipeline.json"
@@ -120,6 +120,46 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         _say(f"error: {exc}")
         return EXIT_USAGE
     return _process(args, request.rerun_months)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """What `process` (or `rerun`, `maintain`) would do now; nothing is locked or written."""
+    from datadominion import run_tasks
+    from datadominion.table_metadata import bytes_per_record, rows_per_month
+
+    env = _env(args)
+    cfg = env.config
+    rerun = _months(args.rerun_months) if args.rerun_months else []
+    result = run_tasks.preview(
+        env.ledger, rows_by_month=rows_per_month(env.catalog, env.identifier(cfg.destination_table), cfg.month_column),
+        bytes_per_record=bytes_per_record(env.catalog, env.identifier(cfg.source_table)), policy=RunPolicy(),
+        history_length=cfg.history_length, rerun_months=rerun, retry_failed=args.retry_failed,
+        maintain_reasons=(["requested by the operator"] if args.maintain else []) + env.maintenance_due(),
+        extra_pending=unregistered_batches(env.storage, env.ledger, datetime.now(timezone.utc)))
+    _say("plan preview (nothing locked or written):" if result["steps"] else "plan preview: nothing to do")
+    header = ("#", "mode", "months", "batches", "accounts~", "summary rows~", "rewrites months", "expected")
+    rows = [(str(n), s["mode"], _span(s["months"]), str(s["batch_count"]), str(s["accounts_estimate"]),
+             str(s["summary_rows_estimate"]), s["rewrites_months"] or "-", _expected_text(s))
+            for n, s in enumerate(result["steps"], start=1)]
+    for line in _aligned([header, *rows]) if rows else []:
+        _say("  " + line)
+    return EXIT_OK
+
+
+def _span(months: Sequence[str]) -> str:
+    return months[0] if len(months) == 1 else f"{months[0]}..{months[-1]} ({len(months)})"
+
+
+def _expected_text(step: Dict[str, Any]) -> str:
+    from datadominion.run_tasks import describe_usage
+
+    expected = step["expected"]
+    return expected if isinstance(expected, str) else f"{describe_usage(expected)} (median of {step['history_steps']})"
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> List[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
@@ -337,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--incomplete-after", type=float, default=RunPolicy.incomplete_after_hours,
                     help="hours after which a batch folder with data but no _SUCCESS is reported")
     add("validate", cmd_validate, "integrity checks + full comparison with a from-scratch recomputation")
+    pl = add("plan", cmd_plan, "preview what a run would do: steps, batches, blast radius, expected time")
+    pl.add_argument("--rerun-months", help="also preview an operator re-run of these comma-separated YYYY-MM")
+    pl.add_argument("--retry-failed", action="store_true", help="include batches parked after repeated failures")
+    pl.add_argument("--maintain", action="store_true", help="include a maintenance step")
     k = add("check-batch", cmd_check_batch, "check a batch folder (or s3:// prefix) before delivering it")
     k.add_argument("location", help="…/rpt_as_of_mo=YYYY-MM/<batch_id>/ folder or s3:// prefix")
     k.add_argument("--tolerance", type=int, default=1, help="months after the current one still accepted")

@@ -234,9 +234,9 @@ def test_only_finish_may_delete_from_the_ledger_and_keys_are_used_only_through_t
             f"dynamodb.{env_config(env).region}.amazonaws.com", f"s3.{env_config(env).region}.amazonaws.com"}
     plan = {s.get("Sid"): s for s in _role_statements(t, "LauncherPlanRole")}
     assert _actions(plan["SummaryTableMetadata"]) == ["glue:GetTable"]
-    tables = json.dumps(plan["SummaryTableMetadata"]["Resource"])  # the newest month; both tables' health
-    assert tables.count(":table/") == 2 and "/summary" in tables and "/latest_summary" in tables
-    assert "accounts_all" not in tables
+    tables = json.dumps(plan["SummaryTableMetadata"]["Resource"])  # newest month; health; preview sizes
+    assert tables.count(":table/") == 3 and "/summary" in tables and "/latest_summary" in tables
+    assert "/accounts_all" in tables
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -16,7 +16,7 @@ import requests
 from datadominion.ledger import DONE, FAILED, REGISTERED
 from infra.naming import LOCK_POLL_SECONDS
 from tests.integration.test_aws_launcher import land, ledger, summary_table_with_months
-from tests.support.aws import ACCOUNT, REGION, put_json, s3_object_created_event
+from tests.support.aws import ACCOUNT, REGION, FakeLambdaContext, put_json, s3_object_created_event
 from tests.support.iam import CallRecorder, Deployment, check_calls
 from tests.support.requests import problems
 from tests.support.state_machine import (
@@ -265,6 +265,24 @@ def test_the_hourly_sweep_schedules_maintenance_when_a_table_crosses_a_threshold
     [job] = pipeline.emr.jobs
     assert job["Step"]["mode"] == "maintain" and job["Step"]["notes"] == ["summary: 3 snapshots > 2"]
     assert [r.notes for r in ledger(aws).steps(mode="maintain")] == [("summary: 3 snapshots > 2",)]
+
+
+def test_plan_only_previews_the_run_and_locks_registers_and_starts_nothing(pipeline, aws):
+    from lambdas import register
+
+    ctx = FakeLambdaContext()
+    summary_table_with_months(aws, ["2024-01", "2024-02", "2024-03"])
+    register.handler(s3_object_created_event(aws.landing, land(aws, "2024-02", "late")), ctx)
+    land(aws, "2024-04", "unannounced")  # its event was lost: a preview does not register it
+    before = {b.batch_key: (b.state, b.attempts) for b in ledger(aws).batches()}
+    result = pipeline.run({"plan_only": True, "rerun": {"months": ["2024-01"]}})
+    assert result["status"] == "SUCCEEDED"
+    steps = json.loads(result["output"])["preview"]["value"]["steps"]
+    assert [(s["mode"], s["months"], s["batch_count"]) for s in steps] == [
+        ("rerun", ["2024-01"], 0), ("backfill", ["2024-02"], 1)]
+    assert steps[1]["rewrites_months"] == "2024-02..2024-03" and steps[0]["accounts_estimate"] == 2
+    assert {b.batch_key: (b.state, b.attempts) for b in ledger(aws).batches()} == before
+    assert pipeline.emr.jobs == [] and ledger(aws).lock() is None and ledger(aws).runs() == []
 
 
 def test_bad_input_fails_the_execution_with_the_reason_and_touches_nothing(pipeline, aws):

@@ -80,8 +80,13 @@ def test_lifecycle_duplicates_incomplete_rejected_and_rerun(tmp_path):
     assert "zero-byte" in json.loads((bad / "_REJECTED.json").read_text())["reason"]
     assert table_state(home) == state
 
-    # the incomplete batch completes and is applied as a forward month
+    # the incomplete batch completes; a preview says what a run would do, and changes nothing
     (held / "_SUCCESS").write_bytes(b"")
+    preview = dd(home, "plan", "--rerun-months", "2024-02").stdout
+    assert "plan preview (nothing locked or written)" in preview
+    assert [line.split()[1] for line in preview.splitlines()[2:]] == ["rerun", "forward"]
+    assert "2024-02..2024-04" in preview  # the re-run rewrites M..M+35, up to the newest month
+    assert table_state(home) == state
     out = dd(home, "process").stdout
     assert "2024-04 is newer than the newest summarised month 2024-03: forward" in out
     state = table_state(home)

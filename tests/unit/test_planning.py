@@ -136,3 +136,36 @@ def test_step_rejects_inconsistent_shapes():
         Step("rerun", ("2024-02", "2024-01"))
     with pytest.raises(ValueError, match="needs at least one batch"):
         Step("forward", ("2024-02",))
+
+
+def test_plan_only_combines_with_every_input_and_alone_previews_a_sweep():
+    assert parse_run_input({"plan_only": True}, NOW).kind == "sweep"
+    rerun = parse_run_input({"plan_only": True, "rerun": {"months": ["2024-01"]}}, NOW)
+    assert rerun.plan_only and rerun.rerun_months == ("2024-01",)
+    assert parse_run_input({"plan_only": True, "maintain": True}, NOW).kind == "maintain"
+    with pytest.raises(RunInputError, match='"plan_only" must be true or false'):
+        parse_run_input({"plan_only": "yes"}, NOW)
+
+
+def test_a_preview_shows_each_steps_blast_radius_and_expected_cost():
+    from dataclasses import replace
+
+    from datadominion.ledger import DONE, BatchManifest, StepRecord
+    from datadominion.preview import preview
+
+    late = replace(batch("2024-03"), manifest=BatchManifest(count=1, total_bytes=6_000))
+    new = replace(batch("2025-01"), manifest=BatchManifest(count=1, total_bytes=60_000))
+    history = [StepRecord(f"s{n}", "r", "backfill", ("2023-01",), NOW, DONE, usage={"wall_seconds": w})
+               for n, w in enumerate((10.0, 30.0, 20.0))]
+    rows = {"2024-03": 1000, "2024-12": 1000}
+    backfill, forward, maintain = preview([late, new], "2024-12", rows, 60.0, history, 36,
+                                          maintain_reasons=["due"])
+    assert (backfill["mode"], backfill["accounts_estimate"], backfill["rewrites_months"]) == \
+        ("backfill", 100, "2024-03..2025-01")  # M..M+35, capped at the newest month after the plan
+    assert backfill["summary_rows_estimate"] == 100 * 11
+    assert backfill["expected"] == {"wall_seconds": 20.0} and backfill["history_steps"] == 3
+    assert (forward["accounts_estimate"], forward["summary_rows_estimate"]) == (1000, 1000)
+    assert forward["expected"] == "no history for this kind of step yet"
+    assert maintain["mode"] == "maintain" and maintain["summary_rows_estimate"] == 0
+    [rerun] = preview([], "2024-12", rows, 60.0, [], 36, rerun_months=["2024-03"])
+    assert (rerun["accounts_estimate"], rerun["rewrites_months"]) == (1000, "2024-03..2024-12")
