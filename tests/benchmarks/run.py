@@ -149,8 +149,9 @@ def scenario_forward(home: Path, accounts: int) -> Dict[str, Any]:
 
 
 def scenario_history_ratio(home: Path, accounts: int) -> Dict[str, Any]:
-    short = _load_then_forward(home / "h6", accounts, 6)
-    long = _load_then_forward(home / "h60", accounts, 60)
+    # Each side in its own process: one process has one SparkSession, wired to one catalog.
+    short = _child("forward_h6", accounts)
+    long = _child("forward_h60", accounts)
     return {"forward_6_months_s": short["forward_s"], "forward_60_months_s": long["forward_s"],
             "ratio_60_over_6": round(long["forward_s"] / short["forward_s"], 2),
             "driver_peak_mb": max(short["driver_peak_mb"], long["driver_peak_mb"])}
@@ -314,14 +315,34 @@ def _months_with_backfills(home: Path, accounts: int, months: int, maintain_ever
     return lines
 
 
-def scenario_maintenance(home: Path, accounts: int, months: int) -> Dict[str, Any]:
-    """Table health month by month with and without maintenance, in the same run."""
-    without = _months_with_backfills(home / "without", accounts, months, maintain_every=0)
-    with_ = _months_with_backfills(home / "with", accounts, months, maintain_every=3)
+def scenario_maintenance(accounts: int, months: int) -> Dict[str, Any]:
+    """Table health month by month with and without maintenance, in the same run (each side in
+    its own process: one process has one SparkSession, wired to one catalog)."""
+    without = _child("maintenance_never", accounts, months)["lines"]
+    with_ = _child("maintenance_every_3", accounts, months)["lines"]
     return {"accounts": accounts, "months": months, "without": without, "with": with_,
             "last_forward_s": {"without": without[-1]["step_s"], "with": with_[-1]["step_s"]},
             "last_full_read_s": {"without": without[-1]["full_read_s"], "with": with_[-1]["full_read_s"]}}
 
+
+def _child(name: str, *params: int) -> Dict[str, Any]:
+    """Run a part of a scenario in a fresh process; its RESULT."""
+    out = subprocess.run([sys.executable, "-m", "tests.benchmarks.run", "--child", name,
+                          "--params", ",".join(str(p) for p in params)], cwd=REPO, capture_output=True, text=True,
+                         env=dict(os.environ, SPARK_LOCAL_IP="127.0.0.1"))
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"{name} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    return dict(json.loads(line[7:]))
+
+
+# Parts run by _child, with their integer parameters.
+PARTS = {
+    "forward_h6": lambda home, p: _load_then_forward(home, p[0], 6),
+    "forward_h60": lambda home, p: _load_then_forward(home, p[0], 60),
+    "maintenance_never": lambda home, p: {"lines": _months_with_backfills(home, p[0], p[1], maintain_every=0)},
+    "maintenance_every_3": lambda home, p: {"lines": _months_with_backfills(home, p[0], p[1], maintain_every=3)},
+}
 
 SCENARIOS = {
     "seed_case_2": lambda home, large: scenario_seed_case_2(home),
@@ -332,7 +353,7 @@ SCENARIOS = {
     "backfill_ratio": lambda home, large: scenario_backfill_ratio(home, 100_000 if large else 20_000),
     "plan_metadata": lambda home, large: scenario_plan_metadata(home),
     "soak": lambda home, large: scenario_soak(home, 60 if large else 24),
-    "maintenance": lambda home, large: scenario_maintenance(home, 100_000 if large else 1_000, 24 if large else 9),
+    "maintenance": lambda home, large: scenario_maintenance(100_000 if large else 1_000, 24 if large else 9),
 }
 DEFAULT = ["seed_case_2", "late_set", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]
 
@@ -342,10 +363,15 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--only", choices=sorted(SCENARIOS))
     parser.add_argument("--large", action="store_true", help="also 1M-account forward; bigger ratio runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         with tempfile.TemporaryDirectory(prefix="dd-bench-") as tmp:
-            print("RESULT " + json.dumps(SCENARIOS[args.child](Path(tmp), args.large)))
+            if args.child in PARTS:
+                result = PARTS[args.child](Path(tmp), [int(p) for p in args.params.split(",") if p])
+            else:
+                result = SCENARIOS[args.child](Path(tmp), args.large)
+            print("RESULT " + json.dumps(result))
         return 0
     names = [args.only] if args.only else DEFAULT + (["forward_1m"] if args.large else [])
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
