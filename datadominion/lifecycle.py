@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from datadominion.jobs import JobOutcome
 from datadominion.landing import BatchKeyError, parse_marker_key
@@ -25,15 +25,15 @@ from datadominion.ledger import (
 )
 from datadominion.registration import ManifestSink, RegisterOutcome, find_markers, register_marker
 from datadominion.steps import Step
-from datadominion.storage import BatchStorage
+from datadominion.storage import BatchStorage, StoredObject
 
 
-def register_all(storage: BatchStorage, ledger: Ledger, now: datetime, tolerance: int, manifests: ManifestSink
-                 ) -> List[RegisterOutcome]:
+def register_all(storage: BatchStorage, ledger: Ledger, now: datetime, tolerance: int, manifests: ManifestSink,
+                 listing: Optional[Sequence[StoredObject]] = None) -> List[RegisterOutcome]:
     """Register every marker the ledger does not know yet (the sweep and the local poller).
     Known batches are skipped from one ledger listing, not looked up one by one."""
     known = {b.batch_key for b in ledger.batches()}
-    unseen = [key for key in find_markers(storage) if not _known(key, known)]
+    unseen = [key for key in find_markers(storage, listing) if not _known(key, known)]
     return [register_marker(key, storage, ledger, now, tolerance, manifests) for key in unseen]
 
 

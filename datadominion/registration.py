@@ -159,15 +159,22 @@ class IncompleteBatch:
     newest: datetime
 
 
-def find_incomplete(storage: BatchStorage, now: datetime, older_than: timedelta) -> List[IncompleteBatch]:
-    """Batch folders holding data but no ``_SUCCESS`` whose newest object is older than
-    ``older_than``: a delivery that never finished is otherwise silent."""
+def _by_batch_folder(objects: Sequence[StoredObject]) -> Dict[str, List[StoredObject]]:
+    """accounts_all/rpt_as_of_mo=YYYY-MM/<batch_id>/ -> the objects under it."""
     folders: Dict[str, List[StoredObject]] = {}
-    for o in storage.list(SOURCE_PREFIX):
+    for o in objects:
         parts = o.key.split("/")
-        if len(parts) < 4:
-            continue
-        folders.setdefault("/".join(parts[:3]) + "/", []).append(o)
+        if len(parts) >= 4:
+            folders.setdefault("/".join(parts[:3]) + "/", []).append(o)
+    return folders
+
+
+def find_incomplete(storage: BatchStorage, now: datetime, older_than: timedelta,
+                    listing: Optional[Sequence[StoredObject]] = None) -> List[IncompleteBatch]:
+    """Batch folders holding data but no ``_SUCCESS`` whose newest object is older than
+    ``older_than``: a delivery that never finished is otherwise silent. ``listing``: the
+    landing area already listed (the sweep lists it once)."""
+    folders = _by_batch_folder(storage.list(SOURCE_PREFIX) if listing is None else listing)
     stalled = []
     for folder, objects in sorted(folders.items()):
         if any(o.key.endswith("/" + SUCCESS_MARKER) for o in objects):
@@ -181,20 +188,23 @@ def find_incomplete(storage: BatchStorage, now: datetime, older_than: timedelta)
 def unregistered_batches(storage: BatchStorage, ledger: Ledger, now: datetime) -> List[BatchRecord]:
     """Complete batches the next sweep would register, as they would stand (unchecked): what
     a plan preview adds to the pending batches. Nothing is written."""
+    listing = storage.list(SOURCE_PREFIX)
+    folders = _by_batch_folder(listing)
     found = []
-    for marker in find_markers(storage):
+    for marker in find_markers(storage, listing):
         try:
             ref = parse_marker_key(marker)
         except BatchKeyError:
             continue
         if ledger.get(ref.batch_key) is not None:
             continue
-        objects = [o for o in storage.list(ref.prefix) if not o.key.endswith("/" + SUCCESS_MARKER)]
+        objects = [o for o in folders.get(ref.prefix, []) if not o.key.endswith("/" + SUCCESS_MARKER)]
         found.append(BatchRecord(ref.batch_key, ref.month, ref.batch_id, REGISTERED, storage.uri(ref.prefix), now,
                                  manifest=BatchManifest(count=len(objects), total_bytes=sum(o.size for o in objects))))
     return found
 
 
-def find_markers(storage: BatchStorage) -> List[str]:
+def find_markers(storage: BatchStorage, listing: Optional[Sequence[StoredObject]] = None) -> List[str]:
     """Every ``_SUCCESS`` key under accounts_all/ (the sweep and the local poller)."""
-    return [o.key for o in storage.list(SOURCE_PREFIX) if o.key.endswith("/" + SUCCESS_MARKER)]
+    objects = storage.list(SOURCE_PREFIX) if listing is None else listing
+    return [o.key for o in objects if o.key.endswith("/" + SUCCESS_MARKER)]

@@ -24,6 +24,7 @@ from datadominion.job_request import (
     step_uri,
     store_step_if_large,
 )
+from datadominion.landing import SOURCE_PREFIX
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, RUNNING, BatchRecord, Ledger, LockLost, RunRecord
 from datadominion.lifecycle import (
     RunPolicy,
@@ -58,16 +59,14 @@ def register(payload: Any, storage: BatchStorage, ledger: Ledger, now: datetime,
     """Register the event's batch (or every marker, for a sweep). ``proceed`` is False when a
     duplicate or rejected event leaves nothing new to do: the execution ends there."""
     request = parse_run_input(payload, now)
-    if request.plan_only:  # a preview registers nothing: it shows what is pending already
-        outcomes = []
-    elif request.kind == "event":
+    outcomes, stalled = [], []  # a preview registers nothing: it shows what is pending already
+    if request.kind == "event" and not request.plan_only:
         outcomes = [register_marker(request.marker_key, storage, ledger, now, policy.tolerance_months, manifests)]
-    elif request.kind == "sweep":
-        outcomes = register_all(storage, ledger, now, policy.tolerance_months, manifests)
-    else:
-        outcomes = []
-    stalled = [b.folder for b in find_incomplete(storage, now, timedelta(hours=policy.incomplete_after_hours))
-               ] if request.kind == "sweep" and not request.plan_only else []
+    elif request.kind == "sweep" and not request.plan_only:  # one listing of the landing area serves both
+        listing = storage.list(SOURCE_PREFIX)
+        outcomes = register_all(storage, ledger, now, policy.tolerance_months, manifests, listing)
+        stalled = [b.folder for b in find_incomplete(storage, now, timedelta(hours=policy.incomplete_after_hours),
+                                                     listing)]
     registered = [o.batch_key for o in outcomes if o.status == "registered"]
     rejected = {o.batch_key: o.reason for o in outcomes if o.status == "rejected"}
     duplicates = [o.batch_key for o in outcomes if o.status == "duplicate"]

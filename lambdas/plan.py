@@ -21,8 +21,9 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
         return _preview(event, s)
     now = wiring.now()
     with tracer.provider.in_subsegment("table_metadata"):
-        rows = wiring.summary_rows_per_month(s)
-        healths = wiring.table_healths(s, len(rows))
+        glue = wiring.catalog(s)
+        rows = wiring.summary_rows_per_month(s, glue)
+        healths = wiring.table_healths(s, glue, len(rows))
     months = sorted(rows)
     fresh = check_freshness(rows, now.date(), s.expectations.month_due_day, s.expectations.max_account_drop_pct)
     metrics.add_metric(name=telemetry.MONTH_OVERDUE, unit=MetricUnit.Count, value=1 if fresh.overdue_month else 0)
@@ -55,10 +56,12 @@ def handler(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
 
 def _preview(event: Dict[str, Any], s: LambdaSettings) -> Dict[str, Any]:
     """{"plan_only": true}: what the run would do; no lock, nothing written (datadominion/preview.py)."""
-    rows = wiring.summary_rows_per_month(s)
+    glue = wiring.catalog(s)
+    rows = wiring.summary_rows_per_month(s, glue)
     maintain = (["requested by the operator"] if event.get("maintain") else []) + maintenance_reasons(
-        wiring.table_healths(s, len(rows)), s.maintenance, wiring.now())
-    result = run_tasks.preview(wiring.ledger(s), rows_by_month=rows, bytes_per_record=wiring.source_bytes_per_record(s),
+        wiring.table_healths(s, glue, len(rows)), s.maintenance, wiring.now())
+    result = run_tasks.preview(wiring.ledger(s), rows_by_month=rows,
+                               bytes_per_record=wiring.source_bytes_per_record(s, glue),
                                policy=s.policy, history_length=s.history_length,
                                rerun_months=list(event.get("rerun_months") or []),
                                retry_failed=bool(event.get("retry_failed", False)), maintain_reasons=maintain)

@@ -53,26 +53,26 @@ def manifests(s: LambdaSettings) -> ManifestSink:
     return ManifestSink(s.manifest_prefix, write_text)
 
 
-def summary_rows_per_month(s: LambdaSettings) -> Dict[str, int]:
-    """The months in summary and their accounts, from its Iceberg metadata in Glue (no data file read)."""
-    return table_metadata.rows_per_month(_catalog(s), s.summary_table, s.month_column)
-
-
-def source_bytes_per_record(s: LambdaSettings) -> Optional[float]:
-    """accounts_all's stored bytes per record (snapshot summary): the preview's size estimate."""
-    return table_metadata.bytes_per_record(_catalog(s), s.source_table) if s.source_table else None
-
-
-def table_healths(s: LambdaSettings, months: int) -> List[TableHealth]:
-    """summary's and latest_summary's health from their metadata (datadominion/maintenance.py)."""
-    catalog = _catalog(s)
-    healths = [table_metadata.table_health(catalog, s.summary_table, "summary", months),
-               table_metadata.table_health(catalog, s.latest_summary_table, "latest_summary", 1)]
-    return [h for h in healths if h is not None]
-
-
-def _catalog(s: LambdaSettings) -> Any:
+def catalog(s: LambdaSettings) -> Any:
+    """The Glue catalog through pyiceberg; a handler opens it once and passes it on."""
     return load_pyiceberg_catalog(glue_catalog_settings(s.job.warehouse, s.catalog_properties))
+
+
+def summary_rows_per_month(s: LambdaSettings, glue: Any) -> Dict[str, int]:
+    """The months in summary and their accounts, from its Iceberg metadata (no data file read)."""
+    return table_metadata.rows_per_month(glue, s.summary_table, s.month_column)
+
+
+def source_bytes_per_record(s: LambdaSettings, glue: Any) -> Optional[float]:
+    """accounts_all's stored bytes per record (snapshot summary): the preview's size estimate."""
+    return table_metadata.bytes_per_record(glue, s.source_table) if s.source_table else None
+
+
+def table_healths(s: LambdaSettings, glue: Any, months: int) -> List[TableHealth]:
+    """summary's and latest_summary's health from their metadata (datadominion/maintenance.py)."""
+    healths = [table_metadata.table_health(glue, s.summary_table, "summary", months),
+               table_metadata.table_health(glue, s.latest_summary_table, "latest_summary", 1)]
+    return [h for h in healths if h is not None]
 
 
 def read_text(uri: str) -> Optional[str]:

@@ -151,8 +151,6 @@ def _span(months: Sequence[str]) -> str:
 
 
 def _expected_text(step: Dict[str, Any]) -> str:
-    from datadominion.run_tasks import describe_usage
-
     expected = step["expected"]
     return expected if isinstance(expected, str) else f"{describe_usage(expected)} (median of {step['history_steps']})"
 

@@ -50,8 +50,9 @@ def test_handlers_import_and_plan_from_the_asset_alone(tmp_path, aws):
         for name in {HANDLERS!r}:
             importlib.import_module("lambdas." + name)
         from lambdas import wiring
-        newest = max(wiring.summary_rows_per_month(wiring.settings()))
-        wiring.table_healths(wiring.settings(), 2)
+        glue = wiring.catalog(wiring.settings())
+        newest = max(wiring.summary_rows_per_month(wiring.settings(), glue))
+        wiring.table_healths(wiring.settings(), glue, 2)
         assert "pyarrow" not in sys.modules, "the Plan imported pyarrow"
         assert "pyspark" not in sys.modules
         print("NEWEST", newest)
