@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,21 @@ def _dt(value: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(value) if value else None
 
 
+def _switch_to_wal(db: sqlite3.Connection, seconds: float = 30.0) -> None:
+    """Switching a new ledger file to WAL needs an exclusive lock, and SQLite does not wait
+    for it (the busy timeout does not apply): two processes opening a fresh home at once must
+    retry instead of failing with "database is locked"."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteLedger:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -64,7 +80,7 @@ class SqliteLedger:
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db

@@ -156,3 +156,31 @@ def test_a_batch_failing_max_attempts_times_is_parked_until_retry_failed(landing
     assert pending_batches(ledger, max_attempts=3) == []
     assert [b.batch_key for b in parked_batches(ledger, 3)] == ["2025-02/b1"]
     assert [b.batch_key for b in pending_batches(ledger, 3, retry_failed=True)] == ["2025-02/b1"]
+
+
+def test_switching_a_fresh_ledger_to_wal_retries_while_another_process_holds_it():
+    """Two `process` runs on a new home open the ledger at once: the WAL switch needs an
+    exclusive lock and SQLite may answer "database is locked" without waiting (seen as an
+    intermittent failure of the two-concurrent-runs CLI test); it is retried, other errors not."""
+    import sqlite3
+
+    import pytest
+
+    from datadominion.adapters.sqlite_ledger import _switch_to_wal
+
+    class Busy:
+        def __init__(self, failures: int, message: str = "database is locked"):
+            self.failures, self.message, self.calls = failures, message, 0
+
+        def execute(self, sql: str):
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise sqlite3.OperationalError(self.message)
+
+    db = Busy(3)
+    _switch_to_wal(db)  # type: ignore[arg-type]
+    assert db.calls == 4
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        _switch_to_wal(Busy(1, "disk I/O error"))  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _switch_to_wal(Busy(10**6), seconds=0.2)  # type: ignore[arg-type]
