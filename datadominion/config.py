@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from datadominion.schema import SOURCE_BATCH_COLUMN
+
 SourceType = Literal["bigint", "int", "string", "date", "timestamp", "double"]
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -137,6 +139,8 @@ class PipelineConfig(StrictModel):
     source_table: str
     destination_table: str
     latest_history_table: str
+    changes_table: str = Field("summary_changes", description="the amended-history feed (docs/architecture.md, "
+                               "'Amended-history feed')")
     history_length: int = Field(ge=1, le=120)
     key_column: str = "cons_acct_key"
     month_column: str = "rpt_as_of_mo"
@@ -159,6 +163,9 @@ class PipelineConfig(StrictModel):
         source = {c.name for c in self.source_schema}
         if len(source) != len(self.source_schema):
             raise ValueError("source_schema names a column twice")
+        if SOURCE_BATCH_COLUMN in source:
+            raise ValueError(f"source_schema may not name {SOURCE_BATCH_COLUMN!r}: accounts_all keeps each record's "
+                             "batch in that column")
         for required in (self.key_column, self.month_column, self.timestamp_column):
             if required not in source:
                 raise ValueError(f"source_schema lacks the required column {required!r}")

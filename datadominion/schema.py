@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+# accounts_all keeps, beside the configured source columns, the key of the batch each record
+# arrived in ('YYYY-MM/<batch id>'): provenance and the amended-history feed name it.
+SOURCE_BATCH_COLUMN = "source_batch"
+
 # Lower-cased, each is also the type's simpleString() in PySpark (how ingest compares schemas).
 SPARK_SQL_TYPES: Dict[str, str] = {
     "bigint": "BIGINT",

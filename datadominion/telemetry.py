@@ -21,6 +21,8 @@ JOB_RUNS_FAILED = "JobRunsFailed"
 JOB_RUNS_REJECTED_BATCH = "JobRunsRejectedBatch"
 RUNS_SUCCEEDED = "RunsSucceeded"
 RUNS_FAILED = "RunsFailed"
+AMENDED_ROWS = "AmendedRows"  # change records of the amended-history feed, per step
+AMENDMENT_EVENTS_FAILED = "AmendmentEventsFailed"
 
 
 def steps_planned(mode: str) -> str:

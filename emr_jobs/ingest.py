@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 from datadominion.config import PipelineConfig
 from datadominion.job_request import S3_REGION_CONF
 from datadominion.landing import FILE_PATH_PATTERN
-from datadominion.schema import SPARK_SQL_TYPES
+from datadominion.schema import SOURCE_BATCH_COLUMN, SPARK_SQL_TYPES
 from datadominion.steps import StepBatch
 from emr_jobs.footers import footer_problems, s3_options
 from emr_jobs.tables import BATCHES_PROPERTY, Tables
@@ -47,10 +47,12 @@ class ValidatedStep:
     rejected: Dict[str, BatchValidationError]
 
     def rows(self, batch_keys: Optional[Sequence[str]] = None) -> DataFrame:
-        """Source-schema rows of the given valid batches (all by default)."""
+        """accounts_all rows (source columns and ``source_batch``) of the given valid batches
+        (all by default)."""
         assert self.scan is not None, "no valid batch in this step"
         keys = [b.batch_key for b in self.batches] if batch_keys is None else list(batch_keys)
-        return self.scan.where(F.col(BATCH).isin(keys)).drop(BATCH, "_path_month")
+        return (self.scan.where(F.col(BATCH).isin(keys)).drop("_path_month")
+                .withColumnRenamed(BATCH, SOURCE_BATCH_COLUMN))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,13 @@ checks have not passed.
 All of this runs under the single-writer lock, so every `audit_*` branch found when a step
 starts belongs to a step that died; it is dropped and the step's re-run starts afresh from
 `main` (a re-run recomputes from accounts_all, so it also finishes a publish that was
-interrupted between the two fast-forwards).
+interrupted between the fast-forwards).
+
+The changes table (the amended-history feed) is branched too when the step keeps the feed,
+and fast-forwarded right after summary: a reader never sees a change record before its
+rows. If a step died after publishing summary but before its change records, the next step
+finishes that publish (its re-run would find nothing left to change, so nothing else would
+ever write them).
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ def audit_branch(step_id: str) -> str:
     return BRANCH_PREFIX + "".join(c if c.isalnum() else "_" for c in step_id)
 
 
-def _audited(tables: Tables) -> Tuple[str, str]:
+def _audited(tables: Tables, with_changes: bool = True) -> Tuple[str, ...]:
+    """The tables a step publishes, in publishing order."""
+    if with_changes:
+        return tables.summary, tables.changes, tables.latest_summary
     return tables.summary, tables.latest_summary
 
 
@@ -37,22 +46,31 @@ def refs(spark: Any, table: str, kind: str = "BRANCH") -> List[Tuple[str, int]]:
                                                       f"WHERE type = '{kind}'").collect()]
 
 
-def open_audit(spark: Any, tables: Tables, branch: str) -> None:
-    """Drop the branches of dead steps, then branch both tables from `main`."""
+def open_audit(spark: Any, tables: Tables, branch: str, with_changes: bool = False) -> None:
+    """Finish a dead step's interrupted publish of its change records, drop the branches of
+    dead steps, then branch the tables this step writes from `main`."""
+    summary_heads = dict(refs(spark, tables.summary))
     for table in _audited(tables):
-        for name, _ in refs(spark, table):
-            if name.startswith(BRANCH_PREFIX):
-                spark.sql(f"ALTER TABLE {table} DROP BRANCH `{name}`")
+        heads = dict(refs(spark, table))
+        for name in (n for n in heads if n.startswith(BRANCH_PREFIX)):
+            published = name in summary_heads and summary_heads[name] == summary_heads.get("main")
+            if table == tables.changes and published and heads[name] != heads.get("main"):
+                _fast_forward(spark, tables, table, name)
+            spark.sql(f"ALTER TABLE {table} DROP BRANCH `{name}`")
+    for table in _audited(tables, with_changes):
         spark.sql(f"ALTER TABLE {table} CREATE BRANCH `{branch}`")
 
 
-def publish(spark: Any, tables: Tables, branch: str, between: Any = lambda: None) -> None:
-    """Fast-forward `main` of summary, then of latest_summary, to the audited branches; then
-    drop the branches. ``between`` runs between the two (fault injection)."""
-    summary, latest = _audited(tables)
-    _fast_forward(spark, tables, summary, branch)
+def publish(spark: Any, tables: Tables, branch: str, with_changes: bool = False, between: Any = lambda: None
+            ) -> None:
+    """Fast-forward `main` of summary, then of the changes table (with the feed), then of
+    latest_summary, to the audited branches; then drop the branches. ``between`` runs after
+    summary's (fault injection)."""
+    first, *rest = _audited(tables, with_changes)
+    _fast_forward(spark, tables, first, branch)
     between()
-    _fast_forward(spark, tables, latest, branch)
+    for table in rest:
+        _fast_forward(spark, tables, table, branch)
     close_audit(spark, tables, branch)
 
 

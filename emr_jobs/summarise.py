@@ -16,6 +16,7 @@ DataFrame can never see this step's own commits.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
 
@@ -25,6 +26,8 @@ from pyspark.sql import functions as F
 
 from datadominion.config import PipelineConfig
 from datadominion.months import format_month
+from datadominion.schema import SOURCE_BATCH_COLUMN
+from emr_jobs import changes as feed_records
 from emr_jobs import transforms as tx
 from emr_jobs.tables import Tables, summary_column_names
 
@@ -39,6 +42,8 @@ class SummariseResult:
     latest_rows_written: int
     accounts_by_class: Tuple[Tuple[str, int], ...]
     months_written: Tuple[str, ...]
+    change_records: Tuple[Tuple[str, int], ...] = ()  # the amended-history feed, by kind
+    feed_seconds: float = 0.0  # of the summarise stage, spent on change records (the profile)
     # (key, month) of every row written; persisted until the caller releases it
     touched: Optional[DataFrame] = field(default=None, compare=False, repr=False)
 
@@ -56,8 +61,12 @@ def read_pinned(spark: Any, table: str, snapshot: Optional[int]) -> DataFrame:
 
 
 def prepare_changes(source: DataFrame, config: PipelineConfig) -> DataFrame:
-    """Raw accounts_all rows -> one cleaned summary-scalar row per (account, month)."""
-    return tx.with_month_index(tx.newest_per_account_month(tx.to_summary_scalars(source, config), config), config)
+    """Raw accounts_all rows -> one cleaned summary-scalar row per (account, month), with the
+    batch it came from (NULL for records ingested before batches were kept)."""
+    if SOURCE_BATCH_COLUMN not in source.columns:
+        source = source.withColumn(SOURCE_BATCH_COLUMN, F.lit(None).cast("string"))
+    scalars = tx.to_summary_scalars(source, config, carry=(SOURCE_BATCH_COLUMN,))
+    return tx.with_month_index(tx.newest_per_account_month(scalars, config), config)
 
 
 Stage = Literal["after_validate", "after_ingest", "between_commits", "before_checks", "before_publish",
@@ -82,16 +91,18 @@ class Classified:
 @dataclass(frozen=True)
 class BuiltRows:
     computed: DataFrame  # every summary row the step recomputes
+    applied: DataFrame  # the step's records that were applied (stale ones left out)
     existing: Optional[DataFrame] = None  # summary rows read for backfill accounts
     settled: Optional[DataFrame] = None  # newest existing row of backfill accounts with nothing newer
 
 
 def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False,
-              on_stage: StageHook = no_hook) -> SummariseResult:
+              on_stage: StageHook = no_hook, feed: Optional[feed_records.FeedStep] = None) -> SummariseResult:
     """Apply ``source`` (accounts_all-shaped rows) to summary and latest_summary.
 
     ``force`` recomputes every given (account, month) even when its base_ts is not newer
-    than the summarised one (the operator's re-run of a month).
+    than the summarised one (the operator's re-run of a month). With ``feed`` the step also
+    appends a change record per written row to the changes table (emr_jobs/changes.py).
     """
     summary_at, latest_at = current_snapshot(spark, tables.summary), current_snapshot(spark, tables.latest_summary)
     summary = read_pinned(spark, tables.summary, summary_at)
@@ -104,7 +115,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     size_shuffles(spark, changed_records, tables.config)
     classified = classify(changes, latest, tables.config)
     built = build_rows(spark, tables, classified, summary, force)
-    result = write(spark, tables, built, latest, on_stage)
+    result = write(spark, tables, built, latest, on_stage, feed, summary)
     for df in (changes, classified.accounts, built.computed):
         df.unpersist()
     return replace(result, changed_records=changed_records, accounts_by_class=tuple(sorted(
@@ -157,16 +168,21 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
             tx.points_from_arrays(multi_accounts, config))
         parts.append(tx.histories_from_points(targets, points, config))
     existing = settled = None
+    applied = changes
     if classified.backfill_months is not None:
-        rows, settled, existing = _backfill(summary, changes, accounts.where("_class = 'backfill'"),
-                                            classified.backfill_months, config, force)
+        backfill_accounts = accounts.where("_class = 'backfill'")
+        rows, settled, existing, mine = _backfill(summary, changes, backfill_accounts, classified.backfill_months,
+                                                  config, force)
         parts.append(rows)
+        applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(mine)
     computed = _union(parts, summary_column_names(config), spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
-    return BuiltRows(computed, existing, settled)
+    return BuiltRows(computed, applied, existing, settled)
 
 
-def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_stage: StageHook) -> SummariseResult:
-    """MERGE the rows that differ into summary, then move latest_summary forward."""
+def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_stage: StageHook,
+          feed: Optional[feed_records.FeedStep] = None, summary: Optional[DataFrame] = None) -> SummariseResult:
+    """MERGE the rows that differ into summary (with their change records when the step keeps
+    the feed), then move latest_summary forward."""
     config = tables.config
     # Only rows that differ from what summary holds are merged (a re-run commits nothing).
     written = built.computed if built.existing is None else only_changed(built.computed, built.existing, config)
@@ -174,8 +190,14 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
     per_month = written.groupBy(config.month_column).count().collect()
     months_written = tuple(sorted(r[0] for r in per_month))
     summary_rows = sum(int(r[1]) for r in per_month)
+    by_kind: Dict[str, int] = {}
+    feed_seconds = 0.0
     if summary_rows:
         merge_summary(spark, tables, written, months_written)
+        if feed is not None and summary is not None:
+            feed_started = time.monotonic()
+            by_kind = append_change_records(tables, written, summary, months_written, built.applied, feed)
+            feed_seconds = round(time.monotonic() - feed_started, 3)
     on_stage("between_commits")
     # latest_summary: the newest written row per account, plus (repair after an interrupted
     # run) the newest existing row of accounts whose records were all already summarised.
@@ -184,7 +206,19 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
     latest_rows = merge_latest(spark, tables, tx.newest_per_account(candidates, config), latest)
     touched = built.computed.select(config.key_column, config.month_column).localCheckpoint(eager=True)
     written.unpersist()
-    return SummariseResult(0, summary_rows, latest_rows, (), months_written, touched)
+    return SummariseResult(0, summary_rows, latest_rows, (), months_written, tuple(sorted(by_kind.items())),
+                           feed_seconds, touched)
+
+
+def append_change_records(tables: Tables, written: DataFrame, summary: DataFrame, months: Tuple[str, ...],
+                          applied: DataFrame, feed: feed_records.FeedStep) -> Dict[str, int]:
+    records = feed_records.change_records(written, summary, months, applied, feed, tables.config).persist(
+        StorageLevel.MEMORY_AND_DISK)
+    by_kind = feed_records.counts_by_kind(records)
+    if by_kind:
+        records.writeTo(tables.written(tables.changes)).append()
+    records.unpersist()
+    return by_kind
 
 
 def _union(parts: List[DataFrame], columns: List[str], spark: Any, tables: Tables) -> DataFrame:
@@ -210,9 +244,10 @@ def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -
 def _backfill(
     summary: DataFrame, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
     config: PipelineConfig, force: bool,
-) -> Tuple[DataFrame, DataFrame, DataFrame]:
+) -> Tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
     """Rows to rewrite for backfill accounts; the newest existing rows of accounts with
-    nothing newer to apply (for the latest_summary repair); the existing rows read."""
+    nothing newer to apply (for the latest_summary repair); the existing rows read; the
+    records applied."""
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
@@ -228,14 +263,15 @@ def _backfill(
             F.col("_ets").isNull() | (F.col(ts) > F.col("_ets"))).drop("_ets")
     kept_months = mine.groupBy(key).agg(F.collect_list(MI).alias("_km"))
     points_full = (
-        existing.select(*scalars, MI).join(mine.select(key, month), [key, month], "left_anti").unionByName(mine)
+        existing.select(*scalars, MI).join(mine.select(key, month), [key, month], "left_anti")
+        .unionByName(mine.select(*scalars, MI))
         .join(kept_months, key)  # only accounts with something to apply
     )
     targets = points_full.where(tx.touched_by("_km", config)).drop("_km")
     points = points_full.select(key, MI, tx.rolling_values(config).alias("_vals"))
     rows = tx.histories_from_points(targets, points, config)
     settled = existing.join(kept_months.select(key), key, "left_anti").select(*summary_column_names(config))
-    return rows, tx.newest_per_account(settled, config), existing
+    return rows, tx.newest_per_account(settled, config), existing, mine
 
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...]) -> None:

@@ -23,8 +23,9 @@ from datadominion.catalog import CatalogSettings
 from datadominion.config import PipelineConfig, parse_pipeline_config
 from datadominion.steps import Step
 from emr_jobs import checks, ingest, publish
+from emr_jobs.changes import feed_for
 from emr_jobs.maintain import maintain
-from emr_jobs.summarise import StageHook, no_hook, summarise
+from emr_jobs.summarise import StageHook, current_snapshot, no_hook, summarise
 from emr_jobs.tables import Tables, create_tables
 
 
@@ -46,6 +47,7 @@ class StepReport:
     stage_seconds: Dict[str, float] = field(default_factory=dict)
     stage_spark_jobs: Dict[str, int] = field(default_factory=dict)  # the profile: Spark jobs per stage
     maintenance: Dict[str, Any] = field(default_factory=dict)  # per table: rewritten, expired, before/after
+    changes: Dict[str, Any] = field(default_factory=dict)  # the amended-history feed: table, records, snapshot
 
     progress: Optional[Callable[[str], None]] = field(default=None, repr=False, compare=False)
     spark: Any = field(default=None, repr=False, compare=False)
@@ -114,18 +116,22 @@ def validate_and_ingest(spark: Any, tables: Tables, step: Step, report: StepRepo
 
 def summarise_and_check(spark: Any, tables: Tables, source: Any, force: bool, report: StepReport,
                         on_stage: StageHook) -> None:
-    """Write both tables on the step's audit branches, check them there, then publish
-    (write–audit–publish, emr_jobs/publish.py): a failed check leaves `main` untouched."""
+    """Write both tables (and the step's change records) on the step's audit branches, check
+    them there, then publish (write–audit–publish, emr_jobs/publish.py): a failed check leaves
+    `main` untouched."""
     branch = publish.audit_branch(report.step_id)
-    publish.open_audit(spark, tables, branch)
+    feed = feed_for(report.step_id, report.mode, datetime.now(timezone.utc))
+    publish.open_audit(spark, tables, branch, with_changes=feed is not None)
     audited = replace(tables, audit_branch=branch)
     with report.stage("summarise"):
-        summary = summarise(spark, audited, source, force=force, on_stage=on_stage)
+        summary = summarise(spark, audited, source, force=force, on_stage=on_stage, feed=feed)
     report.changed_records = summary.changed_records
     report.summary_rows_written = summary.summary_rows_written
     report.latest_rows_written = summary.latest_rows_written
     report.accounts_by_class = dict(summary.accounts_by_class)
     report.months_written = list(summary.months_written)
+    if feed is not None:
+        report.stage_seconds["summarise: change records"] = summary.feed_seconds
     if summary.touched is None:  # nothing to apply
         publish.close_audit(spark, tables, branch)
         return
@@ -138,7 +144,12 @@ def summarise_and_check(spark: Any, tables: Tables, source: Any, force: bool, re
             raise
     on_stage("before_publish")
     with report.stage("publish"):
-        publish.publish(spark, tables, branch, between=lambda: on_stage("between_publishes"))
+        publish.publish(spark, tables, branch, with_changes=feed is not None,
+                        between=lambda: on_stage("between_publishes"))
+    if feed is not None:
+        by_kind = dict(summary.change_records)
+        report.changes = {"table": tables.changes, "records": sum(by_kind.values()), "by_kind": by_kind,
+                          "snapshot_id": current_snapshot(spark, tables.changes)}
 
 
 def _read_text(spark: Any, location: str) -> str:

@@ -1,4 +1,4 @@
-"""Table names, schemas and DDL of the three Iceberg tables, all derived from the pipeline config."""
+"""Table names, schemas and DDL of the four Iceberg tables, all derived from the pipeline config."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
 from datadominion.config import PipelineConfig
-from datadominion.schema import SPARK_SQL_TYPES
+from datadominion.schema import SOURCE_BATCH_COLUMN, SPARK_SQL_TYPES
 
 BATCHES_PROPERTY = "datadominion.batches"
 
@@ -38,6 +38,10 @@ class Tables:
     def latest_summary(self) -> str:
         return self._qualified(self.config.latest_history_table)
 
+    @property
+    def changes(self) -> str:
+        return self._qualified(self.config.changes_table)
+
 
 def summary_columns(config: PipelineConfig) -> List[Tuple[str, str]]:
     """(name, Spark SQL type) of every summary / latest_summary column, in table order."""
@@ -65,20 +69,36 @@ _MERGE_ON_READ = {
 }
 
 
+def change_columns(config: PipelineConfig) -> List[Tuple[str, str]]:
+    """The amended-history feed (docs/architecture.md, "Amended-history feed"): one row per
+    (account, month) a step changed that readers may already have seen."""
+    key, month = config.key_column, config.month_column
+    return [
+        ("changed_at", "TIMESTAMP"), ("step_id", "STRING"), ("step_mode", "STRING"),
+        (key, "BIGINT"), (month, "STRING"),
+        ("kind", "STRING"),  # added | corrected | history
+        ("causes", "ARRAY<STRUCT<month: STRING, batch: STRING, base_ts: TIMESTAMP>>"),
+        ("scalar_changes", "ARRAY<STRUCT<column: STRING, old: STRING, new: STRING>>"),
+        ("history_changes", "ARRAY<STRUCT<column: STRING, positions: ARRAY<INT>>>"),
+    ]
+
+
 def _properties(extra: dict) -> str:
     items = {**_COMMON_PROPERTIES, **extra}
     return ", ".join(f"'{k}'='{v}'" for k, v in items.items())
 
 
 def create_tables(spark: Any, tables: Tables, latest_buckets: int = 16) -> None:
-    """Create the namespace and the three tables if missing (safe to repeat)."""
+    """Create the namespace and the four tables if missing (safe to repeat)."""
     config = tables.config
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {tables.catalog}.{config.namespace}")
     source = ", ".join(f"{c.name} {SPARK_SQL_TYPES[c.type]}" for c in config.source_schema)
     spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {tables.accounts_all} ({source}) USING iceberg "
+        f"CREATE TABLE IF NOT EXISTS {tables.accounts_all} ({source}, {SOURCE_BATCH_COLUMN} STRING) USING iceberg "
         f"PARTITIONED BY ({config.month_column}) TBLPROPERTIES ({_properties({})})"
     )
+    if SOURCE_BATCH_COLUMN not in spark.table(tables.accounts_all).columns:  # created before batches were kept
+        spark.sql(f"ALTER TABLE {tables.accounts_all} ADD COLUMN {SOURCE_BATCH_COLUMN} STRING")
     summary = ", ".join(f"{n} {t}" for n, t in summary_columns(config))
     spark.sql(
         f"CREATE TABLE IF NOT EXISTS {tables.summary} ({summary}) USING iceberg "
@@ -89,4 +109,9 @@ def create_tables(spark: Any, tables: Tables, latest_buckets: int = 16) -> None:
         f"CREATE TABLE IF NOT EXISTS {tables.latest_summary} ({summary}) USING iceberg "
         f"PARTITIONED BY (bucket({latest_buckets}, {config.key_column})) "
         f"TBLPROPERTIES ({_properties(_MERGE_ON_READ)})"
+    )
+    changes = ", ".join(f"{n} {t}" for n, t in change_columns(config))
+    spark.sql(
+        f"CREATE TABLE IF NOT EXISTS {tables.changes} ({changes}) USING iceberg "
+        f"PARTITIONED BY (days(changed_at)) TBLPROPERTIES ({_properties({})})"
     )

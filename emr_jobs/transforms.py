@@ -8,7 +8,7 @@ has no record.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -39,10 +39,10 @@ def _transformation(rule: ColumnTransformation, spark_type: str) -> Column:
     return F.when(invalid, replacement).otherwise(column)
 
 
-def to_summary_scalars(source: DataFrame, config: PipelineConfig) -> DataFrame:
+def to_summary_scalars(source: DataFrame, config: PipelineConfig, carry: Sequence[str] = ()) -> DataFrame:
     """accounts_all rows -> summary scalar columns: renamed per ``columns``, cleaned per
-    ``column_transformations``."""
-    df = source.select(*[F.col(src).alias(dest) for src, dest in config.columns.items()])
+    ``column_transformations``; ``carry`` columns ride along unchanged."""
+    df = source.select(*[F.col(src).alias(dest) for src, dest in config.columns.items()], *carry)
     types = config.summary_scalar_types
     for rule in config.column_transformations:
         df = df.withColumn(rule.column, _transformation(rule, SPARK_SQL_TYPES[types[rule.column]]))

@@ -1,4 +1,4 @@
-"""The Glue database of one environment. Its three Iceberg tables are created by the summary
+"""The Glue database of one environment. Its four Iceberg tables are created by the summary
 job itself on its first run (CREATE TABLE IF NOT EXISTS with the configured schema,
 partitioning and properties), so a deploy needs no manual step and the DDL lives in one place
 (emr_jobs/tables.py)."""
@@ -20,7 +20,7 @@ class GlueDatabase(Construct):
                                          database_input=glue.CfnDatabase.DatabaseInputProperty(
                                              name=name, location_uri=location,
                                              description="DataDominion Iceberg tables: accounts_all, summary, "
-                                                         "latest_summary"))
+                                                         "latest_summary, summary_changes"))
         stack = cdk.Stack.of(self)
         self.catalog_arn = stack.format_arn(service="glue", resource="catalog")
         self.database_arn = stack.format_arn(service="glue", resource="database", resource_name=name)

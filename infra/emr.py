@@ -144,5 +144,5 @@ class SparkApplication(Construct):
             (f"AwsSolutions-IAM5[Resource::<{logical_id(artifacts)}.Arn>/{LOGS_PREFIX}*]",
              "EMR Serverless writes driver and executor logs under emr-logs/ with generated names."),
             (f"AwsSolutions-IAM5[Resource::{database.tables_arn_finding}]",
-             "The job creates and updates the three Iceberg tables of its own Glue database only."),
+             "The job creates and updates the four Iceberg tables of its own Glue database only."),
         ])

@@ -56,6 +56,11 @@ LEDGER_OPERATIONS: Dict[str, Tuple[str, ...]] = {
 }
 
 
+# The amended-history events go to the account's default bus, where downstream teams' rules
+# pick them up (source "datadominion", detail-type "Summary history amended").
+EVENT_BUS = "default"
+
+
 def via_service(service: str, scope: Construct) -> str:
     return f"{service}.{cdk.Stack.of(scope).region}.amazonaws.com"
 
@@ -86,6 +91,7 @@ class LauncherFunctions(Construct):
             "MAX_ATTEMPTS": str(env.run_policy.max_attempts),
             "INCOMPLETE_AFTER_HOURS": str(env.run_policy.incomplete_after_hours),
             "JOB_SETTINGS": cdk.Stack.of(self).to_json_string(asdict(job_settings)),
+            "EVENT_BUS": EVENT_BUS,
             "POWERTOOLS_SERVICE_NAME": telemetry.SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": telemetry.NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -168,6 +174,8 @@ class LauncherFunctions(Construct):
         allow(role, "JobRunDashboard", ["emr-serverless:GetDashboardForJobRun", "emr-serverless:GetJobRun"],
               [f"{spark.application_arn}/jobruns/*"])  # the Spark UI link; the billed usage
         allow(role, "JobResults", ["s3:GetObject"], [artifacts.arn_for_objects(f"{RESULTS_PREFIX}*")])
+        bus = cdk.Stack.of(self).format_arn(service="events", resource="event-bus", resource_name=EVENT_BUS)
+        allow(role, "AmendedHistoryEvents", ["events:PutEvents"], [bus])
         allow(role, "JobResultsMissing", ["s3:ListBucket"], [artifacts.bucket_arn],
               StringLike={"s3:prefix": [f"{RESULTS_PREFIX}*"]})
         self._grant_rejection_notes(role, storage)

@@ -30,6 +30,7 @@ VARIABLES = {
     "INCOMPLETE_AFTER_HOURS": "incomplete_after_hours",
     "JOB_SETTINGS": "job_settings",
     "CATALOG_PROPERTIES": "catalog_properties",
+    "EVENT_BUS": "event_bus",
 }
 
 
@@ -57,6 +58,7 @@ class LambdaSettings(BaseModel):
     incomplete_after_hours: int = Field(RunPolicy.incomplete_after_hours, ge=1)
     job_settings: Dict[str, object] = {}
     catalog_properties: Dict[str, str] = {}
+    event_bus: str = Field("default", description="EventBridge bus of the amended-history events")
 
     @property
     def policy(self) -> RunPolicy:

@@ -3,6 +3,7 @@ on first use (cached), never at import time."""
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 from functools import cache, lru_cache
@@ -98,6 +99,18 @@ def job_run_usage(s: LambdaSettings, job_run_id: str) -> Dict[str, float]:
     except (BotoCoreError, ClientError):
         return {}
     return job_usage(response.get("jobRun") or {})
+
+
+def put_event(s: LambdaSettings, event: Dict[str, Any]) -> bool:
+    """Announce on the environment's bus; False when EventBridge did not take the entry (the
+    change records are in the table either way: `datadominion changes` and SQL read them)."""
+    entry = {"Source": event["source"], "DetailType": event["detail_type"], "Detail": json.dumps(event["detail"]),
+             "EventBusName": s.event_bus}
+    try:
+        response = client("events").put_events(Entries=[entry])
+    except (BotoCoreError, ClientError):
+        return False
+    return not response.get("FailedEntryCount")
 
 
 def dashboard_url(s: LambdaSettings, job_run_id: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
+from datadominion.change_feed import amendment_event, describe_event
 from datadominion.feedback import leave_rejection_note
 from datadominion.jobs import JobOutcome, JobRunner
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, Ledger, LockLost, RunRecord
@@ -181,6 +182,9 @@ class LocalRun:
         if outcome.succeeded:
             self.result.done += [k for k, s in states.items() if s == DONE]
             self.notify(_describe_report(outcome))
+            event = amendment_event(outcome.report, step.step_id, step.mode, step.months, "local")
+            if event is not None:  # locally the step's amended-history event is this line
+                self.notify("  " + describe_event(event))
             return DONE
         return REJECTED if outcome.rejected else FAILED
 

@@ -23,7 +23,7 @@ from tests.support.aws import ACCOUNT
 from tests.support.iam import Deployment, Need, allowed, via
 
 STEP_ID = "0f" * 16
-TABLES = ("accounts_all", "summary", "latest_summary")
+TABLES = ("accounts_all", "summary", "latest_summary", "summary_changes")
 
 
 def deployment(template: Dict[str, Any], env: str) -> Deployment:

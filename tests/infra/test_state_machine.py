@@ -73,7 +73,11 @@ class Pipeline:
 
             for month in step["months"]:
                 table.append(pa.table({"cons_acct_key": pa.array([1], pa.int64()), "rpt_as_of_mo": [month]}))
-        put_json(self.aws.s3, bucket, key, {"state": "SUCCESS", "report": {"months": step["months"]}})
+        report: Dict[str, Any] = {"months": step["months"]}
+        if step["mode"] == "backfill":  # a late month amends rows readers may have seen
+            report["changes"] = {"table": f"{self.aws.database}.summary_changes", "records": 3,
+                                 "by_kind": {"corrected": 1, "history": 2}, "snapshot_id": 77}
+        put_json(self.aws.s3, bucket, key, {"state": "SUCCESS", "report": report})
         return "SUCCESS", ""
 
     def start(self, payload: Dict[str, Any]) -> str:
@@ -169,6 +173,25 @@ def test_backfill_is_applied_before_a_pending_forward_month(pipeline, aws):
     assert pipeline.run({"sweep": True})["status"] == "SUCCEEDED"
     assert pipeline.job_steps() == [("initial", ["2024-03"]), ("backfill", ["2024-02"]), ("forward", ["2024-05"])]
     assert len(pipeline.emr.jobs[1]["Step"]["batches"]) == 2  # both batches of 2024-02 in one step
+
+
+def test_a_backfill_step_announces_its_amended_history_on_the_default_bus(pipeline, aws):
+    import boto3
+
+    events = boto3.client("events", endpoint_url=aws.endpoint, region_name=REGION)
+    queue_url = pipeline.sqs.create_queue(QueueName="amendments")["QueueUrl"]
+    queue_arn = pipeline.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    events.put_rule(Name="downstream", EventPattern=json.dumps({"source": ["datadominion"],
+                                                                "detail-type": ["Summary history amended"]}))
+    events.put_targets(Rule="downstream", Targets=[{"Id": "q", "Arn": queue_arn}])
+    assert pipeline.run(event(aws, "2024-03"))["status"] == "SUCCEEDED"
+    assert pipeline.run(event(aws, "2024-02"))["status"] == "SUCCEEDED"  # a backfill
+    messages = pipeline.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    [announced] = [json.loads(m["Body"]) for m in messages]  # the initial load announced nothing
+    assert announced["detail"]["mode"] == "backfill" and announced["detail"]["months"] == ["2024-02"]
+    assert announced["detail"]["records"] == 3 and announced["detail"]["environment"] == "test"
+    assert announced["detail"]["snapshot_id"] == 77
 
 
 def test_duplicate_events_start_one_job_per_batch(pipeline, aws):

@@ -379,7 +379,8 @@ def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
 
 
 def audit_refs(spark, env):
-    return sorted((table.rsplit(".", 1)[1], name) for table in (env.tables.summary, env.tables.latest_summary)
+    return sorted((table.rsplit(".", 1)[1], name)
+                  for table in (env.tables.summary, env.tables.latest_summary, env.tables.changes)
                   for name, _ in refs(spark, table, "BRANCH") + refs(spark, table, "TAG") if name != "main")
 
 
@@ -423,7 +424,7 @@ def test_a_failed_audit_leaves_main_untouched_and_keeps_the_rows_for_inspection(
         run_step(spark, env.tables, step, on_stage=corrupt)
     assert actual_tables(spark, env) == before and snapshots(spark, env)[1:] == heads
     tag = "failed_audit_" + step.step_id
-    assert audit_refs(spark, env) == [("latest_summary", tag), ("summary", tag)]
+    assert audit_refs(spark, env) == [("latest_summary", tag), ("summary", tag), ("summary_changes", tag)]
     kept = spark.read.option("tag", tag).table(env.tables.summary).where("cons_acct_key = 2").first()
     assert kept["payment_history_grid"] == "x"
     run_step(spark, env.tables, step)  # the fixed engine's re-run publishes

@@ -258,6 +258,10 @@ def needs(call: Call, deployment: Deployment) -> List[Need]:
         application = f"arn:aws:emr-serverless:{region}:{ACCOUNT}:/applications/{p['applicationId']}"
         job_run = f"{application}/jobruns/{p['jobRunId']}" if "jobRunId" in p else application
         return [Need(f"emr-serverless:{op}", job_run)]
+    if call.service == "events" and op == "PutEvents":  # EventBridge: the resource is each entry's bus
+        buses = {entry.get("EventBusName") or "default" for entry in p["Entries"]}
+        return [Need("events:PutEvents", bus if bus.startswith("arn:") else
+                     f"arn:aws:events:{region}:{ACCOUNT}:event-bus/{bus}") for bus in sorted(buses)]
     raise AssertionError(f"no IAM mapping for {call.service}:{op}; add one to tests/support/iam.py")
 
 

@@ -1,0 +1,109 @@
+"""The amended-history feed (docs/architecture.md, "Amended-history feed"): what a step changed
+in rows that readers may already have seen.
+
+A backfill or re-run step writes, beside its summary rows, one change record per (account,
+month) it wrote: whether the row is new in the past ("added": a gap fill, a late month, a new
+account backfilled), had its own month's record replaced ("corrected") or only its history
+arrays moved ("history"); the step's records that caused it (month, batch, base_ts); the
+scalar columns that changed (old -> new) and the history positions that changed. Forward and
+initial steps only add rows after everything summarised and write no change records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Dict, Optional, Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from datadominion.config import PipelineConfig
+from datadominion.schema import SOURCE_BATCH_COLUMN
+from emr_jobs import transforms as tx
+from emr_jobs.tables import change_columns, summary_column_names
+
+FEED_MODES = ("backfill", "rerun")
+
+
+@dataclass(frozen=True)
+class FeedStep:
+    """The step a change record names."""
+
+    step_id: str
+    mode: str
+    changed_at: datetime
+
+
+def feed_for(step_id: str, mode: str, started: datetime) -> Optional[FeedStep]:
+    return FeedStep(step_id, mode, started) if mode in FEED_MODES else None
+
+
+def change_records(written: DataFrame, summary: DataFrame, months: Sequence[str], applied: DataFrame,
+                   feed: FeedStep, config: PipelineConfig) -> DataFrame:
+    """One record per written summary row that differs from ``summary`` (the table as the step
+    found it; ``months``: the partitions written); ``applied``: the step's records that were
+    applied (key, month, ``_mi``, base_ts, source_batch)."""
+    key, month = config.key_column, config.month_column
+    columns = summary_column_names(config)
+    new = tx.with_month_index(written.select(*columns), config).alias("n")
+    # Every written row's old version, whatever its account's class: a forward-class row may
+    # already exist when an earlier run died between its publishes (latest_summary behind).
+    old = (summary.where(F.col(month).isin(list(months))).select(*columns)
+           .join(written.select(key, month), [key, month], "left_semi").alias("o"))
+    rows = new.join(old, [key, month], "left").where(
+        F.col(f"o.{config.timestamp_column}").isNull()
+        | F.expr(tx.null_safe_differs("n", "o", [c for c in columns if c not in (key, month)])))
+    causes = _causes(rows.select(key, month, F.col(f"n.{tx.MI}").alias(tx.MI)), applied, config)
+    kind = (F.when(F.col(f"o.{config.timestamp_column}").isNull(), "added")
+            .when(F.array_contains(F.col("causes.month"), F.col(month)), "corrected")
+            .otherwise("history"))
+    out = rows.join(causes, [key, month], "left").select(
+        F.lit(feed.changed_at).cast("timestamp").alias("changed_at"), F.lit(feed.step_id).alias("step_id"),
+        F.lit(feed.mode).alias("step_mode"), F.col(key), F.col(month), kind.alias("kind"),
+        F.coalesce(F.col("causes"), F.expr("array()").cast(_type("causes", config))).alias("causes"),
+        _scalar_changes(config).alias("scalar_changes"), _history_changes(config).alias("history_changes"))
+    return out.select(*[F.col(name).cast(kind_) for name, kind_ in change_columns(config)])
+
+
+def _type(column: str, config: PipelineConfig) -> str:
+    return dict(change_columns(config))[column]
+
+
+def _causes(rows: DataFrame, applied: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Per written row: the applied records of its account within its history window."""
+    key, month, ts, h = config.key_column, config.month_column, config.timestamp_column, config.history_length
+    records = applied.select(key, F.col(tx.MI).alias("_cmi"), F.struct(
+        F.col(month).alias("month"), F.col(SOURCE_BATCH_COLUMN).alias("batch"), F.col(ts).alias("base_ts")
+    ).alias("_cause"))
+    return (rows.join(records, key)
+            .where(F.col("_cmi").between(F.col(tx.MI) - (h - 1), F.col(tx.MI)))
+            .groupBy(key, month).agg(F.sort_array(F.collect_list("_cause")).alias("causes")))
+
+
+def _scalar_changes(config: PipelineConfig) -> Column:
+    """(column, old, new) of each scalar that differs; empty for an added row."""
+    fixed = (config.key_column, config.month_column)
+    entries = [
+        F.when(F.col(f"o.{config.timestamp_column}").isNotNull() & ~F.col(f"n.{c}").eqNullSafe(F.col(f"o.{c}")),
+               F.struct(F.lit(c).alias("column"), F.col(f"o.{c}").cast("string").alias("old"),
+                        F.col(f"n.{c}").cast("string").alias("new")))
+        for c in config.summary_scalar_types if c not in fixed
+    ]
+    return F.filter(F.array(*entries), lambda x: x.isNotNull())
+
+
+def _history_changes(config: PipelineConfig) -> Column:
+    """(rolling column, positions) where the history differs; empty for an added row."""
+    h = config.history_length
+    entries = [
+        F.expr(f"named_struct('column', '{r.name}', 'positions', CASE WHEN o.{config.timestamp_column} IS NULL "
+               f"THEN array() ELSE filter(sequence(0, {h - 1}), "
+               f"i -> NOT (element_at(n.{r.name}, i + 1) <=> element_at(o.{r.name}, i + 1))) END)")
+        for r in config.rolling_columns
+    ]
+    return F.filter(F.array(*entries), lambda x: F.size(x["positions"]) > 0)
+
+
+def counts_by_kind(records: DataFrame) -> Dict[str, int]:
+    return {str(r[0]): int(r[1]) for r in records.groupBy("kind").count().collect()}
