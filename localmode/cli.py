@@ -204,6 +204,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     for stalled in find_incomplete(env.storage, datetime.now(timezone.utc), timedelta(hours=args.incomplete_after)):
         _say(f"  INCOMPLETE {stalled.folder}: {stalled.objects} object(s), newest {stalled.newest.isoformat()}, "
              "no _SUCCESS (a delivery that never finished?)")
+    _status_attention(batches)
+    lock = env.ledger.lock()
+    _say(f"lock: held by {lock.owner} until {lock.expires_at.isoformat()}" if lock else "lock: free")
+    _table("runs", ("run", "outcome", "steps", "started"),
+           [(r.run_id, r.outcome, str(len(r.steps)), _when(r.started_at)) for r in env.ledger.runs(5)])
+    _table("steps", ("mode", "months", "outcome", "finished", "amended rows", "usage"),
+           [(s.mode, _span(s.months), s.outcome, _when(s.finished_at),
+             str(dict(s.report.get("changes") or {}).get("records", "-")), describe_usage(s.usage))
+            for s in env.ledger.steps(5)])
+    for m in env.ledger.steps(1, mode="maintain"):
+        tables = dict(m.report.get("maintenance", {}))
+        figures = "; ".join(f"{t}: delete files {v['before']['delete_files']}->{v['after']['delete_files']}"
+                            for t, v in tables.items())
+        _say(f"maintained {m.finished_at.isoformat()}: {m.outcome} ({', '.join(m.notes)}) {figures}")
+    _status_tables(env, args.today)
+    return EXIT_OK
+
+
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    if rows:
+        _say(f"{title}:")
+        for line in _aligned([header, *rows]):
+            _say("  " + line)
+
+
+def _status_attention(batches: Sequence[Any]) -> None:
+    """Batches an operator should look at, with where to look."""
     for b in batches:
         if b.state in ("REJECTED", "FAILED", "RUNNING"):
             _say(f"  {b.state:9s} {b.batch_key}: {b.reason.splitlines()[0] if b.reason else ''}")
@@ -211,33 +238,24 @@ def cmd_status(args: argparse.Namespace) -> int:
                                  ("dashboard", b.dashboard_url)):
                 if value:
                     _say(f"            {label}: {value}")
-    lock = env.ledger.lock()
-    _say(f"lock: held by {lock.owner} until {lock.expires_at.isoformat()}" if lock else "lock: free")
-    for run in env.ledger.runs(5):
-        _say(f"run {run.run_id}: {run.outcome}, {len(run.steps)} step(s), started {run.started_at.isoformat()}")
-    for step in env.ledger.steps(5):
-        _say(f"step {step.mode:8s} {','.join(step.months)}: {step.outcome} at {step.finished_at.isoformat()}, "
-             f"{describe_usage(step.usage)}")
-    for m in env.ledger.steps(1, mode="maintain"):
-        tables = dict(m.report.get("maintenance", {}))
-        figures = "; ".join(f"{t}: delete files {v['before']['delete_files']}->{v['after']['delete_files']}"
-                            for t, v in tables.items())
-        _say(f"maintained {m.finished_at.isoformat()}: {m.outcome} ({', '.join(m.notes)}) {figures}")
+
+
+def _status_tables(env: Any, today: Optional[str]) -> None:
     from datadominion.table_metadata import live_rows, rows_per_month
 
-    for table in (env.config.source_table, env.config.destination_table, env.config.latest_history_table):
-        rows = live_rows(env.catalog, env.identifier(table))
-        if rows is None:
-            _say(f"table {table}: not created yet")
-            continue
-        line = f"table {table}: {rows} rows"
-        if table == env.config.destination_table:
-            per_month = rows_per_month(env.catalog, env.identifier(table), env.config.month_column)
-            months = sorted(per_month)
-            line += f", {len(months)} months" + (f" ({months[0]}..{months[-1]}), newest {months[-1]}" if months else "")
-            line += "".join(f"\n  WARNING {p}" for p in _freshness_problems(env.config, per_month, args.today))
-        _say(line)
-    return EXIT_OK
+    cfg = env.config
+    rows, warnings = [], []
+    for table in (cfg.source_table, cfg.destination_table, cfg.latest_history_table, cfg.changes_table):
+        count = live_rows(env.catalog, env.identifier(table))
+        months = ""
+        if count is not None and table == cfg.destination_table:
+            per_month = rows_per_month(env.catalog, env.identifier(table), cfg.month_column)
+            months = _span(sorted(per_month)) if per_month else ""
+            warnings = _freshness_problems(cfg, per_month, today)
+        rows.append((table, "not created yet" if count is None else str(count), months or "-"))
+    _table("tables", ("table", "rows", "months"), rows)
+    for problem in warnings:
+        _say(f"  WARNING {problem}")
 
 
 def _freshness_problems(config: PipelineConfig, per_month: Dict[str, int], today: Optional[str]) -> List[str]:
@@ -321,6 +339,67 @@ def print_account(rows: Sequence[Any], cfg: PipelineConfig, history_shown: int =
         _say(f"  {rc.name:28s} {list(last[rc.name][:history_shown])}")
 
 
+def cmd_changes(args: argparse.Namespace) -> int:
+    """The amended-history feed: summary rows published steps changed since a time or a step."""
+    from datadominion.change_feed import SinceError, read_changes, resolve_since
+
+    env = _env(args)
+    cfg = env.config
+    try:
+        since = resolve_since(args.since, env.ledger.steps(10_000))
+    except SinceError as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+    records = read_changes(env.catalog, env.identifier(cfg.changes_table), since, cfg.key_column, cfg.month_column)
+    _say(f"{len(records)} change record(s) since {since.isoformat()}")
+    rows = [(r.changed_at.isoformat(timespec="seconds"), r.step_id[:12], r.step_mode, str(r.account), r.month,
+             r.kind, r.causes_text(), r.changes_text()) for r in records[:args.limit]]
+    header = ("changed at", "step", "mode", "account", "month", "kind", "caused by", "what changed")
+    for line in _aligned([header, *rows]) if rows else []:
+        _say("  " + line)
+    if len(records) > args.limit:
+        _say(f"  ... {len(records) - args.limit} more (raise --limit)")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Where every history position of one summary row came from, checked against the table."""
+    from datadominion.provenance import read_explanation
+
+    env = _env(args)
+    cfg = env.config
+    month = _months(args.month)[0]
+    found = read_explanation(env.catalog, cfg, env.identifier, args.account, month)
+    if not found.row_found and not any(p.supplied_by for p in found.positions):
+        _say(f"account {args.account}, month {month}: no summary row and no accounts_all record")
+        return EXIT_PROBLEMS
+    columns = [rc.name for rc in cfg.rolling_columns] + [g.name for g in cfg.grid_columns]
+    labels = {rc.name: rc.mapper_column for rc in cfg.rolling_columns}
+    header = ("pos", "month", "supplied by", "base_ts", "superseded", *[labels.get(c, c) for c in columns], "table")
+    rows = []
+    for p in found.positions:
+        source = p.supplied_by
+        rows.append((str(p.index), p.month, source.batch if source else "-", _when(source.base_ts) if source else "-",
+                     ", ".join(f"{s.batch} {_when(s.base_ts)}" for s in p.superseded) or "-",
+                     *[_cell(p.expected[c]) for c in columns],
+                     "DIFFERS " + ", ".join(f"{c}={p.actual[c]!r}" for c in p.differs) if p.differs else "agrees"))
+    verdict = ("every position agrees with the table" if found.agrees else
+               "NO SUMMARY ROW (the records below say it should exist)" if not found.row_found else
+               f"{sum(1 for p in found.positions if p.differs)} position(s) DIFFER from the table")
+    _say(f"account {args.account}, month {month}: {verdict}")
+    for line in _aligned([header, *rows]):
+        _say("  " + line)
+    return EXIT_OK if found.agrees else EXIT_PROBLEMS
+
+
+def _when(moment: Any) -> str:
+    return moment.isoformat(timespec="seconds") if hasattr(moment, "isoformat") else str(moment)
+
+
+def _cell(value: Any) -> str:
+    return "NULL" if value is None else str(value)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from localmode.demo import run_demo
 
@@ -382,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     k = add("check-batch", cmd_check_batch, "check a batch folder (or s3:// prefix) before delivering it")
     k.add_argument("location", help="…/rpt_as_of_mo=YYYY-MM/<batch_id>/ folder or s3:// prefix")
     k.add_argument("--tolerance", type=int, default=1, help="months after the current one still accepted")
+    ch = add("changes", cmd_changes, "the amended-history feed: rows backfills and re-runs changed")
+    ch.add_argument("--since", required=True, help="ISO date/time (UTC unless it has an offset) or a step id")
+    ch.add_argument("--limit", type=int, default=200, help="records printed at most")
+    e = add("explain", cmd_explain, "where each history position of a summary row came from (and a check)")
+    e.add_argument("--account", type=int, required=True)
+    e.add_argument("--month", required=True, help="YYYY-MM")
     s = add("show", cmd_show, "one account's months, grid and arrays")
     s.add_argument("--account", type=int, required=True)
     s.add_argument("--months", help="comma-separated YYYY-MM")

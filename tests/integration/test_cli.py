@@ -106,7 +106,7 @@ def test_lifecycle_duplicates_incomplete_rejected_and_rerun(tmp_path):
     assert "WARNING month 2024-05 was expected by day 15 of the month after it" in late
     status = dd(home, "status").stdout
     assert "DONE=4" in status and "REJECTED=1" in status and "lock: free" in status
-    assert "newest 2024-04" in status
+    assert "2024-01..2024-04 (4)" in status  # summary's months, in the tables table
     show = dd(home, "show", "--account", "3").stdout
     assert "payment_rating_cd_history" in show and "2024-04" in show
 
@@ -121,3 +121,34 @@ def test_two_concurrent_process_runs_leave_correct_tables(tmp_path):
     assert sum("0 batch(es) done" in o for o in outs) == 1
     assert "validation passed" in dd(home, "validate").stdout
     shutil.rmtree(home / "warehouse", ignore_errors=True)
+
+
+def test_a_correction_is_announced_listed_in_the_feed_and_explained(tmp_path):
+    home = tmp_path
+    dd(home, "generate", "--accounts", "6", "--months", "4", "--start-month", "2024-01")
+    assert "amended history" not in dd(home, "process").stdout  # an initial load changes no row
+    dd(home, "correct", "--accounts", "1,2", "--months", "2024-02", "--base-ts", "2030-01-01T00:00:00")
+    out = dd(home, "process").stdout
+    assert "amended history: 6 change record(s) (corrected 2, history 4)" in out
+    feed = dd(home, "changes", "--since", "2000-01-01").stdout
+    assert feed.splitlines()[0].startswith("6 change record(s) since 2000-01-01")
+    lines = feed.splitlines()[2:]
+    assert sorted((line.split()[3], line.split()[4], line.split()[5]) for line in lines) == sorted(
+        (a, m, "corrected" if m == "2024-02" else "history") for a in ("1", "2") for m in ("2024-02", "2024-03",
+                                                                                            "2024-04"))
+    step = lines[0].split()[1]
+    assert "0 change record(s)" in dd(home, "changes", "--since", step).stdout  # nothing after that step
+    assert "neither an ISO date/time" in dd(home, "changes", "--since", "soon", check_code=2).stdout
+    status = dd(home, "status").stdout.splitlines()
+    header = next(line for line in status if "amended rows" in line)
+    backfill = next(line for line in status if line.split()[:1] == ["backfill"])
+    assert backfill[header.index("amended rows"):].split()[0] == "6"
+    assert any(line.split()[:2] == ["summary_changes", "6"] for line in status)
+
+    explained = dd(home, "explain", "--account", "1", "--month", "2024-04").stdout
+    assert "every position agrees with the table" in explained
+    feb = next(line for line in explained.splitlines() if line.split()[:2] == ["2", "2024-02"])
+    correction, original = feb.split()[2], feb.split()[4]
+    assert correction != original and correction.startswith("2024-02/") and original.startswith("2024-02/")
+    missing = dd(home, "explain", "--account", "99", "--month", "2024-04", check_code=1).stdout
+    assert "no summary row and no accounts_all record" in missing
