@@ -134,14 +134,49 @@ def _load_then_forward(home: Path, accounts: int, history_months: int) -> Dict[s
     generate(env.config, env.landing, accounts, history_months, "2020-01", 0, 7)
     _process(env)
     pid = _jvm_pid(env.runner.session())
+    latest_before = env.catalog.load_table(env.identifier(env.config.latest_history_table)).scan().to_arrow()
     generate(env.config, env.landing, accounts, history_months + 1, "2020-01", 0, 7)  # rewrites + one new month
     _reset_peak(pid)
     t0 = time.monotonic()
     report = _process(env)
     seconds = time.monotonic() - t0
+    reference = _duckdb_reference(env, home, report["months"][-1], latest_before)
     return {"accounts": accounts, "history_months": history_months, "forward_s": round(seconds, 1),
             "records_per_s": round(accounts / seconds), "stages": report.get("stage_seconds"),
-            "driver_peak_mb": round(_peak_mb(pid))}
+            "driver_peak_mb": round(_peak_mb(pid)), **reference,
+            "ratio_engine_over_duckdb_forward": round(seconds / reference["duckdb_forward_s"], 1)}
+
+
+def _duckdb_reference(env: Any, home: Path, month: str, latest_before: Any) -> Dict[str, Any]:
+    """The same forward month on one node (DuckDB, 2 threads): read the previous latest rows
+    and the new month's batch files, build the arrays, write the month's summary rows and the
+    new latest_summary as Parquet; then the full from-scratch recompute of every month."""
+    import pyarrow.parquet as pq
+
+    from tests.support import duckdb_reference as ddb
+
+    out = home / "duckdb"
+    out.mkdir()
+    pq.write_table(latest_before, out / "latest_before.parquet")
+    accounts_all = env.catalog.load_table(env.identifier(env.config.source_table)).scan().to_arrow()
+    pq.write_table(accounts_all, out / "accounts_all.parquet")
+    key, parquet = env.config.key_column, "(FORMAT parquet, COMPRESSION zstd)"
+    new = f"read_parquet('{env.landing}/accounts_all/rpt_as_of_mo={month}/*/*.parquet')"
+    before = f"read_parquet('{out}/latest_before.parquet')"
+    db = ddb.connect()
+    t0 = time.monotonic()
+    db.execute("CREATE TEMP TABLE fwd AS " + ddb.forward_sql(env.config, new, before))
+    db.execute(f"COPY fwd TO '{out}/summary_{month}.parquet' {parquet}")
+    db.execute(f"COPY (SELECT * FROM fwd UNION ALL SELECT * FROM {before} WHERE {key} NOT IN (SELECT {key} FROM fwd)) "
+               f"TO '{out}/latest.parquet' {parquet}")
+    forward = time.monotonic() - t0
+    records = db.execute("SELECT count(*) FROM fwd").fetchone()[0]
+    recompute_sql = ddb.recompute_sql(env.config, f"read_parquet('{out}/accounts_all.parquet')")
+    t0 = time.monotonic()
+    db.execute(f"COPY ({recompute_sql}) TO '{out}/summary_recomputed.parquet' {parquet}")
+    recompute = time.monotonic() - t0
+    return {"duckdb_forward_s": round(forward, 2), "duckdb_records_per_s": round(records / forward),
+            "duckdb_recompute_all_months_s": round(recompute, 2)}
 
 
 def scenario_forward(home: Path, accounts: int) -> Dict[str, Any]:
