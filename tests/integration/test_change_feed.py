@@ -125,3 +125,33 @@ def test_a_step_killed_while_publishing_leaves_each_change_recorded_once(spark, 
     assert sorted(keys) == sorted(_differences(before, after))
     assert audit_refs(spark, env) == []
     assert_equals_reference(spark, env)
+
+
+def test_explain_agrees_with_the_table_for_every_position_and_catches_a_wrong_value(spark, isolated,
+                                                                                    catalog_settings):
+    from datadominion.catalog import load_pyiceberg_catalog
+    from datadominion.provenance import read_explanation
+
+    env, cfg = isolated, isolated.config
+    _initial_and_forward(spark, env)
+    step = _late_set(env)
+    run_step(spark, env.tables, step)
+    catalog = load_pyiceberg_catalog(catalog_settings)
+    namespace = cfg.namespace
+
+    def explained(account, month):
+        return read_explanation(catalog, cfg, lambda table: f"{namespace}.{table}", account, month)
+
+    rows = sorted(actual_tables(spark, env)[0])
+    for account, month in rows[::3] + [(1, "2020-04"), (9, "2020-05"), (4, "2020-03")]:
+        found = explained(account, month)
+        assert found.agrees, (account, month, [p for p in found.positions if p.differs])
+    corrected = explained(1, "2020-04").positions[1]  # 2020-03 of account 1: the correction superseded b0
+    assert corrected.supplied_by.batch == "2020-03/late1" and [s.batch for s in corrected.superseded] == ["2020-03/b0"]
+    double = explained(4, "2020-03").positions[0]  # both records of the double correction are in one batch
+    assert double.expected["past_due_am_history"] == 401 and len(double.superseded) == 2
+    spark.sql(f"UPDATE {env.tables.summary} SET past_due_am_history = concat(array(-7), "
+              f"slice(past_due_am_history, 2, 35)) WHERE cons_acct_key = 2 AND rpt_as_of_mo = '2020-05'")
+    wrong = explained(2, "2020-05")
+    assert not wrong.agrees and [(p.index, p.differs) for p in wrong.positions if p.differs] == [
+        (0, ["past_due_am_history"])]
