@@ -130,6 +130,13 @@ def build_spark_session(
             # Whole-stage codegen of the wide array expressions costs seconds per query
             # and buys nothing at local volumes.
             "spark.sql.codegen.wholeStage": "false",
+            # The status store keeps finished queries (with their plan text, large for the
+            # wide array plans) and jobs even without a UI: bounded, so a long `watch` or a
+            # test session does not fill the driver heap.
+            "spark.sql.ui.retainedExecutions": "20",
+            "spark.ui.retainedJobs": "200",
+            "spark.ui.retainedStages": "200",
+            "spark.ui.retainedTasks": "10000",
         })
     conf.update(extra_conf or {})
     for key, value in conf.items():

@@ -193,7 +193,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
     by_kind: Dict[str, int] = {}
     feed_seconds = 0.0
     if summary_rows:
-        merge_summary(spark, tables, written, months_written)
+        write_summary(spark, tables, written, months_written, summary)
         if feed is not None and summary is not None:
             feed_started = time.monotonic()
             by_kind = append_change_records(tables, written, summary, months_written, built.applied, feed)
@@ -272,6 +272,18 @@ def _backfill(
     rows = tx.histories_from_points(targets, points, config)
     settled = existing.join(kept_months.select(key), key, "left_anti").select(*summary_column_names(config))
     return rows, tx.newest_per_account(settled, config), existing, mine
+
+
+def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
+                  summary: Optional[DataFrame]) -> None:
+    """Months the table read by the step holds no row of (a forward or initial step's new
+    months) are appended: nothing to match, so no MERGE join. Anything else is MERGEd (which
+    also covers a forward month published by a run that died before latest_summary)."""
+    month = tables.config.month_column
+    if summary is not None and summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
+        rows.writeTo(tables.written(tables.summary)).append()
+    else:
+        merge_summary(spark, tables, rows, months)
 
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...]) -> None:
