@@ -83,6 +83,19 @@ def run_step(spark: Any, tables: Tables, step: Step, on_stage: StageHook = no_ho
     started = time.monotonic()
     report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months), progress=progress,
                         spark=spark)
+    try:
+        _run(spark, tables, step, report, on_stage)
+    except BaseException:
+        # A step that stops midway leaves its persisted DataFrames (and the broadcast relations
+        # their plans hold) cached; the job process ends, but a local session goes on to the
+        # next step or run, so release them.
+        spark.catalog.clearCache()
+        raise
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _run(spark: Any, tables: Tables, step: Step, report: StepReport, on_stage: StageHook) -> None:
     if step.mode == "maintain":
         with report.stage("maintain"):
             report.maintenance = maintain(spark, tables, datetime.now(timezone.utc))
@@ -94,8 +107,6 @@ def run_step(spark: Any, tables: Tables, step: Step, on_stage: StageHook = no_ho
         if valid.scan is not None:
             summarise_and_check(spark, tables, valid.rows(), False, report, on_stage)
             valid.scan.unpersist()
-    report.seconds = round(time.monotonic() - started, 3)
-    return report
 
 
 def validate_and_ingest(spark: Any, tables: Tables, step: Step, report: StepReport, on_stage: StageHook

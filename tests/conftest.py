@@ -36,7 +36,9 @@ def catalog_settings(spark_home: Path) -> CatalogSettings:
 def spark(catalog_settings: CatalogSettings) -> Iterator[Any]:
     from datadominion.spark_session import build_spark_session
 
-    session = build_spark_session(catalog_settings, app_name="datadominion-tests")
+    # One session serves every Spark test: more heap than a single local run needs.
+    session = build_spark_session(catalog_settings, app_name="datadominion-tests",
+                                  extra_conf={"spark.driver.memory": "6g"})
     yield session
     session.stop()
 

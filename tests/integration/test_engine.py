@@ -371,6 +371,7 @@ def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
 
         with pytest.raises(Crash):
             run_step(spark, env.tables, step_of(mode, [batch]), on_stage=crash)
+        assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # nothing left cached
         again = run_step(spark, env.tables, step_of(mode, [batch]))
         assert again.batches_skipped == [batch.batch_key]
         assert_equals_reference(spark, env)
