@@ -216,6 +216,9 @@ def write_corrections(
         parse_month(month)
         rows = []
         current = read_landing_month(landing, month)
+        if current is not None:  # one pass to the chosen accounts, not one scan of the month per account
+            keys = pa.array(list(accounts), current["cons_acct_key"].type)
+            current = current.filter(pc.is_in(current["cons_acct_key"], keys))
         for key in accounts:
             record = _newest_record(current, key)
             if record is None:

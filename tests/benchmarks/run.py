@@ -360,6 +360,84 @@ def scenario_maintenance(accounts: int, months: int) -> Dict[str, Any]:
             "last_full_read_s": {"without": without[-1]["full_read_s"], "with": with_[-1]["full_read_s"]}}
 
 
+class _StageMeter:
+    """Task time and bytes of every Spark stage that ran since the meter was (re)set, from the
+    session's status store (bounded to its newest 200 stages; ``truncated`` says if that cut)."""
+
+    def __init__(self, spark: Any) -> None:
+        self.context = spark.sparkContext
+        self.reset()
+
+    def _stages(self) -> List[Any]:
+        gateway = self.context._gateway
+        found = self.context._jsc.sc().statusStore().stageList(None, False, False,
+                                                               gateway.new_array(gateway.jvm.double, 0), None)
+        iterator, stages = found.iterator(), []
+        while iterator.hasNext():
+            stages.append(iterator.next())
+        return stages
+
+    def reset(self) -> None:
+        self.seen = {d.stageId() for d in self._stages()}
+
+    def read(self) -> Dict[str, Any]:
+        new = [d for d in self._stages() if d.stageId() not in self.seen]
+        mb = 2**20
+        figures = {"spark_stages": len(new), "task_s": round(sum(d.executorRunTime() for d in new) / 1000, 1),
+                   "input_mb": round(sum(d.inputBytes() for d in new) / mb, 1),
+                   "shuffle_write_mb": round(sum(d.shuffleWriteBytes() for d in new) / mb, 1),
+                   "output_mb": round(sum(d.outputBytes() for d in new) / mb, 1),
+                   "truncated": bool(new and self.seen) and min(d.stageId() for d in new) > max(self.seen) + 1}
+        self.reset()
+        return figures
+
+
+def _scale_point(home: Path, accounts: int) -> Dict[str, Any]:
+    """One size of the scale model: an initial month, a forward month and a backfill of 1% of
+    accounts scattered over the key space (every 100th key) into the first month, each timed
+    with its Spark task time and bytes; the DuckDB forward month on the same inputs."""
+    from localmode.generator import generate, write_corrections
+
+    env = _env(home)
+    generate(env.config, env.landing, accounts, 1, "2024-01", 0, 3)
+    t0 = time.monotonic()
+    _process(env)
+    initial = time.monotonic() - t0
+    spark = env.runner.session()
+    pid, meter = _jvm_pid(spark), _StageMeter(spark)
+    latest_before = env.catalog.load_table(env.identifier(env.config.latest_history_table)).scan().to_arrow()
+    generate(env.config, env.landing, accounts, 2, "2024-01", 0, 3)
+    _reset_peak(pid)
+    meter.reset()
+    t0 = time.monotonic()
+    forward_report = _process(env)
+    forward = time.monotonic() - t0
+    forward_spark = meter.read()
+    write_corrections(env.config, env.landing, list(range(1, accounts + 1, 100)), ["2024-01"], 7, 1,
+                      datetime(2026, 1, 1, tzinfo=timezone.utc))
+    meter.reset()
+    t0 = time.monotonic()
+    backfill_report = _process(env)
+    backfill = time.monotonic() - t0
+    backfill_spark = meter.read()
+    reference = _duckdb_reference(env, home, "2024-02", latest_before)
+    return {"accounts": accounts, "initial_s": round(initial, 1),
+            "forward": {"s": round(forward, 1), "records_per_s": round(accounts / forward),
+                        "stages": forward_report.get("stage_seconds"), **forward_spark},
+            "backfill_1pct": {"s": round(backfill, 1), "records": backfill_report.get("changed_records"),
+                              "stages": backfill_report.get("stage_seconds"), **backfill_spark},
+            "ratio_backfill_over_forward": round(backfill / forward, 2), "driver_peak_mb": round(_peak_mb(pid)),
+            "duckdb_forward_s": reference["duckdb_forward_s"],
+            "ratio_engine_over_duckdb_forward": round(forward / reference["duckdb_forward_s"], 1)}
+
+
+def scenario_scale(sizes: List[int]) -> Dict[str, Any]:
+    """The scale model's measured points: each size in its own process, in the same run."""
+    points = [_child("scale_point", n) for n in sizes]
+    return {"points": points, "forward_records_per_task_s": [
+        round(p["accounts"] / p["forward"]["task_s"]) for p in points if p["forward"]["task_s"]]}
+
+
 def _child(name: str, *params: int) -> Dict[str, Any]:
     """Run a part of a scenario in a fresh process; its RESULT."""
     out = subprocess.run([sys.executable, "-m", "tests.benchmarks.run", "--child", name,
@@ -377,6 +455,7 @@ PARTS = {
     "forward_h60": lambda home, p: _load_then_forward(home, p[0], 60),
     "maintenance_never": lambda home, p: {"lines": _months_with_backfills(home, p[0], p[1], maintain_every=0)},
     "maintenance_every_3": lambda home, p: {"lines": _months_with_backfills(home, p[0], p[1], maintain_every=3)},
+    "scale_point": lambda home, p: _scale_point(home, p[0]),
 }
 
 SCENARIOS = {
@@ -388,6 +467,7 @@ SCENARIOS = {
     "backfill_ratio": lambda home, large: scenario_backfill_ratio(home, 100_000 if large else 20_000),
     "plan_metadata": lambda home, large: scenario_plan_metadata(home),
     "soak": lambda home, large: scenario_soak(home, 60 if large else 24),
+    "scale": lambda home, large: scenario_scale([250_000, 500_000, 1_000_000] if large else [25_000, 50_000, 100_000]),
     "maintenance": lambda home, large: scenario_maintenance(100_000 if large else 1_000, 24 if large else 9),
 }
 DEFAULT = ["seed_case_2", "late_set", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]
