@@ -141,8 +141,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     rows = [(str(n), s["mode"], _span(s["months"]), str(s["batch_count"]), str(s["accounts_estimate"]),
              str(s["summary_rows_estimate"]), s["rewrites_months"] or "-", _expected_text(s))
             for n, s in enumerate(result["steps"], start=1)]
-    for line in _aligned([header, *rows]) if rows else []:
-        _say("  " + line)
+    _table(None, header, rows)
     return EXIT_OK
 
 
@@ -222,9 +221,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+def _table(title: Optional[str], header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Rows under their header, columns aligned and indented; nothing at all for no rows."""
     if rows:
-        _say(f"{title}:")
+        if title:
+            _say(f"{title}:")
         for line in _aligned([header, *rows]):
             _say("  " + line)
 
@@ -354,9 +355,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     _say(f"{len(records)} change record(s) since {since.isoformat()}")
     rows = [(r.changed_at.isoformat(timespec="seconds"), r.step_id[:12], r.step_mode, str(r.account), r.month,
              r.kind, r.causes_text(), r.changes_text()) for r in records[:args.limit]]
-    header = ("changed at", "step", "mode", "account", "month", "kind", "caused by", "what changed")
-    for line in _aligned([header, *rows]) if rows else []:
-        _say("  " + line)
+    _table(None, ("changed at", "step", "mode", "account", "month", "kind", "caused by", "what changed"), rows)
     if len(records) > args.limit:
         _say(f"  ... {len(records) - args.limit} more (raise --limit)")
     return EXIT_OK
@@ -387,8 +386,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                "NO SUMMARY ROW (the records below say it should exist)" if not found.row_found else
                f"{sum(1 for p in found.positions if p.differs)} position(s) DIFFER from the table")
     _say(f"account {args.account}, month {month}: {verdict}")
-    for line in _aligned([header, *rows]):
-        _say("  " + line)
+    _table(None, header, rows)
     return EXIT_OK if found.agrees else EXIT_PROBLEMS
 
 
