@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -74,13 +75,26 @@ def _flags(config: Any) -> List[Any]:
 def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
     config = tables.config
     key, month = config.key_column, config.month_column
-    rule_count = len(row_rules(config))
     months = sorted(r[0] for r in pairs.select(month).distinct().collect())
     if not months:
         return False
     columns = summary_column_names(config)
+    # Each table is read back once (the queries below use it three times), released after.
     summary = (_read(spark, tables, tables.summary).where(F.col(month).isin(months))
-               .join(pairs, [key, month], "left_semi").select(*columns))
+               .join(pairs, [key, month], "left_semi").select(*columns)).persist(StorageLevel.MEMORY_AND_DISK)
+    latest = (_read(spark, tables, tables.latest_summary).join(pairs.select(key), key, "left_semi")
+              .select(*columns)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        return _summary_rows_fail(summary, pairs, config) or _latest_rows_fail(summary, latest, config)
+    finally:
+        summary.unpersist()
+        latest.unpersist()
+
+
+def _summary_rows_fail(summary: DataFrame, pairs: DataFrame, config: Any) -> bool:
+    """A touched pair missing or duplicated, or a row breaking a rule."""
+    key, month = config.key_column, config.month_column
+    rule_count = len(row_rules(config))
     per_row = summary.select(key, month, *_flags(config)).groupBy(key, month).agg(
         F.count(F.lit(1)).alias("_n"), *[F.max(f"r{i}").alias(f"r{i}") for i in range(rule_count)])
     summary_totals = pairs.join(per_row, [key, month], "left").agg(
@@ -88,10 +102,16 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
         F.sum(F.when(F.col("_n") > 1, 1).otherwise(0)).alias("dupes"),
         *[F.sum(f"r{i}").alias(f"r{i}") for i in range(rule_count)],
     ).first()
-    if summary_totals is None or any(int(v or 0) for v in summary_totals):
-        return True
+    return summary_totals is None or any(int(v or 0) for v in summary_totals)
+
+
+def _latest_rows_fail(summary: DataFrame, latest: DataFrame, config: Any) -> bool:
+    """A touched account's latest row missing, older than its newest touched row, duplicated,
+    different from the summary row of its month, or breaking a rule."""
+    key, month = config.key_column, config.month_column
+    rule_count = len(row_rules(config))
+    columns = summary_column_names(config)
     newest = summary.groupBy(key).agg(F.max(month).alias("_newest"))
-    latest = _read(spark, tables, tables.latest_summary).join(newest.select(key), key, "left_semi").select(*columns)
     latest_agg = latest.select(key, month, *_flags(config)).groupBy(key).agg(
         F.count(F.lit(1)).alias("_ln"), F.max(month).alias("_lmonth"),
         *[F.max(f"r{i}").alias(f"l{i}") for i in range(rule_count)])
