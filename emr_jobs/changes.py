@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -39,18 +39,16 @@ def feed_for(step_id: str, mode: str, started: datetime) -> Optional[FeedStep]:
     return FeedStep(step_id, mode, started) if mode in FEED_MODES else None
 
 
-def change_records(written: DataFrame, summary: DataFrame, months: Sequence[str], applied: DataFrame,
-                   feed: FeedStep, config: PipelineConfig) -> DataFrame:
-    """One record per written summary row that differs from ``summary`` (the table as the step
-    found it; ``months``: the partitions written); ``applied``: the step's records that were
-    applied (key, month, ``_mi``, base_ts, source_batch)."""
+def change_records(written: DataFrame, previous: DataFrame, applied: DataFrame, feed: FeedStep,
+                   config: PipelineConfig) -> DataFrame:
+    """One record per written summary row that differs from its ``previous`` version (summary
+    rows as the step found them, at least those at every written (account, month));
+    ``applied``: the step's records that were applied (key, month, ``_mi``, base_ts,
+    source_batch)."""
     key, month = config.key_column, config.month_column
     columns = summary_column_names(config)
     new = tx.with_month_index(written.select(*columns), config).alias("n")
-    # Every written row's old version, whatever its account's class: a forward-class row may
-    # already exist when an earlier run died between its publishes (latest_summary behind).
-    old = (summary.where(F.col(month).isin(list(months))).select(*columns)
-           .join(written.select(key, month), [key, month], "left_semi").alias("o"))
+    old = previous.select(*columns).join(written.select(key, month), [key, month], "left_semi").alias("o")
     rows = new.join(old, [key, month], "left").where(
         F.col(f"o.{config.timestamp_column}").isNull()
         | F.expr(tx.null_safe_differs("n", "o", [c for c in columns if c not in (key, month)])))

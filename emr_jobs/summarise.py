@@ -92,8 +92,9 @@ class Classified:
 class BuiltRows:
     computed: DataFrame  # every summary row the step recomputes
     applied: DataFrame  # the step's records that were applied (stale ones left out)
-    existing: Optional[DataFrame] = None  # summary rows read for backfill accounts
+    existing: Optional[DataFrame] = None  # summary rows read for backfill accounts (persisted)
     settled: Optional[DataFrame] = None  # newest existing row of backfill accounts with nothing newer
+    forward_keys: Optional[DataFrame] = None  # accounts of the forward classes, None when there are none
 
 
 def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False,
@@ -116,8 +117,9 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     classified = classify(changes, latest, tables.config)
     built = build_rows(spark, tables, classified, summary, force)
     result = write(spark, tables, built, latest, on_stage, feed, summary)
-    for df in (changes, classified.accounts, built.computed):
-        df.unpersist()
+    for df in (changes, classified.accounts, built.computed, built.existing):
+        if df is not None:
+            df.unpersist()
     return replace(result, changed_records=changed_records, accounts_by_class=tuple(sorted(
         classified.by_class.items())))
 
@@ -176,7 +178,9 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
         parts.append(rows)
         applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(mine)
     computed = _union(parts, summary_column_names(config), spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
-    return BuiltRows(computed, applied, existing, settled)
+    forward = {"single_forward", "multi_forward"} & set(classified.by_class)
+    forward_keys = accounts.where(F.col("_class").isin(sorted(forward))).select(key) if forward else None
+    return BuiltRows(computed, applied, existing, settled, forward_keys)
 
 
 def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_stage: StageHook,
@@ -196,7 +200,8 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
         write_summary(spark, tables, written, months_written, summary)
         if feed is not None and summary is not None:
             feed_started = time.monotonic()
-            by_kind = append_change_records(tables, written, summary, months_written, built.applied, feed)
+            previous = previous_rows(built, written, summary, months_written, config)
+            by_kind = append_change_records(tables, written, previous, built.applied, feed)
             feed_seconds = round(time.monotonic() - feed_started, 3)
     on_stage("between_commits")
     # latest_summary: the newest written row per account, plus (repair after an interrupted
@@ -210,9 +215,30 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
                            feed_seconds, touched)
 
 
-def append_change_records(tables: Tables, written: DataFrame, summary: DataFrame, months: Tuple[str, ...],
-                          applied: DataFrame, feed: feed_records.FeedStep) -> Dict[str, int]:
-    records = feed_records.change_records(written, summary, months, applied, feed, tables.config).persist(
+def previous_rows(built: BuiltRows, written: DataFrame, summary: DataFrame, months: Tuple[str, ...],
+                  config: PipelineConfig) -> DataFrame:
+    """Summary rows as the step found them at every written (account, month): backfill
+    accounts' from the window the step already read; forward-class accounts' (normally none:
+    their months are new, unless a run died between its publishes) read from the written
+    partitions."""
+    key, month = config.key_column, config.month_column
+    columns = summary_column_names(config)
+    parts = [built.existing.select(*columns)] if built.existing is not None else []
+    if built.forward_keys is not None or not parts:
+        others = written.select(key, month)
+        if built.forward_keys is not None:
+            others = others.join(built.forward_keys, key, "left_semi")
+        parts.append(summary.where(F.col(month).isin(list(months))).select(*columns)
+                     .join(others, [key, month], "left_semi"))
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out
+
+
+def append_change_records(tables: Tables, written: DataFrame, previous: DataFrame, applied: DataFrame,
+                          feed: feed_records.FeedStep) -> Dict[str, int]:
+    records = feed_records.change_records(written, previous, applied, feed, tables.config).persist(
         StorageLevel.MEMORY_AND_DISK)
     by_kind = feed_records.counts_by_kind(records)
     if by_kind:
@@ -253,9 +279,10 @@ def _backfill(
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
     keys = accounts.select(key)
     # Partition predicate on the month range; the semi-join keeps only these accounts.
+    # Read once, used four times (and again for the change records).
     existing = tx.with_month_index(
         summary.where(F.col(month).between(lo, hi)).join(keys, key, "left_semi"), config
-    )
+    ).persist(StorageLevel.MEMORY_AND_DISK)
     mine = changes.join(keys, key, "left_semi")
     if not force:
         current = existing.select(key, month, F.col(ts).alias("_ets"))
