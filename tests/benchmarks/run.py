@@ -214,7 +214,7 @@ def scenario_backfill_ratio(home: Path, accounts: int) -> Dict[str, Any]:
 
 
 def scenario_plan_metadata(home: Path, months: int = 60) -> Dict[str, Any]:
-    """The Plan's read of the summary table: newest month from metadata, 60 month partitions."""
+    """The Plan's read of the summary table: newest month from metadata, ``months`` partitions."""
     import statistics
 
     from datadominion.catalog import load_pyiceberg_catalog, local_catalog_settings
@@ -431,11 +431,13 @@ def _scale_point(home: Path, accounts: int) -> Dict[str, Any]:
             "ratio_engine_over_duckdb_forward": round(forward / reference["duckdb_forward_s"], 1)}
 
 
-def scenario_scale(sizes: List[int]) -> Dict[str, Any]:
-    """The scale model's measured points: each size in its own process, in the same run."""
+def scenario_scale(home: Path, sizes: List[int]) -> Dict[str, Any]:
+    """The scale model's measured points: each size in its own process, in the same run; and
+    the Plan's metadata read with 40 years of month partitions."""
     points = [_child("scale_point", n) for n in sizes]
     return {"points": points, "forward_records_per_task_s": [
-        round(p["accounts"] / p["forward"]["task_s"]) for p in points if p["forward"]["task_s"]]}
+        round(p["accounts"] / p["forward"]["task_s"]) for p in points if p["forward"]["task_s"]],
+        "plan_metadata_40_years": scenario_plan_metadata(home, 480)}
 
 
 def _child(name: str, *params: int) -> Dict[str, Any]:
@@ -467,7 +469,8 @@ SCENARIOS = {
     "backfill_ratio": lambda home, large: scenario_backfill_ratio(home, 100_000 if large else 20_000),
     "plan_metadata": lambda home, large: scenario_plan_metadata(home),
     "soak": lambda home, large: scenario_soak(home, 60 if large else 24),
-    "scale": lambda home, large: scenario_scale([250_000, 500_000, 1_000_000] if large else [25_000, 50_000, 100_000]),
+    "scale": lambda home, large: scenario_scale(
+        home, [250_000, 500_000, 1_000_000] if large else [25_000, 50_000, 100_000]),
     "maintenance": lambda home, large: scenario_maintenance(100_000 if large else 1_000, 24 if large else 9),
 }
 DEFAULT = ["seed_case_2", "late_set", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]
