@@ -392,21 +392,23 @@ class _StageMeter:
         return figures
 
 
-def _scale_point(home: Path, accounts: int) -> Dict[str, Any]:
-    """One size of the scale model: an initial month, a forward month and a backfill of 1% of
-    accounts scattered over the key space (every 100th key) into the first month, each timed
-    with its Spark task time and bytes; the DuckDB forward month on the same inputs."""
+def _scale_point(home: Path, accounts: int, months: int = 1) -> Dict[str, Any]:
+    """One size of the scale model: ``months`` initial months, a forward month and a backfill
+    of 1% of accounts scattered over the key space (every 100th key) into the first month (so
+    every month is in its window), each timed with its Spark task time and bytes; the DuckDB
+    forward month on the same inputs."""
+    from datadominion.months import add_months
     from localmode.generator import generate, write_corrections
 
     env = _env(home)
-    generate(env.config, env.landing, accounts, 1, "2024-01", 0, 3)
+    generate(env.config, env.landing, accounts, months, "2024-01", 0, 3)
     t0 = time.monotonic()
     _process(env)
     initial = time.monotonic() - t0
     spark = env.runner.session()
     pid, meter = _jvm_pid(spark), _StageMeter(spark)
     latest_before = env.catalog.load_table(env.identifier(env.config.latest_history_table)).scan().to_arrow()
-    generate(env.config, env.landing, accounts, 2, "2024-01", 0, 3)
+    generate(env.config, env.landing, accounts, months + 1, "2024-01", 0, 3)
     _reset_peak(pid)
     meter.reset()
     t0 = time.monotonic()
@@ -420,8 +422,8 @@ def _scale_point(home: Path, accounts: int) -> Dict[str, Any]:
     backfill_report = _process(env)
     backfill = time.monotonic() - t0
     backfill_spark = meter.read()
-    reference = _duckdb_reference(env, home, "2024-02", latest_before)
-    return {"accounts": accounts, "initial_s": round(initial, 1),
+    reference = _duckdb_reference(env, home, add_months("2024-01", months), latest_before)
+    return {"accounts": accounts, "months": months, "initial_s": round(initial, 1),
             "forward": {"s": round(forward, 1), "records_per_s": round(accounts / forward),
                         "stages": forward_report.get("stage_seconds"), **forward_spark},
             "backfill_1pct": {"s": round(backfill, 1), "records": backfill_report.get("changed_records"),
@@ -435,8 +437,10 @@ def scenario_scale(home: Path, sizes: List[int]) -> Dict[str, Any]:
     """The scale model's measured points: each size in its own process, in the same run; and
     the Plan's metadata read with 40 years of month partitions."""
     points = [_child("scale_point", n) for n in sizes]
+    window = _child("scale_point", sizes[-1] // 10, 12)  # how a backfill's cost grows with its window
     return {"points": points, "forward_records_per_task_s": [
         round(p["accounts"] / p["forward"]["task_s"]) for p in points if p["forward"]["task_s"]],
+        "backfill_with_12_months": window,
         "plan_metadata_40_years": scenario_plan_metadata(home, 480)}
 
 
@@ -457,7 +461,7 @@ PARTS = {
     "forward_h60": lambda home, p: _load_then_forward(home, p[0], 60),
     "maintenance_never": lambda home, p: {"lines": _months_with_backfills(home, p[0], p[1], maintain_every=0)},
     "maintenance_every_3": lambda home, p: {"lines": _months_with_backfills(home, p[0], p[1], maintain_every=3)},
-    "scale_point": lambda home, p: _scale_point(home, p[0]),
+    "scale_point": lambda home, p: _scale_point(home, *p),
 }
 
 SCENARIOS = {
