@@ -423,13 +423,18 @@ def _scale_point(home: Path, accounts: int, months: int = 1) -> Dict[str, Any]:
     backfill = time.monotonic() - t0
     backfill_spark = meter.read()
     reference = _duckdb_reference(env, home, add_months("2024-01", months), latest_before)
+    stored = {}
+    for table in (env.config.destination_table, env.config.latest_history_table):
+        summary = env.catalog.load_table(env.identifier(table)).current_snapshot().summary
+        stored[table] = {"mb": round(int(summary["total-files-size"]) / 2**20, 1),
+                         "bytes_per_row": round(int(summary["total-files-size"]) / int(summary["total-records"]))}
     return {"accounts": accounts, "months": months, "initial_s": round(initial, 1),
             "forward": {"s": round(forward, 1), "records_per_s": round(accounts / forward),
                         "stages": forward_report.get("stage_seconds"), **forward_spark},
             "backfill_1pct": {"s": round(backfill, 1), "records": backfill_report.get("changed_records"),
                               "stages": backfill_report.get("stage_seconds"), **backfill_spark},
             "ratio_backfill_over_forward": round(backfill / forward, 2), "driver_peak_mb": round(_peak_mb(pid)),
-            "duckdb_forward_s": reference["duckdb_forward_s"],
+            "stored": stored, "duckdb_forward_s": reference["duckdb_forward_s"],
             "ratio_engine_over_duckdb_forward": round(forward / reference["duckdb_forward_s"], 1)}
 
 
