@@ -17,8 +17,9 @@ DataFrame can never see this step's own commits.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Tuple
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -33,6 +34,7 @@ from emr_jobs.tables import Tables, summary_column_names
 
 MI = tx.MI
 LOCAL_PARTITION_CAP = "spark.datadominion.localShufflePartitionCap"
+ADAPTIVE = "spark.sql.adaptive.enabled"
 
 
 @dataclass(frozen=True)
@@ -124,12 +126,32 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
         classified.by_class.items())))
 
 
+STEP_SETTINGS = ("spark.sql.shuffle.partitions", ADAPTIVE)
+
+
 def size_shuffles(spark: Any, changed_records: int, config: PipelineConfig) -> None:
     """The seed's 16-8192 rule; local sessions cap it (on two cores, 16 tiny tasks per stage
-    cost more than they give)."""
+    cost more than they give). A step whose records fit in one shuffle partition runs without
+    adaptive execution: AQE re-optimises the whole (wide) plan after every query stage, seconds
+    of driver time per action that a few thousand rows never win back (docs/benchmarks.md)."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
     partitions = tx.partitions_for(changed_records, config)
     spark.conf.set("spark.sql.shuffle.partitions", str(min(partitions, cap) if cap else partitions))
+    spark.conf.set(ADAPTIVE, str(changed_records > config.shuffle_partitions.rows_per_partition).lower())
+
+
+@contextmanager
+def step_settings(spark: Any) -> Iterator[None]:
+    """The session settings a step sizes for itself, as they were before it when it ends."""
+    before = {name: spark.conf.get(name, None) for name in STEP_SETTINGS}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                spark.conf.unset(name)
+            else:
+                spark.conf.set(name, value)
 
 
 def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig) -> Classified:

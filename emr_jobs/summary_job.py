@@ -25,7 +25,7 @@ from datadominion.steps import Step
 from emr_jobs import checks, ingest, publish
 from emr_jobs.changes import feed_for
 from emr_jobs.maintain import maintain
-from emr_jobs.summarise import StageHook, current_snapshot, no_hook, summarise
+from emr_jobs.summarise import StageHook, current_snapshot, no_hook, step_settings, summarise
 from emr_jobs.tables import Tables, create_tables
 
 
@@ -84,7 +84,8 @@ def run_step(spark: Any, tables: Tables, step: Step, on_stage: StageHook = no_ho
     report = StepReport(step_id=step.step_id, mode=step.mode, months=list(step.months), progress=progress,
                         spark=spark)
     try:
-        _run(spark, tables, step, report, on_stage)
+        with step_settings(spark):
+            _run(spark, tables, step, report, on_stage)
     except BaseException:
         # A step that stops midway leaves its persisted DataFrames (and the broadcast relations
         # their plans hold) cached; the job process ends, but a local session goes on to the

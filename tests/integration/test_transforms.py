@@ -78,3 +78,22 @@ def test_points_from_arrays_put_position_i_at_month_minus_i(spark):
 def test_grids_put_one_placeholder_per_month_without_a_value(spark):
     rows = spark.createDataFrame([(["1", None, "D", None],)], "rating_history array<string>")
     assert tx.with_grids(rows, CONFIG).first()["grid"] == "1?D?"
+
+
+def test_a_small_step_runs_without_adaptive_execution_and_the_session_gets_its_settings_back(spark):
+    """AQE re-optimises the whole plan after each query stage (seconds of driver time per
+    action on the wide summary plans): a step of a few records runs without it, a large one
+    with it, and whatever a step set is undone when it ends, failed or not."""
+    from emr_jobs.summarise import ADAPTIVE, size_shuffles, step_settings
+
+    before = {name: spark.conf.get(name) for name in ("spark.sql.shuffle.partitions", ADAPTIVE)}
+    one_partition = CONFIG.shuffle_partitions.rows_per_partition
+    with pytest.raises(RuntimeError, match="the step failed"):
+        with step_settings(spark):
+            size_shuffles(spark, 35, CONFIG)
+            assert spark.conf.get(ADAPTIVE) == "false"
+            size_shuffles(spark, one_partition + 1, CONFIG)
+            assert spark.conf.get(ADAPTIVE) == "true"
+            size_shuffles(spark, one_partition, CONFIG)
+            raise RuntimeError("the step failed")
+    assert {name: spark.conf.get(name) for name in before} == before
