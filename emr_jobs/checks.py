@@ -17,6 +17,7 @@ from emr_jobs import transforms as tx
 from emr_jobs.tables import Tables, summary_column_names
 
 EXAMPLES = 5
+BROADCAST_PAIRS = 1_000_000  # (key, month) pairs: ~30 MB on every executor
 
 
 class IntegrityError(RuntimeError):
@@ -79,10 +80,16 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
     if not months:
         return False
     columns = summary_column_names(config)
+    # A small step's pairs are broadcast: it runs without adaptive execution, which would
+    # otherwise be what turns these joins into broadcasts (docs/benchmarks.md).
+    small = pairs.count() <= BROADCAST_PAIRS
+    wanted, accounts = pairs, pairs.select(key)
+    if small:
+        wanted, accounts = F.broadcast(wanted), F.broadcast(accounts)
     # Each table is read back once (the queries below use it three times), released after.
     summary = (_read(spark, tables, tables.summary).where(F.col(month).isin(months))
-               .join(pairs, [key, month], "left_semi").select(*columns)).persist(StorageLevel.MEMORY_AND_DISK)
-    latest = (_read(spark, tables, tables.latest_summary).join(pairs.select(key), key, "left_semi")
+               .join(wanted, [key, month], "left_semi").select(*columns)).persist(StorageLevel.MEMORY_AND_DISK)
+    latest = (_read(spark, tables, tables.latest_summary).join(accounts, key, "left_semi")
               .select(*columns)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         return _summary_rows_fail(summary, pairs, config) or _latest_rows_fail(summary, latest, config)

@@ -35,6 +35,7 @@ from emr_jobs.tables import Tables, summary_column_names
 MI = tx.MI
 LOCAL_PARTITION_CAP = "spark.datadominion.localShufflePartitionCap"
 ADAPTIVE = "spark.sql.adaptive.enabled"
+BROADCAST_ACCOUNTS = 1_000_000  # backfill accounts whose keys every executor gets (~8 MB)
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
     if classified.backfill_months is not None:
         backfill_accounts = accounts.where("_class = 'backfill'")
         rows, settled, existing, mine = _backfill(summary, changes, backfill_accounts, classified.backfill_months,
-                                                  config, force)
+                                                  config, force,
+                                                  small=classified.by_class["backfill"] <= BROADCAST_ACCOUNTS)
         parts.append(rows)
         applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(mine)
     computed = _union(parts, summary_column_names(config), spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
@@ -291,7 +293,7 @@ def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -
 
 def _backfill(
     summary: DataFrame, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
-    config: PipelineConfig, force: bool,
+    config: PipelineConfig, force: bool, small: bool = False,
 ) -> Tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
     """Rows to rewrite for backfill accounts; the newest existing rows of accounts with
     nothing newer to apply (for the latest_summary repair); the existing rows read; the
@@ -300,6 +302,8 @@ def _backfill(
     scalars = list(config.summary_scalar_types)
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
     keys = accounts.select(key)
+    if small:  # what adaptive execution would make of it at run time (small steps run without)
+        keys = F.broadcast(keys)
     # Partition predicate on the month range; the semi-join keeps only these accounts.
     # Read once, used four times (and again for the change records).
     existing = tx.with_month_index(
