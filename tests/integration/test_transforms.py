@@ -88,12 +88,11 @@ def test_a_small_step_runs_without_adaptive_execution_and_the_session_gets_its_s
 
     before = {name: spark.conf.get(name) for name in ("spark.sql.shuffle.partitions", ADAPTIVE)}
     one_partition = CONFIG.shuffle_partitions.rows_per_partition
-    with pytest.raises(RuntimeError, match="the step failed"):
-        with step_settings(spark):
-            size_shuffles(spark, 35, CONFIG)
-            assert spark.conf.get(ADAPTIVE) == "false"
-            size_shuffles(spark, one_partition + 1, CONFIG)
-            assert spark.conf.get(ADAPTIVE) == "true"
-            size_shuffles(spark, one_partition, CONFIG)
-            raise RuntimeError("the step failed")
+    with pytest.raises(RuntimeError, match="the step failed"), step_settings(spark):
+        size_shuffles(spark, 35, CONFIG)
+        assert spark.conf.get(ADAPTIVE) == "false"
+        size_shuffles(spark, one_partition + 1, CONFIG)
+        assert spark.conf.get(ADAPTIVE) == "true"
+        size_shuffles(spark, one_partition, CONFIG)
+        raise RuntimeError("the step failed")
     assert {name: spark.conf.get(name) for name in before} == before
