@@ -17,7 +17,6 @@ from emr_jobs import transforms as tx
 from emr_jobs.tables import Tables, summary_column_names
 
 EXAMPLES = 5
-BROADCAST_PAIRS = 1_000_000  # (key, month) pairs: ~30 MB on every executor
 
 
 class IntegrityError(RuntimeError):
@@ -82,7 +81,7 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
     columns = summary_column_names(config)
     # A small step's pairs are broadcast: it runs without adaptive execution, which would
     # otherwise be what turns these joins into broadcasts (docs/benchmarks.md).
-    small = pairs.count() <= BROADCAST_PAIRS
+    small = pairs.count() <= tx.BROADCAST_ROWS
     wanted, accounts = pairs, pairs.select(key)
     if small:
         wanted, accounts = F.broadcast(wanted), F.broadcast(accounts)

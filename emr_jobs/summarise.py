@@ -34,8 +34,9 @@ from emr_jobs.tables import Tables, summary_column_names
 
 MI = tx.MI
 LOCAL_PARTITION_CAP = "spark.datadominion.localShufflePartitionCap"
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 ADAPTIVE = "spark.sql.adaptive.enabled"
-BROADCAST_ACCOUNTS = 1_000_000  # backfill accounts whose keys every executor gets (~8 MB)
+STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE)  # what each step sizes for itself
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,6 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
         classified.by_class.items())))
 
 
-STEP_SETTINGS = ("spark.sql.shuffle.partitions", ADAPTIVE)
-
-
 def size_shuffles(spark: Any, changed_records: int, config: PipelineConfig) -> None:
     """The seed's 16-8192 rule; local sessions cap it (on two cores, 16 tiny tasks per stage
     cost more than they give). A step whose records fit in one shuffle partition runs without
@@ -137,7 +135,7 @@ def size_shuffles(spark: Any, changed_records: int, config: PipelineConfig) -> N
     of driver time per action that a few thousand rows never win back (docs/benchmarks.md)."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
     partitions = tx.partitions_for(changed_records, config)
-    spark.conf.set("spark.sql.shuffle.partitions", str(min(partitions, cap) if cap else partitions))
+    spark.conf.set(SHUFFLE_PARTITIONS, str(min(partitions, cap) if cap else partitions))
     spark.conf.set(ADAPTIVE, str(changed_records > config.shuffle_partitions.rows_per_partition).lower())
 
 
@@ -198,7 +196,7 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
         backfill_accounts = accounts.where("_class = 'backfill'")
         rows, settled, existing, mine = _backfill(summary, changes, backfill_accounts, classified.backfill_months,
                                                   config, force,
-                                                  small=classified.by_class["backfill"] <= BROADCAST_ACCOUNTS)
+                                                  small=classified.by_class["backfill"] <= tx.BROADCAST_ROWS)
         parts.append(rows)
         applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(mine)
     computed = _union(parts, summary_column_names(config), spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
@@ -224,7 +222,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
         write_summary(spark, tables, written, months_written, summary)
         if feed is not None and summary is not None:
             feed_started = time.monotonic()
-            previous = previous_rows(built, written, summary, months_written, config)
+            previous = previous_rows(spark, tables, built, written, summary, months_written)
             by_kind = append_change_records(tables, written, previous, built.applied, feed)
             feed_seconds = round(time.monotonic() - feed_started, 3)
     on_stage("between_commits")
@@ -239,25 +237,18 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
                            feed_seconds, touched)
 
 
-def previous_rows(built: BuiltRows, written: DataFrame, summary: DataFrame, months: Tuple[str, ...],
-                  config: PipelineConfig) -> DataFrame:
+def previous_rows(spark: Any, tables: Tables, built: BuiltRows, written: DataFrame, summary: DataFrame,
+                  months: Tuple[str, ...]) -> DataFrame:
     """Summary rows as the step found them at every written (account, month): backfill
     accounts' from the window the step already read; forward-class accounts' (normally none:
     their months are new, unless a run died between its publishes) read from the written
     partitions."""
-    key, month = config.key_column, config.month_column
-    columns = summary_column_names(config)
-    parts = [built.existing.select(*columns)] if built.existing is not None else []
-    if built.forward_keys is not None or not parts:
-        others = written.select(key, month)
-        if built.forward_keys is not None:
-            others = others.join(built.forward_keys, key, "left_semi")
-        parts.append(summary.where(F.col(month).isin(list(months))).select(*columns)
-                     .join(others, [key, month], "left_semi"))
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out
+    key, month = tables.config.key_column, tables.config.month_column
+    parts = [built.existing] if built.existing is not None else []
+    if built.forward_keys is not None:
+        others = written.select(key, month).join(built.forward_keys, key, "left_semi")
+        parts.append(summary.where(F.col(month).isin(list(months))).join(others, [key, month], "left_semi"))
+    return _union(parts, summary_column_names(tables.config), spark, tables)
 
 
 def append_change_records(tables: Tables, written: DataFrame, previous: DataFrame, applied: DataFrame,

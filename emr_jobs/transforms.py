@@ -157,6 +157,12 @@ def touched_by(months_column: str, config: PipelineConfig) -> Column:
     return F.expr(f"exists({months_column}, x -> {MI} - x BETWEEN 0 AND {h - 1})")
 
 
+# Small key sets (backfill accounts, a step's touched pairs) up to this many rows are
+# broadcast by hint: small steps run without adaptive execution, which would otherwise be
+# what turns those joins into broadcasts (docs/decisions.md). 1M (key, month) pairs ~30 MB.
+BROADCAST_ROWS = 1_000_000
+
+
 def partitions_for(rows: int, config: PipelineConfig) -> int:
     """Shuffle partitions from input volume: the seed's 16-8192 rule, power-of-two steps."""
     rule = config.shuffle_partitions
