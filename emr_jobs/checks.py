@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -72,65 +71,75 @@ def _flags(config: Any) -> List[Any]:
             for i, cond in enumerate(row_rules(config).values())]
 
 
+def _fingerprint(config: Any) -> Any:
+    """A 64-bit hash of every column but the key and month, exact about NULLs: an array is
+    hashed through its JSON text (which spells out each NULL element in its place), a scalar
+    with a NULL flag (a plain hash skips NULLs). Rows with equal fingerprints are taken as
+    equal: two different rows share one with odds of 2^-64."""
+    arrays = {r.name for r in config.rolling_columns}
+    parts: List[Any] = []
+    for name in summary_column_names(config):
+        if name not in (config.key_column, config.month_column):
+            column = F.col(name)
+            parts += [F.to_json(column) if name in arrays else column, column.isNull()]
+    return F.xxhash64(*parts)
+
+
+def _narrow(rows: DataFrame, config: Any) -> DataFrame:
+    """Each row as its key, month, fingerprint and one 0/1 flag per rule: the only columns the
+    checks join and aggregate, so no wide row is shuffled or cached."""
+    return rows.select(config.key_column, config.month_column, _fingerprint(config).alias("_fp"), *_flags(config))
+
+
 def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
+    """One query: each table's touched rows read once and narrowed, aggregated per account on
+    both sides, joined, summed. Any count other than the touched pairs found, or any non-zero
+    sum, is a failure."""
     config = tables.config
     key, month = config.key_column, config.month_column
     months = sorted(r[0] for r in pairs.select(month).distinct().collect())
     if not months:
         return False
-    columns = summary_column_names(config)
-    # A small step's pairs are broadcast: it runs without adaptive execution, which would
-    # otherwise be what turns these joins into broadcasts (docs/benchmarks.md).
-    small = pairs.count() <= tx.BROADCAST_ROWS
-    wanted, accounts = pairs, pairs.select(key)
-    if small:
-        wanted, accounts = F.broadcast(wanted), F.broadcast(accounts)
-    # Each table is read back once (the queries below use it three times), released after.
-    summary = (_read(spark, tables, tables.summary).where(F.col(month).isin(months))
-               .join(wanted, [key, month], "left_semi").select(*columns)).persist(StorageLevel.MEMORY_AND_DISK)
-    latest = (_read(spark, tables, tables.latest_summary).join(accounts, key, "left_semi")
-              .select(*columns)).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        return _summary_rows_fail(summary, pairs, config) or _latest_rows_fail(summary, latest, config)
-    finally:
-        summary.unpersist()
-        latest.unpersist()
-
-
-def _summary_rows_fail(summary: DataFrame, pairs: DataFrame, config: Any) -> bool:
-    """A touched pair missing or duplicated, or a row breaking a rule."""
-    key, month = config.key_column, config.month_column
-    rule_count = len(row_rules(config))
-    per_row = summary.select(key, month, *_flags(config)).groupBy(key, month).agg(
-        F.count(F.lit(1)).alias("_n"), *[F.max(f"r{i}").alias(f"r{i}") for i in range(rule_count)])
-    summary_totals = pairs.join(per_row, [key, month], "left").agg(
-        F.sum(F.when(F.col("_n").isNull(), 1).otherwise(0)).alias("missing"),
-        F.sum(F.when(F.col("_n") > 1, 1).otherwise(0)).alias("dupes"),
-        *[F.sum(f"r{i}").alias(f"r{i}") for i in range(rule_count)],
+    expected = pairs.count()  # one row per (account, month) the step computed
+    small = expected <= tx.BROADCAST_ROWS
+    summary = _touched(_read(spark, tables, tables.summary).where(F.col(month).isin(months)),
+                       pairs, [key, month], small, config)
+    accounts = pairs.select(key) if small else pairs.select(key).distinct()  # an inner join must not repeat rows
+    latest = _touched(_read(spark, tables, tables.latest_summary), accounts, [key], small, config)
+    rules = range(len(row_rules(config)))
+    touched = summary.groupBy(key).agg(
+        F.count(F.lit(1)).alias("_rows"), F.countDistinct(month).alias("_months"),
+        F.max(month).alias("_newest"), F.max_by("_fp", month).alias("_fp"),
+        *[F.max(f"r{i}").alias(f"r{i}") for i in rules])
+    latest_rows = latest.groupBy(key).agg(
+        F.count(F.lit(1)).alias("_ln"), F.max(month).alias("_lmonth"), F.max_by("_fp", month).alias("_lfp"),
+        *[F.max(f"r{i}").alias(f"l{i}") for i in rules])
+    totals = touched.join(latest_rows, key, "left").agg(
+        F.sum("_months").alias("found"),
+        _count(F.col("_rows") > F.col("_months")).alias("duplicate_pairs"),
+        _count(F.col("_ln").isNull() | (F.col("_lmonth") < F.col("_newest"))).alias("stale_latest"),
+        _count(F.col("_ln") > 1).alias("duplicate_latest"),
+        _count((F.col("_lmonth") == F.col("_newest")) & (F.col("_lfp") != F.col("_fp"))).alias("latest_differs"),
+        *[F.sum(f"r{i}").alias(f"r{i}") for i in rules], *[F.sum(f"l{i}").alias(f"l{i}") for i in rules],
     ).first()
-    return summary_totals is None or any(int(v or 0) for v in summary_totals)
+    if totals is None or int(totals["found"] or 0) != expected:  # a touched pair missing
+        return True
+    return any(int(v or 0) for name, v in totals.asDict().items() if name != "found")
 
 
-def _latest_rows_fail(summary: DataFrame, latest: DataFrame, config: Any) -> bool:
-    """A touched account's latest row missing, older than its newest touched row, duplicated,
-    different from the summary row of its month, or breaking a rule."""
-    key, month = config.key_column, config.month_column
-    rule_count = len(row_rules(config))
-    columns = summary_column_names(config)
-    newest = summary.groupBy(key).agg(F.max(month).alias("_newest"))
-    latest_agg = latest.select(key, month, *_flags(config)).groupBy(key).agg(
-        F.count(F.lit(1)).alias("_ln"), F.max(month).alias("_lmonth"),
-        *[F.max(f"r{i}").alias(f"l{i}") for i in range(rule_count)])
-    same = summary.alias("s").join(latest.alias("t"), [key, month]).select(
-        key, F.expr(tx.null_safe_differs("s", "t", [c for c in columns if c not in (key, month)]))
-        .cast("int").alias("_differs"))
-    latest_totals = (newest.join(latest_agg, key, "left").join(same, key, "left").agg(
-        F.sum(F.when(F.col("_ln").isNull() | (F.col("_lmonth") < F.col("_newest")), 1).otherwise(0)).alias("stale"),
-        F.sum(F.when(F.col("_ln") > 1, 1).otherwise(0)).alias("dupes"),
-        F.sum(F.coalesce(F.col("_differs"), F.lit(0))).alias("differs"),
-        *[F.sum(f"l{i}").alias(f"l{i}") for i in range(rule_count)],
-    ).first())
-    return latest_totals is None or any(int(v or 0) for v in latest_totals)
+def _count(condition: Any) -> Any:
+    return F.sum(F.when(condition, 1).otherwise(0))
+
+
+def _touched(rows: DataFrame, wanted: DataFrame, on: List[str], small: bool, config: Any) -> DataFrame:
+    """The narrow form of ``rows`` at the ``wanted`` keys. A small key set is broadcast and
+    filters the scan before any row is hashed (a small step runs without adaptive execution,
+    which would otherwise choose the broadcast: docs/decisions.md). A large one meets the rows
+    after they are narrowed, so only narrow rows are shuffled (an inner join: Spark would move
+    a semi-join below the projection, shuffling the wide rows)."""
+    if small:
+        return _narrow(rows.join(F.broadcast(wanted), on, "left_semi"), config)
+    return _narrow(rows, config).join(wanted, on)
 
 
 def _explain_failures(spark: Any, tables: Tables, pairs: DataFrame) -> None:

@@ -347,6 +347,55 @@ def test_integrity_checks_catch_broken_rows(spark, isolated):
     assert "latest_summary: differs from the summary row of the same month, e.g. [2]" in message
 
 
+def test_integrity_checks_tell_rows_apart_by_where_a_null_sits(spark, isolated):
+    """latest_summary must equal the summary row of its month exactly: an array holding the
+    same values in the same order with a NULL moved is a different row (the checks compare
+    fingerprints, and a plain hash skips NULLs)."""
+    from emr_jobs.checks import IntegrityError, check_touched
+
+    env, cfg = isolated, isolated.config
+    batches = [write_batch(env.landing, month, f"b{i}", [record(cfg, k, month, i, past_due_am=10 * i + k)
+                                                         for k in (1, 2)], cfg)
+               for i, month in enumerate(("2022-04", "2022-05"))]
+    run_step(spark, env.tables, step_of("initial", batches))
+    pairs = spark.createDataFrame([(k, m) for k in (1, 2) for m in ("2022-04", "2022-05")],
+                                  ["cons_acct_key", "rpt_as_of_mo"])
+    check_touched(spark, env.tables, pairs)  # clean
+    history = "past_due_am_history"
+    assert spark.table(env.tables.latest_summary).where("cons_acct_key = 2").first()[history][:3] == [12, 2, None]
+    spark.sql(f"UPDATE {env.tables.latest_summary} SET {history} = concat(array({history}[0], NULL, {history}[1]), "
+              f"slice({history}, 4, 33)) WHERE cons_acct_key = 2")
+    with pytest.raises(IntegrityError, match=r"differs from the summary row of the same month, e.g. \[2\]"):
+        check_touched(spark, env.tables, pairs)
+
+
+@pytest.mark.parametrize("corruption, message", [
+    ("DELETE FROM {summary} WHERE cons_acct_key = 2 AND rpt_as_of_mo = '2022-04'", "touched rows missing"),
+    ("INSERT INTO {summary} SELECT * FROM {summary} WHERE cons_acct_key = 2 AND rpt_as_of_mo = '2022-05'",
+     "duplicate (cons_acct_key, rpt_as_of_mo) rows, e.g. [(2, '2022-05')]"),
+    ("INSERT INTO {latest} SELECT * FROM {latest} WHERE cons_acct_key = 2", "several rows per account, e.g. [2]"),
+    ("DELETE FROM {latest} WHERE cons_acct_key = 2", "older than the account's newest summary row"),
+    ("UPDATE {latest} SET rpt_as_of_mo = '2022-04' WHERE cons_acct_key = 2",
+     "older than the account's newest summary row"),
+])
+def test_integrity_checks_catch_missing_duplicated_and_stale_rows(spark, isolated, corruption, message):
+    """The aggregate check counts rows rather than listing them: every way a count can go
+    wrong fails the step, and the detailed queries name it."""
+    from emr_jobs.checks import IntegrityError, check_touched
+
+    env, cfg = isolated, isolated.config
+    batches = [write_batch(env.landing, month, f"b{i}", [record(cfg, k, month, i) for k in (1, 2)], cfg)
+               for i, month in enumerate(("2022-04", "2022-05"))]
+    run_step(spark, env.tables, step_of("initial", batches))
+    pairs = spark.createDataFrame([(k, m) for k in (1, 2) for m in ("2022-04", "2022-05")],
+                                  ["cons_acct_key", "rpt_as_of_mo"])
+    check_touched(spark, env.tables, pairs)  # clean
+    spark.sql(corruption.format(summary=env.tables.summary, latest=env.tables.latest_summary))
+    with pytest.raises(IntegrityError) as err:
+        check_touched(spark, env.tables, pairs)
+    assert message in str(err.value)
+
+
 class Crash(RuntimeError):
     pass
 
