@@ -37,6 +37,8 @@ LOCAL_PARTITION_CAP = "spark.datadominion.localShufflePartitionCap"
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 ADAPTIVE = "spark.sql.adaptive.enabled"
 STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE)  # what each step sizes for itself
+# A forward step moving at least this share of latest_summary's rows rewrites it whole.
+LATEST_REPLACE_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     size_shuffles(spark, changed_records, tables.config)
     classified = classify(changes, latest, tables.config)
     built = build_rows(spark, tables, classified, summary, force)
-    result = write(spark, tables, built, latest, on_stage, feed, summary)
+    moving = latest_replacement(spark, tables, latest_at, classified.by_class)
+    result = write(spark, tables, built, latest, on_stage, feed, summary, replace_latest=moving)
     for df in (changes, classified.accounts, built.computed, built.existing):
         if df is not None:
             df.unpersist()
@@ -205,10 +208,29 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
     return BuiltRows(computed, applied, existing, settled, forward_keys)
 
 
+def latest_replacement(spark: Any, tables: Tables, latest_at: Optional[int], by_class: Dict[str, int]) -> int:
+    """How many accounts move when the step rewrites latest_summary whole instead of MERGEing
+    into it, else 0. It does when every account it touches moves forward (no backfill) and they
+    are at least LATEST_REPLACE_SHARE of the table's rows: a MERGE would cost the same read and
+    join, and leave delete files over most of the table for every later read until compaction
+    (docs/decisions.md)."""
+    moving = by_class.get("single_forward", 0) + by_class.get("multi_forward", 0)
+    if "backfill" in by_class or not moving:
+        return 0
+    if latest_at is None:
+        return moving
+    rows = spark.sql(f"SELECT summary['total-records'] FROM {tables.latest_summary}.snapshots "
+                     f"WHERE snapshot_id = {latest_at}").first()
+    whole = rows is None or rows[0] is None or moving >= LATEST_REPLACE_SHARE * int(rows[0])
+    return moving if whole else 0
+
+
 def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_stage: StageHook,
-          feed: Optional[feed_records.FeedStep] = None, summary: Optional[DataFrame] = None) -> SummariseResult:
+          feed: Optional[feed_records.FeedStep] = None, summary: Optional[DataFrame] = None,
+          replace_latest: int = 0) -> SummariseResult:
     """MERGE the rows that differ into summary (with their change records when the step keeps
-    the feed), then move latest_summary forward."""
+    the feed), then move latest_summary forward: rewritten whole when ``replace_latest`` (that
+    many accounts move), else MERGEd."""
     config = tables.config
     # Only rows that differ from what summary holds are merged (a re-run commits nothing).
     written = built.computed if built.existing is None else only_changed(built.computed, built.existing, config)
@@ -230,7 +252,12 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
     # run) the newest existing row of accounts whose records were all already summarised.
     # The MERGE only moves forward or corrects the same month.
     candidates = built.computed if built.settled is None else built.computed.unionByName(built.settled)
-    latest_rows = merge_latest(spark, tables, tx.newest_per_account(candidates, config), latest)
+    newest = tx.newest_per_account(candidates, config)
+    if replace_latest:
+        replace_latest_rows(tables, newest, latest)
+        latest_rows = replace_latest
+    else:
+        latest_rows = merge_latest(spark, tables, newest, latest)
     touched = built.computed.select(config.key_column, config.month_column).localCheckpoint(eager=True)
     written.unpersist()
     return SummariseResult(0, summary_rows, latest_rows, (), months_written, tuple(sorted(by_kind.items())),
@@ -343,6 +370,18 @@ def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
         WHEN MATCHED AND {tx.null_safe_differs('s', 't', columns)} THEN UPDATE SET *
         WHEN NOT MATCHED THEN INSERT *
     """)
+
+
+def replace_latest_rows(tables: Tables, rows: DataFrame, latest: DataFrame) -> None:
+    """Rewrite latest_summary as its rows of accounts the step did not touch plus ``rows``
+    (each a move forward: the step has no backfill account); one read, one join, no delete
+    files. Overwriting by an always-true filter replaces every file, whatever partition spec
+    wrote it."""
+    config = tables.config
+    columns = summary_column_names(config)
+    rows = rows.select(*columns)
+    kept = latest.select(*columns).join(rows.select(config.key_column), config.key_column, "left_anti")
+    kept.unionByName(rows).writeTo(tables.written(tables.latest_summary)).overwrite(F.lit(True))
 
 
 def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame) -> int:

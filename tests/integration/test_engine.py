@@ -396,6 +396,30 @@ def test_integrity_checks_catch_missing_duplicated_and_stale_rows(spark, isolate
     assert message in str(err.value)
 
 
+def test_a_forward_step_moving_most_accounts_rewrites_latest_summary_without_delete_files(spark, isolated):
+    """Write strategy per step: a forward month moving >= LATEST_REPLACE_SHARE of
+    latest_summary rewrites it whole (no delete files left over the table); a forward step
+    moving a few accounts and a backfill MERGE. Each leaves the from-scratch result."""
+    env = isolated
+    written = generate(env.config, env.landing, 40, 4, "2023-01", 0, seed=5)
+    run_step(spark, env.tables, step_of("initial", as_step_batches(written[:3])))
+    forward = run_step(spark, env.tables, step_of("forward", as_step_batches(written[3:4])))
+    assert forward.latest_rows_written == 40
+    assert latest_operation(spark, env) == ("overwrite", "0")
+    assert_equals_reference(spark, env)
+    few = write_batch(env.landing, "2023-05", "few", [record(env.config, k, "2023-05", 9) for k in (1, 2)], env.config)
+    assert run_step(spark, env.tables, step_of("forward", [few])).latest_rows_written == 2
+    assert latest_operation(spark, env)[0] == "overwrite" and latest_operation(spark, env)[1] != "0"  # a MERGE
+    assert_equals_reference(spark, env)
+
+
+def latest_operation(spark, env):
+    """The newest latest_summary snapshot's operation and its count of position deletes."""
+    row = spark.sql(f"SELECT operation, summary['total-position-deletes'] FROM {env.tables.latest_summary}.snapshots "
+                    "ORDER BY committed_at DESC LIMIT 1").first()
+    return row[0], row[1]
+
+
 class Crash(RuntimeError):
     pass
 
