@@ -119,11 +119,12 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     if changed_records == 0:
         changes.unpersist()
         return SummariseResult(0, 0, 0, (), ())
-    size_shuffles(spark, changed_records, tables.config)
+    small_step = size_shuffles(spark, changed_records, tables.config)
     classified = classify(changes, latest, tables.config)
     built = build_rows(spark, tables, classified, summary, force)
     moving = latest_replacement(spark, tables, latest_at, classified.by_class)
-    result = write(spark, tables, built, latest, on_stage, feed, summary, replace_latest=moving)
+    result = write(spark, tables, built, latest, on_stage, feed, summary, replace_latest=moving,
+                   small_step=small_step)
     for df in (changes, classified.accounts, built.computed, built.existing):
         if df is not None:
             df.unpersist()
@@ -131,15 +132,19 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
         classified.by_class.items())))
 
 
-def size_shuffles(spark: Any, changed_records: int, config: PipelineConfig) -> None:
+def size_shuffles(spark: Any, changed_records: int, config: PipelineConfig) -> bool:
     """The seed's 16-8192 rule; local sessions cap it (on two cores, 16 tiny tasks per stage
-    cost more than they give). A step whose records fit in one shuffle partition runs without
-    adaptive execution: AQE re-optimises the whole (wide) plan after every query stage, seconds
-    of driver time per action that a few thousand rows never win back (docs/benchmarks.md)."""
+    cost more than they give). A step whose records fit in one shuffle partition is *small*: it
+    runs without adaptive execution (AQE re-optimises the whole, wide plan after every query
+    stage, seconds of driver time per action that a few thousand rows never win back) and cuts
+    the lineage of its change records' inputs (:func:`append_change_records`). Returns whether
+    it is small."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
     partitions = tx.partitions_for(changed_records, config)
     spark.conf.set(SHUFFLE_PARTITIONS, str(min(partitions, cap) if cap else partitions))
-    spark.conf.set(ADAPTIVE, str(changed_records > config.shuffle_partitions.rows_per_partition).lower())
+    small_step = changed_records <= config.shuffle_partitions.rows_per_partition
+    spark.conf.set(ADAPTIVE, str(not small_step).lower())
+    return small_step
 
 
 @contextmanager
@@ -199,7 +204,7 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
         backfill_accounts = accounts.where("_class = 'backfill'")
         rows, settled, existing, mine = _backfill(summary, changes, backfill_accounts, classified.backfill_months,
                                                   config, force,
-                                                  small=classified.by_class["backfill"] <= tx.BROADCAST_ROWS)
+                                                  classified.by_class["backfill"] <= tx.BROADCAST_ROWS)
         parts.append(rows)
         applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(mine)
     computed = _union(parts, summary_column_names(config), spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
@@ -227,7 +232,7 @@ def latest_replacement(spark: Any, tables: Tables, latest_at: Optional[int], by_
 
 def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_stage: StageHook,
           feed: Optional[feed_records.FeedStep] = None, summary: Optional[DataFrame] = None,
-          replace_latest: int = 0) -> SummariseResult:
+          replace_latest: int = 0, small_step: bool = False) -> SummariseResult:
     """MERGE the rows that differ into summary (with their change records when the step keeps
     the feed), then move latest_summary forward: rewritten whole when ``replace_latest`` (that
     many accounts move), else MERGEd."""
@@ -245,7 +250,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
         if feed is not None and summary is not None:
             feed_started = time.monotonic()
             previous = previous_rows(spark, tables, built, written, summary, months_written)
-            by_kind = append_change_records(tables, written, previous, built.applied, feed)
+            by_kind = append_change_records(tables, written, previous, built.applied, feed, small_step)
             feed_seconds = round(time.monotonic() - feed_started, 3)
     on_stage("between_commits")
     # latest_summary: the newest written row per account, plus (repair after an interrupted
@@ -279,7 +284,12 @@ def previous_rows(spark: Any, tables: Tables, built: BuiltRows, written: DataFra
 
 
 def append_change_records(tables: Tables, written: DataFrame, previous: DataFrame, applied: DataFrame,
-                          feed: feed_records.FeedStep) -> Dict[str, int]:
+                          feed: feed_records.FeedStep, small_step: bool = False) -> Dict[str, int]:
+    if small_step:
+        # Their plans reach back through the whole step: every query over them paid seconds of
+        # driver time in analysis and cache lookups, more than a few thousand rows cost (a
+        # 19-record backfill's change records: 10.0 s, 3.5 s with the inputs cut).
+        written, previous, applied = (df.localCheckpoint(eager=True) for df in (written, previous, applied))
     records = feed_records.change_records(written, previous, applied, feed, tables.config).persist(
         StorageLevel.MEMORY_AND_DISK)
     by_kind = feed_records.counts_by_kind(records)
@@ -311,7 +321,7 @@ def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -
 
 def _backfill(
     summary: DataFrame, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
-    config: PipelineConfig, force: bool, small: bool = False,
+    config: PipelineConfig, force: bool, broadcast_keys: bool = False,
 ) -> Tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
     """Rows to rewrite for backfill accounts; the newest existing rows of accounts with
     nothing newer to apply (for the latest_summary repair); the existing rows read; the
@@ -320,7 +330,7 @@ def _backfill(
     scalars = list(config.summary_scalar_types)
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
     keys = accounts.select(key)
-    if small:  # what adaptive execution would make of it at run time (small steps run without)
+    if broadcast_keys:  # what adaptive execution would make of it at run time (small steps run without)
         keys = F.broadcast(keys)
     # Partition predicate on the month range; the semi-join keeps only these accounts.
     # Read once, used four times (and again for the change records).
