@@ -1,6 +1,6 @@
 """Integrity checks on the rows a step touched (the seed's checks, automated).
 
-Run on the step's audit branches after both MERGEs and before publishing (emr_jobs/publish.py);
+Run on the step's audit branches after both writes and before publishing (emr_jobs/publish.py);
 any failure raises IntegrityError and fails the job with `main` untouched, so the ledger
 records the step FAILED and the operator is told which rule broke.
 """
