@@ -40,8 +40,7 @@ def row_rules(config: Any, alias: str = "") -> Dict[str, str]:
 def check_rows(rows: DataFrame, config: Any, table: str) -> List[str]:
     key, month = config.key_column, config.month_column
     rules = row_rules(config)
-    counts = rows.agg(*[F.sum(F.when(F.expr(cond), 1).otherwise(0)).alias(f"r{i}")
-                        for i, cond in enumerate(rules.values())]).first()
+    counts = rows.agg(*[_count(F.expr(cond)).alias(f"r{i}") for i, cond in enumerate(rules.values())]).first()
     failures = []
     for i, (rule, cond) in enumerate(rules.items()):
         bad = int(counts[f"r{i}"] or 0) if counts else 0
@@ -128,6 +127,7 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
 
 
 def _count(condition: Any) -> Any:
+    """How many rows meet ``condition``."""
     return F.sum(F.when(condition, 1).otherwise(0))
 
 
