@@ -48,7 +48,7 @@ def change_records(written: DataFrame, previous: DataFrame, applied: DataFrame, 
     key, month = config.key_column, config.month_column
     columns = summary_column_names(config)
     new = tx.with_month_index(written.select(*columns), config).alias("n")
-    old = previous.select(*columns).join(written.select(key, month), [key, month], "left_semi").alias("o")
+    old = previous.select(*columns).alias("o")  # unique per (account, month): the left join keeps ``new``'s rows
     rows = new.join(old, [key, month], "left").where(
         F.col(f"o.{config.timestamp_column}").isNull()
         | F.expr(tx.null_safe_differs("n", "o", [c for c in columns if c not in (key, month)])))

@@ -119,12 +119,11 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     if changed_records == 0:
         changes.unpersist()
         return SummariseResult(0, 0, 0, (), ())
-    small_step = size_shuffles(spark, changed_records, tables.config)
-    classified = classify(changes, latest, tables.config)
-    built = build_rows(spark, tables, classified, summary, force)
+    hold = Holding(size_shuffles(spark, changed_records, tables.config))
+    classified = classify(hold.cut(changes), latest, tables.config, hold)
+    built = build_rows(spark, tables, classified, summary, force, hold)
     moving = latest_replacement(spark, tables, latest_at, classified.by_class)
-    result = write(spark, tables, built, latest, on_stage, feed, summary, replace_latest=moving,
-                   small_step=small_step)
+    result = write(spark, tables, built, latest, hold, on_stage, feed, summary, replace_latest=moving)
     for df in (changes, classified.accounts, built.computed, built.existing):
         if df is not None:
             df.unpersist()
@@ -137,14 +136,31 @@ def size_shuffles(spark: Any, changed_records: int, config: PipelineConfig) -> b
     cost more than they give). A step whose records fit in one shuffle partition is *small*: it
     runs without adaptive execution (AQE re-optimises the whole, wide plan after every query
     stage, seconds of driver time per action that a few thousand rows never win back) and cuts
-    the lineage of its change records' inputs (:func:`append_change_records`). Returns whether
-    it is small."""
+    the lineage of the frames it holds (:class:`Holding`). Returns whether it is small."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
     partitions = tx.partitions_for(changed_records, config)
     spark.conf.set(SHUFFLE_PARTITIONS, str(min(partitions, cap) if cap else partitions))
     small_step = changed_records <= config.shuffle_partitions.rows_per_partition
     spark.conf.set(ADAPTIVE, str(not small_step).lower())
     return small_step
+
+
+@dataclass(frozen=True)
+class Holding:
+    """How the step keeps the frames it reads more than once. A large step persists them. A
+    small step checkpoints them locally, cutting their lineage: every later query (the MERGEs,
+    the change records, the checks) is otherwise analysed and matched against the cache through
+    the whole step's plan, seconds of driver time per action that a few thousand rows never win
+    back (a 19-record backfill's change records: 10.0 s, 3.5 s with their inputs cut)."""
+
+    small_step: bool = False
+
+    def keep(self, df: DataFrame) -> DataFrame:
+        return df.localCheckpoint(eager=True) if self.small_step else df.persist(StorageLevel.MEMORY_AND_DISK)
+
+    def cut(self, df: DataFrame) -> DataFrame:
+        """A frame read once or twice: a small step cuts its lineage, a large one leaves it."""
+        return df.localCheckpoint(eager=True) if self.small_step else df
 
 
 @contextmanager
@@ -161,11 +177,11 @@ def step_settings(spark: Any) -> Iterator[None]:
                 spark.conf.set(name, value)
 
 
-def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig) -> Classified:
+def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold: Holding) -> Classified:
     """Per account: single forward (one month after its latest row, or a new account), multi
     forward (several, all after it) or backfill (some month not after it)."""
     key, month = config.key_column, config.month_column
-    accounts = (
+    accounts = hold.keep(
         changes.groupBy(key)
         .agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"))
         .join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
@@ -173,7 +189,6 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig) -> C
         .withColumn("_class", F.when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")),
                                      F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward"))
                     .otherwise("backfill"))
-        .persist(StorageLevel.MEMORY_AND_DISK)
     )
     # One pass gives the class sizes and the backfill month range.
     stats = {row["_class"]: row for row in accounts.groupBy("_class").agg(
@@ -183,7 +198,8 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig) -> C
                       (int(backfill["lo"]), int(backfill["hi"])) if backfill else None)
 
 
-def build_rows(spark: Any, tables: Tables, classified: Classified, summary: DataFrame, force: bool) -> BuiltRows:
+def build_rows(spark: Any, tables: Tables, classified: Classified, summary: DataFrame, force: bool,
+               hold: Holding) -> BuiltRows:
     """The summary rows each class of account needs, as one DataFrame."""
     config, changes, accounts = tables.config, classified.changes, classified.accounts
     key, rolling = config.key_column, config.rolling_columns
@@ -203,11 +219,11 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
     if classified.backfill_months is not None:
         backfill_accounts = accounts.where("_class = 'backfill'")
         rows, settled, existing, mine = _backfill(summary, changes, backfill_accounts, classified.backfill_months,
-                                                  config, force,
+                                                  config, force, hold,
                                                   classified.by_class["backfill"] <= tx.BROADCAST_ROWS)
         parts.append(rows)
         applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(mine)
-    computed = _union(parts, summary_column_names(config), spark, tables).persist(StorageLevel.MEMORY_AND_DISK)
+    computed = hold.keep(_union(parts, summary_column_names(config), spark, tables))
     forward = {"single_forward", "multi_forward"} & set(classified.by_class)
     forward_keys = accounts.where(F.col("_class").isin(sorted(forward))).select(key) if forward else None
     return BuiltRows(computed, applied, existing, settled, forward_keys)
@@ -230,16 +246,16 @@ def latest_replacement(spark: Any, tables: Tables, latest_at: Optional[int], by_
     return moving if whole else 0
 
 
-def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_stage: StageHook,
+def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, hold: Holding, on_stage: StageHook,
           feed: Optional[feed_records.FeedStep] = None, summary: Optional[DataFrame] = None,
-          replace_latest: int = 0, small_step: bool = False) -> SummariseResult:
+          replace_latest: int = 0) -> SummariseResult:
     """MERGE the rows that differ into summary (with their change records when the step keeps
     the feed), then move latest_summary forward: rewritten whole when ``replace_latest`` (that
     many accounts move), else MERGEd."""
     config = tables.config
     # Only rows that differ from what summary holds are merged (a re-run commits nothing).
     written = built.computed if built.existing is None else only_changed(built.computed, built.existing, config)
-    written = written.persist(StorageLevel.MEMORY_AND_DISK)
+    written = hold.keep(written)
     per_month = written.groupBy(config.month_column).count().collect()
     months_written = tuple(sorted(r[0] for r in per_month))
     summary_rows = sum(int(r[1]) for r in per_month)
@@ -250,7 +266,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
         if feed is not None and summary is not None:
             feed_started = time.monotonic()
             previous = previous_rows(spark, tables, built, written, summary, months_written)
-            by_kind = append_change_records(tables, written, previous, built.applied, feed, small_step)
+            by_kind = append_change_records(tables, written, hold.cut(previous), hold.cut(built.applied), feed)
             feed_seconds = round(time.monotonic() - feed_started, 3)
     on_stage("between_commits")
     # latest_summary: the newest written row per account, plus (repair after an interrupted
@@ -262,7 +278,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, on_st
         replace_latest_rows(tables, newest, latest)
         latest_rows = replace_latest
     else:
-        latest_rows = merge_latest(spark, tables, newest, latest)
+        latest_rows = merge_latest(spark, tables, newest, latest, hold)
     touched = built.computed.select(config.key_column, config.month_column).localCheckpoint(eager=True)
     written.unpersist()
     return SummariseResult(0, summary_rows, latest_rows, (), months_written, tuple(sorted(by_kind.items())),
@@ -284,12 +300,7 @@ def previous_rows(spark: Any, tables: Tables, built: BuiltRows, written: DataFra
 
 
 def append_change_records(tables: Tables, written: DataFrame, previous: DataFrame, applied: DataFrame,
-                          feed: feed_records.FeedStep, small_step: bool = False) -> Dict[str, int]:
-    if small_step:
-        # Their plans reach back through the whole step: every query over them paid seconds of
-        # driver time in analysis and cache lookups, more than a few thousand rows cost (a
-        # 19-record backfill's change records: 10.0 s, 3.5 s with the inputs cut).
-        written, previous, applied = (df.localCheckpoint(eager=True) for df in (written, previous, applied))
+                          feed: feed_records.FeedStep) -> Dict[str, int]:
     records = feed_records.change_records(written, previous, applied, feed, tables.config).persist(
         StorageLevel.MEMORY_AND_DISK)
     by_kind = feed_records.counts_by_kind(records)
@@ -321,7 +332,7 @@ def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -
 
 def _backfill(
     summary: DataFrame, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
-    config: PipelineConfig, force: bool, broadcast_keys: bool = False,
+    config: PipelineConfig, force: bool, hold: Holding, broadcast_keys: bool = False,
 ) -> Tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
     """Rows to rewrite for backfill accounts; the newest existing rows of accounts with
     nothing newer to apply (for the latest_summary repair); the existing rows read; the
@@ -334,9 +345,8 @@ def _backfill(
         keys = F.broadcast(keys)
     # Partition predicate on the month range; the semi-join keeps only these accounts.
     # Read once, used four times (and again for the change records).
-    existing = tx.with_month_index(
-        summary.where(F.col(month).between(lo, hi)).join(keys, key, "left_semi"), config
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    existing = hold.keep(tx.with_month_index(
+        summary.where(F.col(month).between(lo, hi)).join(keys, key, "left_semi"), config))
     mine = changes.join(keys, key, "left_semi")
     if not force:
         current = existing.select(key, month, F.col(ts).alias("_ets"))
@@ -394,18 +404,17 @@ def replace_latest_rows(tables: Tables, rows: DataFrame, latest: DataFrame) -> N
     kept.unionByName(rows).writeTo(tables.written(tables.latest_summary)).overwrite(F.lit(True))
 
 
-def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame) -> int:
+def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame, hold: Holding) -> int:
     """Move each account's latest row forward (or correct it in place); a no-op commits nothing."""
     config = tables.config
     key, month = config.key_column, config.month_column
     columns = summary_column_names(config)
     moves = F.expr(f"s.{month} > t.{month} OR (s.{month} = t.{month} AND "
                    f"{tx.null_safe_differs('s', 't', [c for c in columns if c not in (key, month)])})")
-    changes = (
+    changes = hold.keep(
         rows.select(*columns).alias("s").join(latest.select(*columns).alias("t"), key, "left")
         .where(F.col(f"t.{month}").isNull() | moves)
         .select(*[F.col(c) if c == key else F.col(f"s.{c}") for c in columns])
-        .persist(StorageLevel.MEMORY_AND_DISK)
     )
     count = changes.count()
     if count:
