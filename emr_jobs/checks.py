@@ -101,10 +101,11 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
         return False
     expected = pairs.count()  # one row per (account, month) the step computed
     small = expected <= tx.BROADCAST_ROWS
-    summary = _touched(_read(spark, tables, tables.summary).where(F.col(month).isin(months)),
+    named = tx.among(tx.named_keys(pairs, key), key)  # few accounts: only their files are read
+    summary = _touched(_read(spark, tables, tables.summary).where(F.col(month).isin(months) & named),
                        pairs, [key, month], small, config)
     accounts = pairs.select(key) if small else pairs.select(key).distinct()  # an inner join must not repeat rows
-    latest = _touched(_read(spark, tables, tables.latest_summary), accounts, [key], small, config)
+    latest = _touched(_read(spark, tables, tables.latest_summary).where(named), accounts, [key], small, config)
     rules = range(len(row_rules(config)))
     touched = summary.groupBy(key).agg(
         F.count(F.lit(1)).alias("_rows"), F.countDistinct(month).alias("_months"),
@@ -148,7 +149,8 @@ def _explain_failures(spark: Any, tables: Tables, pairs: DataFrame) -> None:
     months = sorted(r[0] for r in pairs.select(month).distinct().collect())
     if not months:
         return
-    summary = (_read(spark, tables, tables.summary).where(F.col(month).isin(months))
+    named = tx.among(tx.named_keys(pairs, key), key)
+    summary = (_read(spark, tables, tables.summary).where(F.col(month).isin(months) & named)
                .join(pairs, [key, month], "left_semi"))
     failures: List[str] = []
     dupes = summary.groupBy(key, month).count().where("count > 1")
@@ -161,7 +163,7 @@ def _explain_failures(spark: Any, tables: Tables, pairs: DataFrame) -> None:
     failures += check_rows(summary, config, tables.summary)
 
     accounts = pairs.select(key).distinct()
-    latest = _read(spark, tables, tables.latest_summary).join(accounts, key, "left_semi")
+    latest = _read(spark, tables, tables.latest_summary).where(named).join(accounts, key, "left_semi")
     failures += check_rows(latest, config, tables.latest_summary)
     ldupes = [r[0] for r in latest.groupBy(key).count().where("count > 1").limit(EXAMPLES).collect()]
     if ldupes:

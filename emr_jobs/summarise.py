@@ -36,7 +36,11 @@ MI = tx.MI
 LOCAL_PARTITION_CAP = "spark.datadominion.localShufflePartitionCap"
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 ADAPTIVE = "spark.sql.adaptive.enabled"
-STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE)  # what each step sizes for itself
+# Spark's switches between generated code and its interpreted path (both internal settings).
+WHOLE_STAGE_CODEGEN = "spark.sql.codegen.wholeStage"
+CODEGEN_FACTORY = "spark.sql.codegen.factoryMode"
+STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE, WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)  # what each step sizes for itself
+INTERPRET_SMALL_STEPS = "spark.datadominion.interpretSmallSteps"  # "false" keeps generated code
 # A forward step moving at least this share of latest_summary's rows rewrites it whole.
 LATEST_REPLACE_SHARE = 0.25
 
@@ -111,19 +115,25 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     than the summarised one (the operator's re-run of a month). With ``feed`` the step also
     appends a change record per written row to the changes table (emr_jobs/changes.py).
     """
+    key = tables.config.key_column
     summary_at, latest_at = current_snapshot(spark, tables.summary), current_snapshot(spark, tables.latest_summary)
-    summary = read_pinned(spark, tables.summary, summary_at)
-    latest = read_pinned(spark, tables.latest_summary, latest_at)
+    whole_summary = read_pinned(spark, tables.summary, summary_at)
+    whole_latest = read_pinned(spark, tables.latest_summary, latest_at)
     changes = prepare_changes(source, tables.config).persist(StorageLevel.MEMORY_AND_DISK)
     changed_records = changes.count()
     if changed_records == 0:
         changes.unpersist()
         return SummariseResult(0, 0, 0, (), ())
-    hold = Holding(size_shuffles(spark, changed_records, tables.config))
-    classified = classify(hold.cut(changes), latest, tables.config, hold)
+    hold = Holding(size_step(spark, changed_records, tables.config))
+    held_changes = hold.cut(changes)
+    # A step of few accounts names them in every read of both tables: Iceberg then opens only
+    # the files that can hold them, not whole month partitions.
+    keys = tx.named_keys(held_changes, key)
+    summary, latest = (df.where(tx.among(keys, key)) for df in (whole_summary, whole_latest))
+    classified = classify(held_changes, latest, tables.config, hold)
     built = build_rows(spark, tables, classified, summary, force, hold)
-    moving = latest_replacement(spark, tables, latest_at, classified.by_class)
-    result = write(spark, tables, built, latest, hold, on_stage, feed, summary, replace_latest=moving)
+    rewrite = latest_rewrite(spark, tables, latest_at, classified.by_class, whole_latest)
+    result = write(spark, tables, built, latest, hold, on_stage, feed, summary, rewrite, keys)
     for df in (changes, classified.accounts, built.computed, built.existing):
         if df is not None:
             df.unpersist()
@@ -131,17 +141,27 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
         classified.by_class.items())))
 
 
-def size_shuffles(spark: Any, changed_records: int, config: PipelineConfig) -> bool:
-    """The seed's 16-8192 rule; local sessions cap it (on two cores, 16 tiny tasks per stage
-    cost more than they give). A step whose records fit in one shuffle partition is *small*: it
-    runs without adaptive execution (AQE re-optimises the whole, wide plan after every query
-    stage, seconds of driver time per action that a few thousand rows never win back) and cuts
-    the lineage of the frames it holds (:class:`Holding`). Returns whether it is small."""
+def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> bool:
+    """Size the step's session settings; returns whether the step is *small* (its records fit
+    in one shuffle partition). Shuffle partitions follow the seed's 16-8192 rule; local
+    sessions cap it (on two cores, 16 tiny tasks per stage cost more than they give). A small
+    step runs
+    * without adaptive execution: AQE re-optimises the whole, wide plan after every query
+      stage, seconds of driver time per action that a few thousand rows never win back;
+    * interpreted, generating no Java: each new plan over the wide summary rows took Janino
+      hundreds of milliseconds to compile per stage, more than its rows cost. It is the path
+      Spark falls back to whenever generated code fails, and Spark's own tests run both;
+      ``spark.datadominion.interpretSmallSteps=false`` keeps generated code;
+    * cutting the lineage of the frames it holds (:class:`Holding`).
+    Measured in docs/benchmarks.md ("Small steps")."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
     partitions = tx.partitions_for(changed_records, config)
     spark.conf.set(SHUFFLE_PARTITIONS, str(min(partitions, cap) if cap else partitions))
     small_step = changed_records <= config.shuffle_partitions.rows_per_partition
     spark.conf.set(ADAPTIVE, str(not small_step).lower())
+    if small_step and spark.conf.get(INTERPRET_SMALL_STEPS, "true") != "false":
+        spark.conf.set(WHOLE_STAGE_CODEGEN, "false")
+        spark.conf.set(CODEGEN_FACTORY, "NO_CODEGEN")
     return small_step
 
 
@@ -229,29 +249,40 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
     return BuiltRows(computed, applied, existing, settled, forward_keys)
 
 
-def latest_replacement(spark: Any, tables: Tables, latest_at: Optional[int], by_class: Dict[str, int]) -> int:
-    """How many accounts move when the step rewrites latest_summary whole instead of MERGEing
-    into it, else 0. It does when every account it touches moves forward (no backfill) and they
-    are at least LATEST_REPLACE_SHARE of the table's rows: a MERGE would cost the same read and
-    join, and leave delete files over most of the table for every later read until compaction
+@dataclass(frozen=True)
+class LatestRewrite:
+    """latest_summary rewritten whole: the table as the step found it (every row of it, whatever
+    the step's reads name), and how many accounts move."""
+
+    table: DataFrame
+    moving: int
+
+
+def latest_rewrite(spark: Any, tables: Tables, latest_at: Optional[int], by_class: Dict[str, int],
+                   whole_latest: DataFrame) -> Optional[LatestRewrite]:
+    """Whether the step rewrites latest_summary whole instead of MERGEing into it. It does when
+    every account it touches moves forward (no backfill) and they are at least
+    LATEST_REPLACE_SHARE of the table's rows: a MERGE would cost the same read and join, and
+    leave delete files over most of the table for every later read until compaction
     (docs/decisions.md)."""
     moving = by_class.get("single_forward", 0) + by_class.get("multi_forward", 0)
     if "backfill" in by_class or not moving:
-        return 0
-    if latest_at is None:
-        return moving
-    rows = spark.sql(f"SELECT summary['total-records'] FROM {tables.latest_summary}.snapshots "
-                     f"WHERE snapshot_id = {latest_at}").first()
-    whole = rows is None or rows[0] is None or moving >= LATEST_REPLACE_SHARE * int(rows[0])
-    return moving if whole else 0
+        return None
+    if latest_at is not None:
+        rows = spark.sql(f"SELECT summary['total-records'] FROM {tables.latest_summary}.snapshots "
+                         f"WHERE snapshot_id = {latest_at}").first()
+        if rows is not None and rows[0] is not None and moving < LATEST_REPLACE_SHARE * int(rows[0]):
+            return None
+    return LatestRewrite(whole_latest, moving)
 
 
 def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, hold: Holding, on_stage: StageHook,
           feed: Optional[feed_records.FeedStep] = None, summary: Optional[DataFrame] = None,
-          replace_latest: int = 0) -> SummariseResult:
+          rewrite: Optional[LatestRewrite] = None, keys: Optional[Tuple[Any, ...]] = None) -> SummariseResult:
     """MERGE the rows that differ into summary (with their change records when the step keeps
-    the feed), then move latest_summary forward: rewritten whole when ``replace_latest`` (that
-    many accounts move), else MERGEd."""
+    the feed), then move latest_summary forward: rewritten whole with a ``rewrite``, else
+    MERGEd. ``latest`` and ``summary`` are the tables as the step found them, at the named
+    ``keys`` when it names them (the MERGEs' target scans are pruned to them too)."""
     config = tables.config
     # Only rows that differ from what summary holds are merged (a re-run commits nothing).
     written = built.computed if built.existing is None else only_changed(built.computed, built.existing, config)
@@ -262,7 +293,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, hold:
     by_kind: Dict[str, int] = {}
     feed_seconds = 0.0
     if summary_rows:
-        write_summary(spark, tables, written, months_written, summary)
+        write_summary(spark, tables, written, months_written, summary, keys)
         if feed is not None and summary is not None:
             feed_started = time.monotonic()
             previous = previous_rows(spark, tables, built, written, summary, months_written)
@@ -274,11 +305,11 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, hold:
     # The MERGE only moves forward or corrects the same month.
     candidates = built.computed if built.settled is None else built.computed.unionByName(built.settled)
     newest = tx.newest_per_account(candidates, config)
-    if replace_latest:
-        replace_latest_rows(tables, newest, latest)
-        latest_rows = replace_latest
+    if rewrite is not None:
+        replace_latest_rows(tables, newest, rewrite.table)
+        latest_rows = rewrite.moving
     else:
-        latest_rows = merge_latest(spark, tables, newest, latest, hold)
+        latest_rows = merge_latest(spark, tables, newest, latest, hold, keys)
     touched = built.computed.select(config.key_column, config.month_column).localCheckpoint(eager=True)
     written.unpersist()
     return SummariseResult(0, summary_rows, latest_rows, (), months_written, tuple(sorted(by_kind.items())),
@@ -366,18 +397,20 @@ def _backfill(
 
 
 def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
-                  summary: Optional[DataFrame]) -> None:
+                  summary: Optional[DataFrame], keys: Optional[Tuple[Any, ...]] = None) -> None:
     """Months the table read by the step holds no row of (a forward or initial step's new
-    months) are appended: nothing to match, so no MERGE join. Anything else is MERGEd (which
-    also covers a forward month published by a run that died before latest_summary)."""
+    months; with named keys, no row of these accounts) are appended: nothing to match, so no
+    MERGE join. Anything else is MERGEd (which also covers a forward month published by a run
+    that died before latest_summary)."""
     month = tables.config.month_column
     if summary is not None and summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
         rows.writeTo(tables.written(tables.summary)).append()
     else:
-        merge_summary(spark, tables, rows, months)
+        merge_summary(spark, tables, rows, months, keys)
 
 
-def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...]) -> None:
+def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
+                  keys: Optional[Tuple[Any, ...]] = None) -> None:
     config = tables.config
     key, month = config.key_column, config.month_column
     columns = summary_column_names(config)
@@ -387,12 +420,13 @@ def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
         MERGE INTO {tables.written(tables.summary)} t
         USING _dd_summary_rows s
         ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list})
+           AND {tx.among_sql(keys, f"t.{key}")}
         WHEN MATCHED AND {tx.null_safe_differs('s', 't', columns)} THEN UPDATE SET *
         WHEN NOT MATCHED THEN INSERT *
     """)
 
 
-def replace_latest_rows(tables: Tables, rows: DataFrame, latest: DataFrame) -> None:
+def replace_latest_rows(tables: Tables, rows: DataFrame, whole_latest: DataFrame) -> None:
     """Rewrite latest_summary as its rows of accounts the step did not touch plus ``rows``
     (each a move forward: the step has no backfill account); one read, one join, no delete
     files. Overwriting by an always-true filter replaces every file, whatever partition spec
@@ -400,11 +434,12 @@ def replace_latest_rows(tables: Tables, rows: DataFrame, latest: DataFrame) -> N
     config = tables.config
     columns = summary_column_names(config)
     rows = rows.select(*columns)
-    kept = latest.select(*columns).join(rows.select(config.key_column), config.key_column, "left_anti")
+    kept = whole_latest.select(*columns).join(rows.select(config.key_column), config.key_column, "left_anti")
     kept.unionByName(rows).writeTo(tables.written(tables.latest_summary)).overwrite(F.lit(True))
 
 
-def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame, hold: Holding) -> int:
+def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame, hold: Holding,
+                 keys: Optional[Tuple[Any, ...]] = None) -> int:
     """Move each account's latest row forward (or correct it in place); a no-op commits nothing."""
     config = tables.config
     key, month = config.key_column, config.month_column
@@ -422,7 +457,7 @@ def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame,
         spark.sql(f"""
             MERGE INTO {tables.written(tables.latest_summary)} t
             USING _dd_latest_rows s
-            ON t.{key} = s.{key}
+            ON t.{key} = s.{key} AND {tx.among_sql(keys, f"t.{key}")}
             WHEN MATCHED AND (s.{month} > t.{month}
                               OR (s.{month} = t.{month} AND {tx.null_safe_differs('s', 't', columns)}))
                 THEN UPDATE SET *

@@ -8,7 +8,7 @@ has no record.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -161,6 +161,37 @@ def touched_by(months_column: str, config: PipelineConfig) -> Column:
 # broadcast by hint: small steps run without adaptive execution, which would otherwise be
 # what turns those joins into broadcasts (docs/decisions.md). 1M (key, month) pairs ~30 MB.
 BROADCAST_ROWS = 1_000_000
+
+
+# Iceberg prunes manifests, data files and Parquet row groups by an IN predicate's values only
+# up to 200 of them (IN_PREDICATE_LIMIT of ManifestEvaluator, InclusiveMetricsEvaluator,
+# ParquetMetricsRowGroupFilter); a step with at most this many accounts names them in its reads.
+NAMED_KEYS_LIMIT = 200
+
+
+def named_keys(rows: DataFrame, key: str) -> Optional[Tuple[Any, ...]]:
+    """The distinct ``key`` values of ``rows``, sorted, when there are at most NAMED_KEYS_LIMIT."""
+    found = [r[0] for r in rows.select(key).distinct().limit(NAMED_KEYS_LIMIT + 1).collect()]
+    return tuple(sorted(found)) if len(found) <= NAMED_KEYS_LIMIT else None
+
+
+def among(keys: Optional[Tuple[Any, ...]], column: str) -> Column:
+    """``column IN keys``, or true when the keys are not named: a filter Iceberg prunes files by
+    (bucket of latest_summary, key bounds of summary's key-ordered files)."""
+    return F.col(column).isin(list(keys)) if keys is not None else F.lit(True)
+
+
+def among_sql(keys: Optional[Tuple[Any, ...]], column: str) -> str:
+    """:func:`among` as SQL, for a MERGE's ON clause (the target's scan is pruned by it)."""
+    if keys is None:
+        return "TRUE"
+    return f"{column} IN ({', '.join(_sql_literal(k) for k in keys)})" if keys else "FALSE"
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(int(value))
 
 
 def partitions_for(rows: int, config: PipelineConfig) -> int:

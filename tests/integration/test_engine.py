@@ -9,8 +9,9 @@ import pytest
 
 from datadominion.months import add_months, format_month, parse_month
 from datadominion.steps import Step, StepBatch
+from emr_jobs import transforms as tx
 from emr_jobs.publish import audit_branch, refs
-from emr_jobs.summarise import current_snapshot
+from emr_jobs.summarise import INTERPRET_SMALL_STEPS, current_snapshot
 from emr_jobs.summary_job import run_step
 from localmode.generator import generate, write_corrections
 from tests.support.batches import record, write_batch
@@ -93,7 +94,36 @@ def test_seed_test_case_2_multi_gap_backfill(spark, isolated):
 
 
 # --- semantics case by case ---------------------------------------------------------------
-def test_forward_gaps_backfill_into_gap_and_stale_record(spark, isolated):
+@pytest.fixture(params=["small step", "generated code, whole partitions"])
+def execution(request, spark, monkeypatch):
+    """A small step runs on Spark's interpreted path and names its few accounts in its reads
+    (emr_jobs/summarise.size_step, transforms.named_keys); a large one compiles its plans and
+    reads whole month partitions. A scenario run both ways covers both."""
+    if request.param != "small step":
+        spark.conf.set(INTERPRET_SMALL_STEPS, "false")
+        monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
+    yield request.param
+    spark.conf.unset(INTERPRET_SMALL_STEPS)
+
+
+def test_named_accounts_reach_the_iceberg_scans_of_both_tables(spark, isolated):
+    """The accounts a small step names are pushed into Iceberg's scan (which prunes files and
+    row groups by them), and a step of more accounts than Iceberg evaluates names none."""
+    env, cfg = isolated, isolated.config
+    rows = [record(cfg, k, "2020-01") for k in (1, 2, 3)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2020-01", "b1", rows, cfg)]))
+    keys = tx.named_keys(spark.table(env.tables.latest_summary).where("cons_acct_key < 3"), cfg.key_column)
+    assert keys == (1, 2)
+    for table in (env.tables.summary, env.tables.latest_summary):
+        scan = spark.table(table).where(tx.among(keys, cfg.key_column))
+        plan = scan._jdf.queryExecution().executedPlan().toString()
+        assert "filters=cons_acct_key IN (1, 2)" in plan, plan
+        assert sorted(r[cfg.key_column] for r in scan.collect()) == [1, 2]
+    many = spark.range(tx.NAMED_KEYS_LIMIT + 1).withColumnRenamed("id", cfg.key_column)
+    assert tx.named_keys(many, cfg.key_column) is None
+
+
+def test_forward_gaps_backfill_into_gap_and_stale_record(spark, isolated, execution):
     env, cfg = isolated, isolated.config
     rows = [record(cfg, 1, "2020-01", past_due_am=10), record(cfg, 2, "2020-01", past_due_am=20)]
     run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2020-01", "b1", rows, cfg)]))

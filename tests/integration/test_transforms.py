@@ -80,19 +80,31 @@ def test_grids_put_one_placeholder_per_month_without_a_value(spark):
     assert tx.with_grids(rows, CONFIG).first()["grid"] == "1?D?"
 
 
-def test_a_small_step_runs_without_adaptive_execution_and_the_session_gets_its_settings_back(spark):
-    """AQE re-optimises the whole plan after each query stage (seconds of driver time per
-    action on the wide summary plans): a step of a few records runs without it, a large one
-    with it, and whatever a step set is undone when it ends, failed or not."""
-    from emr_jobs.summarise import ADAPTIVE, size_shuffles, step_settings
+def test_a_small_step_runs_without_adaptive_execution_interpreted_and_the_session_gets_its_settings_back(spark):
+    """AQE re-optimises the whole plan after each query stage and generated code costs a Janino
+    compile per new plan (seconds of driver time per step on the wide summary plans): a step of
+    a few records runs without either, a large one with both, and whatever a step set is undone
+    when it ends, failed or not."""
+    from emr_jobs.summarise import (
+        ADAPTIVE,
+        CODEGEN_FACTORY,
+        INTERPRET_SMALL_STEPS,
+        STEP_SETTINGS,
+        size_step,
+        step_settings,
+    )
 
-    before = {name: spark.conf.get(name) for name in ("spark.sql.shuffle.partitions", ADAPTIVE)}
+    before = {name: spark.conf.get(name, None) for name in STEP_SETTINGS}
     one_partition = CONFIG.shuffle_partitions.rows_per_partition
     with pytest.raises(RuntimeError, match="the step failed"), step_settings(spark):
-        size_shuffles(spark, 35, CONFIG)
-        assert spark.conf.get(ADAPTIVE) == "false"
-        size_shuffles(spark, one_partition + 1, CONFIG)
-        assert spark.conf.get(ADAPTIVE) == "true"
-        size_shuffles(spark, one_partition, CONFIG)
+        assert size_step(spark, 35, CONFIG) is True
+        assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("false", "NO_CODEGEN")
+        spark.conf.set(CODEGEN_FACTORY, "FALLBACK")  # the next step starts from the session's settings
+        assert size_step(spark, one_partition + 1, CONFIG) is False
+        assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("true", "FALLBACK")
+        spark.conf.set(INTERPRET_SMALL_STEPS, "false")
+        assert size_step(spark, one_partition, CONFIG) is True
+        assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("false", "FALLBACK")
         raise RuntimeError("the step failed")
-    assert {name: spark.conf.get(name) for name in before} == before
+    spark.conf.unset(INTERPRET_SMALL_STEPS)
+    assert {name: spark.conf.get(name, None) for name in before} == before
