@@ -127,6 +127,27 @@ def scenario_late_set(home: Path) -> Dict[str, Any]:
     return {"late_batches": batches, "applied_s": round(time.monotonic() - t0, 1), "steps": steps}
 
 
+def scenario_one_record(home: Path, accounts: int) -> Dict[str, Any]:
+    """A one-record correction of a past month in a table of ``accounts`` accounts x 2 months,
+    twice (the second step runs warm): what a late batch of a single record costs as the
+    tables grow. The step names its one account in every read, so Iceberg opens only the
+    files whose key bounds or bucket can hold it."""
+    from localmode.generator import generate, write_corrections
+
+    env = _env(home)
+    generate(env.config, env.landing, accounts, 2, "2024-01", 0, 3)
+    _process(env)
+    steps = []
+    for number in range(2):
+        write_corrections(env.config, env.landing, [accounts // 2 + number], ["2024-01"], 7, 1,
+                          datetime(2026, 1, 1 + number, tzinfo=timezone.utc), batch_label=f"one{number}")
+        t0 = time.monotonic()
+        report = _process(env)
+        steps.append({"seconds": round(time.monotonic() - t0, 1), "stages": report.get("stage_seconds"),
+                      "spark_jobs": report.get("stage_spark_jobs")})
+    return {"accounts": accounts, "steps": steps}
+
+
 def _load_then_forward(home: Path, accounts: int, history_months: int) -> Dict[str, Any]:
     from localmode.generator import generate
 
@@ -472,6 +493,7 @@ PARTS = {
 SCENARIOS = {
     "seed_case_2": lambda home, large: scenario_seed_case_2(home),
     "late_set": lambda home, large: scenario_late_set(home),
+    "one_record": lambda home, large: scenario_one_record(home, 1_000_000 if large else 100_000),
     "forward_100k": lambda home, large: scenario_forward(home, 100_000),
     "forward_1m": lambda home, large: scenario_forward(home, 1_000_000),
     "history_ratio": lambda home, large: scenario_history_ratio(home, 20_000 if large else 5_000),
