@@ -411,9 +411,11 @@ def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
                   keys: Optional[Tuple[Any, ...]] = None) -> None:
+    """``rows`` differ from the rows they replace (:func:`only_changed`; a forward month's are
+    new), so a match updates unconditionally: the MERGE's scan of the target then reads only
+    the key and month, never the history arrays (a condition comparing rows read them all)."""
     config = tables.config
     key, month = config.key_column, config.month_column
-    columns = summary_column_names(config)
     rows.createOrReplaceTempView("_dd_summary_rows")
     month_list = ", ".join(f"'{m}'" for m in months)
     spark.sql(f"""
@@ -421,7 +423,7 @@ def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
         USING _dd_summary_rows s
         ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list})
            AND {tx.among_sql(keys, f"t.{key}")}
-        WHEN MATCHED AND {tx.null_safe_differs('s', 't', columns)} THEN UPDATE SET *
+        WHEN MATCHED THEN UPDATE SET *
         WHEN NOT MATCHED THEN INSERT *
     """)
 
@@ -440,7 +442,10 @@ def replace_latest_rows(tables: Tables, rows: DataFrame, whole_latest: DataFrame
 
 def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame, hold: Holding,
                  keys: Optional[Tuple[Any, ...]] = None) -> int:
-    """Move each account's latest row forward (or correct it in place); a no-op commits nothing."""
+    """Move each account's latest row forward (or correct it in place); a no-op commits nothing.
+    The rows are chosen against the step's read of the table (which the audit branch still
+    holds), so the MERGE only guards the direction: its scan reads the key and month, not the
+    arrays."""
     config = tables.config
     key, month = config.key_column, config.month_column
     columns = summary_column_names(config)
@@ -458,9 +463,7 @@ def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame,
             MERGE INTO {tables.written(tables.latest_summary)} t
             USING _dd_latest_rows s
             ON t.{key} = s.{key} AND {tx.among_sql(keys, f"t.{key}")}
-            WHEN MATCHED AND (s.{month} > t.{month}
-                              OR (s.{month} = t.{month} AND {tx.null_safe_differs('s', 't', columns)}))
-                THEN UPDATE SET *
+            WHEN MATCHED AND s.{month} >= t.{month} THEN UPDATE SET *
             WHEN NOT MATCHED THEN INSERT *
         """)
     changes.unpersist()
