@@ -170,22 +170,23 @@ NAMED_KEYS_LIMIT = 200
 
 
 def named_keys(rows: DataFrame, key: str) -> Optional[Tuple[Any, ...]]:
-    """The distinct ``key`` values of ``rows``, sorted, when there are at most NAMED_KEYS_LIMIT."""
+    """The distinct ``key`` values of ``rows``, sorted, when there are some and at most
+    NAMED_KEYS_LIMIT (never an empty list: a MERGE's ON clause with it would match nothing)."""
     found = [r[0] for r in rows.select(key).distinct().limit(NAMED_KEYS_LIMIT + 1).collect()]
-    return tuple(sorted(found)) if len(found) <= NAMED_KEYS_LIMIT else None
+    return tuple(sorted(found)) if 0 < len(found) <= NAMED_KEYS_LIMIT else None
 
 
 def among(keys: Optional[Tuple[Any, ...]], column: str) -> Column:
     """``column IN keys``, or true when the keys are not named: a filter Iceberg prunes files by
     (bucket of latest_summary, key bounds of summary's key-ordered files)."""
-    return F.col(column).isin(list(keys)) if keys is not None else F.lit(True)
+    return F.col(column).isin(list(keys)) if keys else F.lit(True)
 
 
 def among_sql(keys: Optional[Tuple[Any, ...]], column: str) -> str:
     """:func:`among` as SQL, for a MERGE's ON clause (the target's scan is pruned by it)."""
-    if keys is None:
+    if not keys:
         return "TRUE"
-    return f"{column} IN ({', '.join(_sql_literal(k) for k in keys)})" if keys else "FALSE"
+    return f"{column} IN ({', '.join(_sql_literal(k) for k in keys)})"
 
 
 def _sql_literal(value: Any) -> str:

@@ -121,6 +121,8 @@ def test_named_accounts_reach_the_iceberg_scans_of_both_tables(spark, isolated):
         assert sorted(r[cfg.key_column] for r in scan.collect()) == [1, 2]
     many = spark.range(tx.NAMED_KEYS_LIMIT + 1).withColumnRenamed("id", cfg.key_column)
     assert tx.named_keys(many, cfg.key_column) is None
+    assert tx.named_keys(many.limit(0), cfg.key_column) is None  # nothing to name: no filter at all
+    assert tx.among_sql((1, 2), "t.k") == "t.k IN (1, 2)" and tx.among_sql(None, "t.k") == "TRUE"
 
 
 def test_forward_gaps_backfill_into_gap_and_stale_record(spark, isolated, execution):
