@@ -7,9 +7,9 @@ records the step FAILED and the operator is told which rule broke.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from emr_jobs import transforms as tx
@@ -50,14 +50,17 @@ def check_rows(rows: DataFrame, config: Any, table: str) -> List[str]:
     return failures
 
 
-def check_touched(spark: Any, tables: Tables, pairs: DataFrame) -> None:
+def check_touched(spark: Any, tables: Tables, pairs: DataFrame, keys: Optional[Tuple[Any, ...]] = None) -> None:
     """Check summary rows at the touched (account, month) pairs and those accounts' latest rows.
 
     One aggregate query per table decides pass/fail; only a failure pays for the
-    detailed queries that name rules and example rows."""
-    if not _touched_rows_fail(spark, tables, pairs):
+    detailed queries that name rules and example rows. ``keys``: accounts named by the step
+    (any superset of the pairs' accounts), so their reads open only those accounts' files;
+    without them the pairs' accounts are named when they are few."""
+    named = tx.among(keys if keys else tx.named_keys(pairs, tables.config.key_column), tables.config.key_column)
+    if not _touched_rows_fail(spark, tables, pairs, named):
         return
-    _explain_failures(spark, tables, pairs)
+    _explain_failures(spark, tables, pairs, named)
 
 
 def _read(spark: Any, tables: Tables, table: str) -> DataFrame:
@@ -90,7 +93,7 @@ def _narrow(rows: DataFrame, config: Any) -> DataFrame:
     return rows.select(config.key_column, config.month_column, _fingerprint(config).alias("_fp"), *_flags(config))
 
 
-def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
+def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Column) -> bool:
     """One query: each table's touched rows read once and narrowed, aggregated per account on
     both sides, joined, summed. Any count other than the touched pairs found, or any non-zero
     sum, is a failure."""
@@ -101,7 +104,6 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame) -> bool:
         return False
     expected = pairs.count()  # one row per (account, month) the step computed
     small = expected <= tx.BROADCAST_ROWS
-    named = tx.among(tx.named_keys(pairs, key), key)  # few accounts: only their files are read
     summary = _touched(_read(spark, tables, tables.summary).where(F.col(month).isin(months) & named),
                        pairs, [key, month], small, config)
     accounts = pairs.select(key) if small else pairs.select(key).distinct()  # an inner join must not repeat rows
@@ -143,13 +145,12 @@ def _touched(rows: DataFrame, wanted: DataFrame, on: List[str], small: bool, con
     return _narrow(rows, config).join(wanted, on)
 
 
-def _explain_failures(spark: Any, tables: Tables, pairs: DataFrame) -> None:
+def _explain_failures(spark: Any, tables: Tables, pairs: DataFrame, named: Column) -> None:
     config = tables.config
     key, month = config.key_column, config.month_column
     months = sorted(r[0] for r in pairs.select(month).distinct().collect())
     if not months:
         return
-    named = tx.among(tx.named_keys(pairs, key), key)
     summary = (_read(spark, tables, tables.summary).where(F.col(month).isin(months) & named)
                .join(pairs, [key, month], "left_semi"))
     failures: List[str] = []

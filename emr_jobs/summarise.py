@@ -56,6 +56,7 @@ class SummariseResult:
     feed_seconds: float = 0.0  # of the summarise stage, spent on change records (the profile)
     # (key, month) of every row written; persisted until the caller releases it
     touched: Optional[DataFrame] = field(default=None, compare=False, repr=False)
+    named_keys: Optional[Tuple[Any, ...]] = None  # the accounts the step named in its reads, if few
 
 
 def current_snapshot(spark: Any, table: str) -> Optional[int]:
@@ -138,7 +139,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
         if df is not None:
             df.unpersist()
     return replace(result, changed_records=changed_records, accounts_by_class=tuple(sorted(
-        classified.by_class.items())))
+        classified.by_class.items())), named_keys=keys)
 
 
 def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> bool:

@@ -186,13 +186,7 @@ def among_sql(keys: Optional[Tuple[Any, ...]], column: str) -> str:
     """:func:`among` as SQL, for a MERGE's ON clause (the target's scan is pruned by it)."""
     if not keys:
         return "TRUE"
-    return f"{column} IN ({', '.join(_sql_literal(k) for k in keys)})"
-
-
-def _sql_literal(value: Any) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return str(int(value))
+    return f"{column} IN ({', '.join(str(int(k)) for k in keys)})"  # bigint (PipelineConfig)
 
 
 def partitions_for(rows: int, config: PipelineConfig) -> int:
