@@ -5,7 +5,9 @@ Labels come from the newest month already in summary (read from table metadata):
     backfill  a month not newer than the newest summarised month
     forward   a month newer than it
 Months are applied in ascending order: backfills (all older) first, then each forward
-month. The label is a plan annotation and a performance hint; the engine decides per account.
+month. Backfill months are grouped up to 12 a step, or any number while their batches are
+small together. The label is a plan annotation and a performance hint; the engine
+decides per account.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from datadominion.ledger import BatchRecord
 from datadominion.steps import Step, StepBatch
 
 MAX_BACKFILL_MONTHS_PER_STEP = 12
+# Backfill batches this small together make one step whatever their months: a step's fixed
+# cost (planning, commits, checks: seconds) dwarfs the work of a few late records, and the
+# engine reads only the named accounts' windows (docs/architecture.md, "Planning").
+SMALL_BACKFILL_BYTES = 64 * 2**20
 
 
 def _step_batches(records: Sequence[BatchRecord]) -> Tuple[StepBatch, ...]:
@@ -57,8 +63,7 @@ def _data_steps(pending: Sequence[BatchRecord], newest_summarised: Optional[str]
         return steps + [Step("initial", tuple(months), batches, run_id, notes=(note,))]
     older = [m for m in months if m <= newest_summarised]
     newer = [m for m in months if m > newest_summarised]
-    for start in range(0, len(older), max_backfill_months):
-        chunk = older[start:start + max_backfill_months]
+    for chunk in backfill_chunks(older, by_month, max_backfill_months):
         note = f"{', '.join(chunk)} not newer than the newest summarised month {newest_summarised}: backfill"
         steps.append(Step("backfill", tuple(chunk), _step_batches([r for m in chunk for r in by_month[m]]),
                           run_id, notes=(note,)))
@@ -67,3 +72,26 @@ def _data_steps(pending: Sequence[BatchRecord], newest_summarised: Optional[str]
         steps.append(Step("forward", (month,), _step_batches(by_month[month]), run_id, notes=(note,)))
         newest_summarised = month
     return steps
+
+
+def backfill_chunks(months: Sequence[str], by_month: Dict[str, List[BatchRecord]], max_months: int
+                    ) -> List[List[str]]:
+    """Consecutive backfill months grouped into steps: up to ``max_months`` each, and beyond
+    that as long as the group's batches hold at most SMALL_BACKFILL_BYTES together. A batch
+    registered without a manifest has no known size and counts as large."""
+    chunks: List[List[str]] = []
+    size = 0.0
+    for month in months:
+        grown = size + _batch_bytes(by_month[month])
+        if chunks and (len(chunks[-1]) < max_months or grown <= SMALL_BACKFILL_BYTES):
+            chunks[-1].append(month)
+            size = grown
+        else:
+            chunks.append([month])
+            size = _batch_bytes(by_month[month])
+    return chunks
+
+
+def _batch_bytes(records: Sequence[BatchRecord]) -> float:
+    return sum(r.manifest.total_bytes if r.manifest.count else float("inf") for r in records)
+

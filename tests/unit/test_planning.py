@@ -2,16 +2,19 @@ from datetime import datetime, timezone
 
 import pytest
 
-from datadominion.ledger import REGISTERED, BatchRecord
-from datadominion.planning import plan_steps
+from datadominion.ledger import REGISTERED, BatchManifest, BatchRecord
+from datadominion.planning import SMALL_BACKFILL_BYTES, plan_steps
 from datadominion.run_input import RunInputError, parse_run_input
 from datadominion.steps import Step
 
 NOW = datetime(2025, 3, 15, tzinfo=timezone.utc)
 
 
-def batch(month, batch_id="b1"):
-    return BatchRecord(f"{month}/{batch_id}", month, batch_id, REGISTERED, f"file:///l/{month}/{batch_id}/", NOW)
+def batch(month, batch_id="b1", size=None):
+    """A registered batch; ``size`` in bytes when its manifest is known (None: registered without one)."""
+    manifest = BatchManifest() if size is None else BatchManifest("file:///m.json", 1, size, "d")
+    return BatchRecord(f"{month}/{batch_id}", month, batch_id, REGISTERED, f"file:///l/{month}/{batch_id}/", NOW,
+                       manifest)
 
 
 def shape(steps):
@@ -59,6 +62,34 @@ def test_backfill_chunks():
     pending = [batch(f"2023-{m:02d}") for m in range(1, 13)] + [batch("2024-01")]
     steps = plan_steps(pending, "2024-06", max_backfill_months=5)
     assert [len(s.months) for s in steps] == [5, 5, 3]
+
+
+def test_small_late_batches_are_one_backfill_step_whatever_their_months():
+    months = [f"{y}-{m:02d}" for y in (2021, 2022, 2023) for m in range(1, 13)]
+    steps = plan_steps([batch(m, size=40_000) for m in months] + [batch("2025-01", size=40_000)], "2024-06")
+    assert [(s.mode, len(s.months)) for s in steps] == [("backfill", 36), ("forward", 1)]
+
+
+def test_large_backfill_months_keep_the_month_chunks():
+    months = [f"2023-{m:02d}" for m in range(1, 13)] + ["2024-01"]
+    large = SMALL_BACKFILL_BYTES // 4 + 1  # five of them exceed the small budget
+    steps = plan_steps([batch(m, size=large) for m in months], "2024-06", max_backfill_months=5)
+    assert [len(s.months) for s in steps] == [5, 5, 3]
+
+
+def test_a_step_grows_past_the_month_chunk_only_while_its_batches_stay_small():
+    quarter = SMALL_BACKFILL_BYTES // 4
+    sizes = {"2023-01": quarter, "2023-02": quarter, "2023-03": quarter, "2023-04": 2 * quarter, "2023-05": 10}
+    steps = plan_steps([batch(m, size=size) for m, size in sizes.items()], "2024-06", max_backfill_months=2)
+    assert [s.months for s in steps] == [("2023-01", "2023-02", "2023-03"), ("2023-04", "2023-05")]
+
+
+def test_a_batch_of_unknown_size_counts_as_large():
+    months = [f"2023-{m:02d}" for m in range(1, 8)]
+    pending = [batch(m, size=10) for m in months] + [batch("2023-07", "old")]  # registered without a manifest
+    steps = plan_steps(pending, "2024-06", max_backfill_months=3)
+    assert [s.months for s in steps] == [("2023-01", "2023-02", "2023-03", "2023-04", "2023-05", "2023-06"),
+                                         ("2023-07",)]
 
 
 def test_rerun_comes_first_then_pending():
