@@ -62,11 +62,34 @@ class IngestResult:
     rows_appended: int
 
 
-def read_batch(spark: Any, batch: StepBatch) -> DataFrame:
-    try:
-        return spark.read.option("pathGlobFilter", "*.parquet").option("mergeSchema", "true").parquet(batch.location)
-    except Exception as exc:  # unreadable footers, no files, conflicting file schemas
-        raise BatchValidationError(batch, "readable Parquet", _first_line(exc)) from exc
+def read_schema(spark: Any, locations: Sequence[str]) -> T.StructType:
+    """The merged schema of every Parquet file under ``locations`` (one Spark job reads the
+    footers); raises on unreadable footers, no files or conflicting column types."""
+    return spark.read.option("pathGlobFilter", "*.parquet").option("mergeSchema", "true").parquet(
+        *locations).schema
+
+
+def schema_problems(spark: Any, batches: Sequence[StepBatch], config: PipelineConfig
+                    ) -> Dict[str, BatchValidationError]:
+    """Each batch's schema against the configured one. The batches are read together first: a
+    footer job per batch costs more than the check of a small one, and a step of late batches
+    has dozens. Only when that read fails or differs is each batch read on its own, to name
+    the ones at fault."""
+    if len(batches) > 1:
+        try:
+            if schema_problem(read_schema(spark, [b.location for b in batches]), config) is None:
+                return {}
+        except Exception:  # some batch is bad: the per-batch reads below name it
+            pass
+    found = {}
+    for batch in batches:
+        try:
+            problem = schema_problem(read_schema(spark, [batch.location]), config)
+        except Exception as exc:  # unreadable footers, no files, conflicting file schemas
+            problem = ("readable Parquet", _first_line(exc))
+        if problem is not None:
+            found[batch.batch_key] = BatchValidationError(batch, *problem)
+    return found
 
 
 def _first_line(exc: BaseException) -> str:
@@ -74,22 +97,22 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:500] if text else type(exc).__name__
 
 
-def check_schema(df: DataFrame, batch: StepBatch, config: PipelineConfig) -> None:
+def schema_problem(schema: T.StructType, config: PipelineConfig) -> Optional[Tuple[str, str]]:
+    """(rule, detail) for a schema that is not the configured one, else None."""
     expected = config.source_types
-    actual: Dict[str, T.DataType] = {f.name: f.dataType for f in df.schema.fields}
+    actual: Dict[str, T.DataType] = {f.name: f.dataType for f in schema.fields}
     missing = [c for c in expected if c not in actual]
     if missing:
-        raise BatchValidationError(batch, "schema: missing columns", f"columns {missing} are absent")
+        return "schema: missing columns", f"columns {missing} are absent"
     extra = [c for c in actual if c not in expected]
     if extra:
-        raise BatchValidationError(batch, "schema: extra columns", f"columns {extra} are not in the configured schema")
+        return "schema: extra columns", f"columns {extra} are not in the configured schema"
     wrong = [
         f"{name}: expected {kind}, found {actual[name].simpleString()}"
         for name, kind in expected.items()
         if actual[name].simpleString() != SPARK_SQL_TYPES[kind].lower()
     ]
-    if wrong:
-        raise BatchValidationError(batch, "schema: column types", "; ".join(wrong))
+    return ("schema: column types", "; ".join(wrong)) if wrong else None
 
 
 def file_column_problems(spark: Any, batches: Sequence[StepBatch], config: PipelineConfig
@@ -247,11 +270,7 @@ def validated_batches(
     def valid(candidates: Sequence[StepBatch]) -> List[StepBatch]:
         return [b for b in candidates if b.batch_key not in rejected]
 
-    for batch in batches:
-        try:
-            check_schema(read_batch(spark, batch), batch, config)
-        except BatchValidationError as exc:
-            rejected[batch.batch_key] = exc
+    rejected.update(schema_problems(spark, batches, config))
     rejected.update(file_column_problems(spark, valid(batches), config))
     if not valid(batches):
         return ValidatedStep((), None, {}, rejected)

@@ -312,6 +312,23 @@ def test_bad_batches_are_each_rejected_once_with_their_rule_and_the_good_one_is_
     assert_equals_reference(spark, env)
 
 
+def test_validation_costs_the_same_spark_jobs_for_many_batches_as_for_two(spark, isolated):
+    """A step's fixed cost must not grow with its batch count: the schemas of all its batches
+    are read together (one footer job), not one Spark job per batch."""
+    env, cfg = isolated, isolated.config
+    run_step(spark, env.tables, step_of("initial", [
+        write_batch(env.landing, "2022-02", "seed", [record(cfg, 1, "2022-02", 0)], cfg)]))
+
+    def validation_jobs(count, label):
+        batches = [write_batch(env.landing, "2022-02", f"{label}{n}", [record(cfg, 10 + n, "2022-02", 5)], cfg)
+                   for n in range(count)]
+        report = run_step(spark, env.tables, step_of("backfill", batches))
+        assert report.rejected == {} and len(report.batches_appended) == count
+        return report.stage_spark_jobs["validate"]
+
+    assert validation_jobs(8, "many") == validation_jobs(2, "two")
+
+
 def test_a_step_whose_batches_are_all_bad_changes_nothing(spark, isolated):
     env, cfg = isolated, isolated.config
     run_step(spark, env.tables, step_of("initial", [
