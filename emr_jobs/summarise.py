@@ -125,7 +125,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     if changed_records == 0:
         changes.unpersist()
         return SummariseResult(0, 0, 0, (), ())
-    hold = Holding(size_step(spark, changed_records, tables.config))
+    hold = size_step(spark, changed_records, tables.config)
     held_changes = hold.cut(changes)
     # A step of few accounts names them in every read of both tables: Iceberg then opens only
     # the files that can hold them, not whole month partitions.
@@ -142,11 +142,11 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
         classified.by_class.items())), named_keys=keys)
 
 
-def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> bool:
-    """Size the step's session settings; returns whether the step is *small* (its records fit
-    in one shuffle partition). Shuffle partitions follow the seed's 16-8192 rule; local
-    sessions cap it (on two cores, 16 tiny tasks per stage cost more than they give). A small
-    step runs
+def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> Holding:
+    """Size the step's session settings; returns how the step holds its frames. Shuffle
+    partitions follow the seed's 16-8192 rule; local sessions cap it (on two cores, 16 tiny
+    tasks per stage cost more than they give). A *small* step (its records fit in one shuffle
+    partition) runs
     * without adaptive execution: AQE re-optimises the whole, wide plan after every query
       stage, seconds of driver time per action that a few thousand rows never win back;
     * interpreted, generating no Java: each new plan over the wide summary rows took Janino
@@ -157,13 +157,14 @@ def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> bool:
     Measured in docs/benchmarks.md ("Small steps")."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
     partitions = tx.partitions_for(changed_records, config)
-    spark.conf.set(SHUFFLE_PARTITIONS, str(min(partitions, cap) if cap else partitions))
+    partitions = min(partitions, cap) if cap else partitions
+    spark.conf.set(SHUFFLE_PARTITIONS, str(partitions))
     small_step = changed_records <= config.shuffle_partitions.rows_per_partition
     spark.conf.set(ADAPTIVE, str(not small_step).lower())
     if small_step and spark.conf.get(INTERPRET_SMALL_STEPS, "true") != "false":
         spark.conf.set(WHOLE_STAGE_CODEGEN, "false")
         spark.conf.set(CODEGEN_FACTORY, "NO_CODEGEN")
-    return small_step
+    return Holding(small_step, partitions)
 
 
 @dataclass(frozen=True)
@@ -172,16 +173,22 @@ class Holding:
     small step checkpoints them locally, cutting their lineage: every later query (the MERGEs,
     the change records, the checks) is otherwise analysed and matched against the cache through
     the whole step's plan, seconds of driver time per action that a few thousand rows never win
-    back (a 19-record backfill's change records: 10.0 s, 3.5 s with their inputs cut)."""
+    back (a 19-record backfill's change records: 10.0 s, 3.5 s with their inputs cut). It also
+    coalesces them to the step's shuffle partitions: a frame built from file splits and unions
+    has dozens of tiny partitions, each a task in every later stage (docs/benchmarks.md)."""
 
     small_step: bool = False
+    partitions: int = 0  # a small step holds each frame in at most this many partitions (0: as built)
 
     def keep(self, df: DataFrame) -> DataFrame:
-        return df.localCheckpoint(eager=True) if self.small_step else df.persist(StorageLevel.MEMORY_AND_DISK)
+        return self._checkpoint(df) if self.small_step else df.persist(StorageLevel.MEMORY_AND_DISK)
 
     def cut(self, df: DataFrame) -> DataFrame:
         """A frame read once or twice: a small step cuts its lineage, a large one leaves it."""
-        return df.localCheckpoint(eager=True) if self.small_step else df
+        return self._checkpoint(df) if self.small_step else df
+
+    def _checkpoint(self, df: DataFrame) -> DataFrame:
+        return (df.coalesce(self.partitions) if self.partitions else df).localCheckpoint(eager=True)
 
 
 @contextmanager

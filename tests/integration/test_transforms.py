@@ -90,6 +90,7 @@ def test_a_small_step_runs_without_adaptive_execution_interpreted_and_the_sessio
         CODEGEN_FACTORY,
         INTERPRET_SMALL_STEPS,
         STEP_SETTINGS,
+        Holding,
         size_step,
         step_settings,
     )
@@ -97,13 +98,13 @@ def test_a_small_step_runs_without_adaptive_execution_interpreted_and_the_sessio
     before = {name: spark.conf.get(name, None) for name in STEP_SETTINGS}
     one_partition = CONFIG.shuffle_partitions.rows_per_partition
     with pytest.raises(RuntimeError, match="the step failed"), step_settings(spark):
-        assert size_step(spark, 35, CONFIG) is True
+        assert size_step(spark, 35, CONFIG) == Holding(True, 4)  # the local session caps partitions at 4
         assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("false", "NO_CODEGEN")
         spark.conf.set(CODEGEN_FACTORY, "FALLBACK")  # the next step starts from the session's settings
-        assert size_step(spark, one_partition + 1, CONFIG) is False
+        assert size_step(spark, one_partition + 1, CONFIG).small_step is False
         assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("true", "FALLBACK")
         spark.conf.set(INTERPRET_SMALL_STEPS, "false")
-        assert size_step(spark, one_partition, CONFIG) is True
+        assert size_step(spark, one_partition, CONFIG).small_step is True
         assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("false", "FALLBACK")
         raise RuntimeError("the step failed")
     spark.conf.unset(INTERPRET_SMALL_STEPS)
