@@ -100,6 +100,17 @@ class Classified:
 
 
 @dataclass(frozen=True)
+class StepReads:
+    """Both tables as the step found them (pinned snapshots); when the step names its accounts
+    (``keys``, at most NAMED_KEYS_LIMIT of them) only theirs, and the MERGEs' target scans
+    are pruned to them too."""
+
+    summary: DataFrame
+    latest: DataFrame
+    keys: Optional[Tuple[Any, ...]] = None
+
+
+@dataclass(frozen=True)
 class BuiltRows:
     computed: DataFrame  # every summary row the step recomputes
     applied: DataFrame  # the step's records that were applied (stale ones left out)
@@ -130,11 +141,11 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     # A step of few accounts names them in every read of both tables: Iceberg then opens only
     # the files that can hold them, not whole month partitions.
     keys = tx.named_keys(held_changes, key)
-    summary, latest = (df.where(tx.among(keys, key)) for df in (whole_summary, whole_latest))
-    classified = classify(held_changes, latest, tables.config, hold)
-    built = build_rows(spark, tables, classified, summary, force, hold)
+    reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
+    classified = classify(held_changes, reads.latest, tables.config, hold)
+    built = build_rows(spark, tables, classified, reads.summary, force, hold)
     rewrite = latest_rewrite(spark, tables, latest_at, classified.by_class, whole_latest)
-    result = write(spark, tables, built, latest, hold, on_stage, feed, summary, rewrite, keys)
+    result = write(spark, tables, built, reads, hold, on_stage, feed, rewrite)
     for df in (changes, classified.accounts, built.computed, built.existing):
         if df is not None:
             df.unpersist()
@@ -284,13 +295,11 @@ def latest_rewrite(spark: Any, tables: Tables, latest_at: Optional[int], by_clas
     return LatestRewrite(whole_latest, moving)
 
 
-def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, hold: Holding, on_stage: StageHook,
-          feed: Optional[feed_records.FeedStep] = None, summary: Optional[DataFrame] = None,
-          rewrite: Optional[LatestRewrite] = None, keys: Optional[Tuple[Any, ...]] = None) -> SummariseResult:
+def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: Holding, on_stage: StageHook,
+          feed: Optional[feed_records.FeedStep] = None, rewrite: Optional[LatestRewrite] = None) -> SummariseResult:
     """MERGE the rows that differ into summary (with their change records when the step keeps
     the feed), then move latest_summary forward: rewritten whole with a ``rewrite``, else
-    MERGEd. ``latest`` and ``summary`` are the tables as the step found them, at the named
-    ``keys`` when it names them (the MERGEs' target scans are pruned to them too)."""
+    MERGEd against the step's ``reads``."""
     config = tables.config
     # Only rows that differ from what summary holds are merged (a re-run commits nothing).
     written = built.computed if built.existing is None else only_changed(built.computed, built.existing, config)
@@ -301,10 +310,10 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, hold:
     by_kind: Dict[str, int] = {}
     feed_seconds = 0.0
     if summary_rows:
-        write_summary(spark, tables, written, months_written, summary, keys)
-        if feed is not None and summary is not None:
+        write_summary(spark, tables, written, months_written, reads)
+        if feed is not None:
             feed_started = time.monotonic()
-            previous = previous_rows(spark, tables, built, written, summary, months_written)
+            previous = previous_rows(spark, tables, built, written, reads.summary, months_written)
             by_kind = append_change_records(tables, written, hold.cut(previous), hold.cut(built.applied), feed)
             feed_seconds = round(time.monotonic() - feed_started, 3)
     on_stage("between_commits")
@@ -317,7 +326,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, latest: DataFrame, hold:
         replace_latest_rows(tables, newest, rewrite.table)
         latest_rows = rewrite.moving
     else:
-        latest_rows = merge_latest(spark, tables, newest, latest, hold, keys)
+        latest_rows = merge_latest(spark, tables, newest, reads.latest, hold, reads.keys)
     touched = built.computed.select(config.key_column, config.month_column).localCheckpoint(eager=True)
     written.unpersist()
     return SummariseResult(0, summary_rows, latest_rows, (), months_written, tuple(sorted(by_kind.items())),
@@ -404,17 +413,16 @@ def _backfill(
     return rows, tx.newest_per_account(settled, config), existing, mine
 
 
-def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
-                  summary: Optional[DataFrame], keys: Optional[Tuple[Any, ...]] = None) -> None:
+def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...], reads: StepReads) -> None:
     """Months the table read by the step holds no row of (a forward or initial step's new
     months; with named keys, no row of these accounts) are appended: nothing to match, so no
     MERGE join. Anything else is MERGEd (which also covers a forward month published by a run
     that died before latest_summary)."""
     month = tables.config.month_column
-    if summary is not None and summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
+    if reads.summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
         rows.writeTo(tables.written(tables.summary)).append()
     else:
-        merge_summary(spark, tables, rows, months, keys)
+        merge_summary(spark, tables, rows, months, reads.keys)
 
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
