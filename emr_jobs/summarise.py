@@ -41,6 +41,7 @@ WHOLE_STAGE_CODEGEN = "spark.sql.codegen.wholeStage"
 CODEGEN_FACTORY = "spark.sql.codegen.factoryMode"
 STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE, WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)  # what each step sizes for itself
 INTERPRET_SMALL_STEPS = "spark.datadominion.interpretSmallSteps"  # "false" keeps generated code
+SUMMARY_ROWS_VIEW, LATEST_ROWS_VIEW = "_dd_summary_rows", "_dd_latest_rows"  # the MERGEs' sources
 # A forward step moving at least this share of latest_summary's rows rewrites it whole.
 LATEST_REPLACE_SHARE = 0.25
 
@@ -430,18 +431,22 @@ def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
     """``rows`` differ from the rows they replace (:func:`only_changed`; a forward month's are
     new), so a match updates unconditionally: the MERGE's scan of the target then reads only
     the key and month, never the history arrays (a condition comparing rows read them all)."""
-    config = tables.config
-    key, month = config.key_column, config.month_column
-    rows.createOrReplaceTempView("_dd_summary_rows")
+    rows.createOrReplaceTempView(SUMMARY_ROWS_VIEW)
+    spark.sql(summary_merge_sql(tables, months, keys))
+
+
+def summary_merge_sql(tables: Tables, months: Tuple[str, ...], keys: Optional[Tuple[Any, ...]] = None) -> str:
+    """The summary MERGE of rows in SUMMARY_ROWS_VIEW (its target scan reads key and month)."""
+    key, month = tables.config.key_column, tables.config.month_column
     month_list = ", ".join(f"'{m}'" for m in months)
-    spark.sql(f"""
+    return f"""
         MERGE INTO {tables.written(tables.summary)} t
-        USING _dd_summary_rows s
+        USING {SUMMARY_ROWS_VIEW} s
         ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list})
            AND {tx.among_sql(keys, f"t.{key}")}
         WHEN MATCHED THEN UPDATE SET *
         WHEN NOT MATCHED THEN INSERT *
-    """)
+    """
 
 
 def replace_latest_rows(tables: Tables, rows: DataFrame, whole_latest: DataFrame) -> None:
@@ -474,13 +479,19 @@ def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame,
     )
     count = changes.count()
     if count:
-        changes.createOrReplaceTempView("_dd_latest_rows")
-        spark.sql(f"""
-            MERGE INTO {tables.written(tables.latest_summary)} t
-            USING _dd_latest_rows s
-            ON t.{key} = s.{key} AND {tx.among_sql(keys, f"t.{key}")}
-            WHEN MATCHED AND s.{month} >= t.{month} THEN UPDATE SET *
-            WHEN NOT MATCHED THEN INSERT *
-        """)
+        changes.createOrReplaceTempView(LATEST_ROWS_VIEW)
+        spark.sql(latest_merge_sql(tables, keys))
     changes.unpersist()
     return count
+
+
+def latest_merge_sql(tables: Tables, keys: Optional[Tuple[Any, ...]] = None) -> str:
+    """The latest_summary MERGE of rows in LATEST_ROWS_VIEW (its target scan reads key and month)."""
+    key, month = tables.config.key_column, tables.config.month_column
+    return f"""
+        MERGE INTO {tables.written(tables.latest_summary)} t
+        USING {LATEST_ROWS_VIEW} s
+        ON t.{key} = s.{key} AND {tx.among_sql(keys, f"t.{key}")}
+        WHEN MATCHED AND s.{month} >= t.{month} THEN UPDATE SET *
+        WHEN NOT MATCHED THEN INSERT *
+    """

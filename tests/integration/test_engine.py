@@ -125,6 +125,36 @@ def test_named_accounts_reach_the_iceberg_scans_of_both_tables(spark, isolated):
     assert tx.among_sql((1, 2), "t.k") == "t.k IN (1, 2)" and tx.among_sql(None, "t.k") == "TRUE"
 
 
+def _target_scan_columns(spark, sql):
+    """The columns the MERGE's scan of its target reads (the scan that also reads _file and
+    _pos, the row positions a merge-on-read MERGE deletes by)."""
+    import re
+
+    plan = spark.sql(f"EXPLAIN {sql}").first()[0]
+    scans = [m.group(1) for m in re.finditer(r"BatchScan \S+\[([^\]]*)\]", plan) if "_pos#" in m.group(1)]
+    assert len(scans) == 1, plan
+    return {column.split("#")[0] for column in scans[0].split(", ")} - {"_file", "_pos", "_spec_id", "_partition"}
+
+
+@pytest.mark.parametrize("keys", [None, (1, 2)])
+def test_both_merges_read_only_key_and_month_of_their_target(spark, isolated, keys):
+    """A MERGE whose condition compares whole rows reads every history array of every target
+    file it touches (3.5 s against 0.4 s for a one-record step at 1M accounts): both MERGEs
+    match on keys and guard only the month, so their target scans read two columns."""
+    from emr_jobs.summarise import LATEST_ROWS_VIEW, SUMMARY_ROWS_VIEW, latest_merge_sql, summary_merge_sql
+    from emr_jobs.tables import summary_column_names
+
+    env, cfg = isolated, isolated.config
+    rows = [record(cfg, k, "2020-01") for k in (1, 2, 3)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2020-01", "b1", rows, cfg)]))
+    columns = summary_column_names(cfg)
+    spark.table(env.tables.summary).select(*columns).createOrReplaceTempView(SUMMARY_ROWS_VIEW)
+    spark.table(env.tables.latest_summary).select(*columns).createOrReplaceTempView(LATEST_ROWS_VIEW)
+    wanted = {cfg.key_column, cfg.month_column}
+    assert _target_scan_columns(spark, summary_merge_sql(env.tables, ("2020-01",), keys)) == wanted
+    assert _target_scan_columns(spark, latest_merge_sql(env.tables, keys)) == wanted
+
+
 def test_forward_gaps_backfill_into_gap_and_stale_record(spark, isolated, execution):
     env, cfg = isolated, isolated.config
     rows = [record(cfg, 1, "2020-01", past_due_am=10), record(cfg, 2, "2020-01", past_due_am=20)]
