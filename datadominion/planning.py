@@ -94,4 +94,3 @@ def backfill_chunks(months: Sequence[str], by_month: Dict[str, List[BatchRecord]
 
 def _batch_bytes(records: Sequence[BatchRecord]) -> float:
     return sum(r.manifest.total_bytes if r.manifest.count else float("inf") for r in records)
-
