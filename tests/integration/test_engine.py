@@ -359,6 +359,22 @@ def test_validation_costs_the_same_spark_jobs_for_many_batches_as_for_two(spark,
     assert validation_jobs(8, "many") == validation_jobs(2, "two")
 
 
+def test_a_batch_lacking_a_column_the_others_carry_is_rejected_though_the_merged_schema_passes(spark, isolated):
+    """The batches' schemas are read merged, and the merge of a good batch with one lacking a
+    column has every column: the per-file footer check must still reject that batch (read
+    merged, the absent column would arrive as NULLs)."""
+    env, cfg = isolated, isolated.config
+    good_rows, cases = [record(cfg, 9, "2022-02", 50)], _bad_cases(cfg)
+    rule, rows, schema = cases[0]
+    assert rule == "schema: missing columns"
+    good = write_batch(env.landing, "2022-02", "good", good_rows, cfg)
+    lacking = write_batch(env.landing, "2022-02", "lacking", rows, cfg, schema)
+    report = run_step(spark, env.tables, step_of("initial", [good, lacking]))
+    assert {key: rule_of(reason) for key, reason in report.rejected.items()} == {lacking.batch_key: rule}
+    assert "lacks columns ['past_due_am']" in report.rejected[lacking.batch_key]
+    assert report.batches_appended == [good.batch_key] and report.rows_ingested == 1
+
+
 def test_a_step_whose_batches_are_all_bad_changes_nothing(spark, isolated):
     env, cfg = isolated, isolated.config
     run_step(spark, env.tables, step_of("initial", [
