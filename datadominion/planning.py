@@ -82,13 +82,13 @@ def backfill_chunks(months: Sequence[str], by_month: Dict[str, List[BatchRecord]
     chunks: List[List[str]] = []
     size = 0.0
     for month in months:
-        grown = size + _batch_bytes(by_month[month])
-        if chunks and (len(chunks[-1]) < max_months or grown <= SMALL_BACKFILL_BYTES):
+        month_bytes = _batch_bytes(by_month[month])
+        if chunks and (len(chunks[-1]) < max_months or size + month_bytes <= SMALL_BACKFILL_BYTES):
             chunks[-1].append(month)
-            size = grown
+            size += month_bytes
         else:
             chunks.append([month])
-            size = _batch_bytes(by_month[month])
+            size = month_bytes
     return chunks
 
 

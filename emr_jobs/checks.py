@@ -57,10 +57,16 @@ def check_touched(spark: Any, tables: Tables, pairs: DataFrame, keys: Optional[T
     detailed queries that name rules and example rows. ``keys``: accounts named by the step
     (any superset of the pairs' accounts), so their reads open only those accounts' files;
     without them the pairs' accounts are named when they are few."""
-    named = tx.among(keys if keys else tx.named_keys(pairs, tables.config.key_column), tables.config.key_column)
-    if not _touched_rows_fail(spark, tables, pairs, named):
+    key, month = tables.config.key_column, tables.config.month_column
+    per_month = pairs.groupBy(month).count().collect()  # the touched months and their rows, once
+    if not per_month:
         return
-    _explain_failures(spark, tables, pairs, named)
+    months = sorted(r[0] for r in per_month)
+    expected = sum(int(r[1]) for r in per_month)  # one row per (account, month) the step computed
+    named = tx.among(keys if keys else tx.named_keys(pairs, key), key)
+    if not _touched_rows_fail(spark, tables, pairs, named, months, expected):
+        return
+    _explain_failures(spark, tables, pairs, named, months)
 
 
 def _read(spark: Any, tables: Tables, table: str) -> DataFrame:
@@ -93,17 +99,13 @@ def _narrow(rows: DataFrame, config: Any) -> DataFrame:
     return rows.select(config.key_column, config.month_column, _fingerprint(config).alias("_fp"), *_flags(config))
 
 
-def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Column) -> bool:
+def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Column, months: List[str],
+                       expected: int) -> bool:
     """One query: each table's touched rows read once and narrowed, aggregated per account on
     both sides, joined, summed. Any count other than the touched pairs found, or any non-zero
     sum, is a failure."""
     config = tables.config
     key, month = config.key_column, config.month_column
-    per_month = pairs.groupBy(month).count().collect()
-    months = sorted(r[0] for r in per_month)
-    if not months:
-        return False
-    expected = sum(int(r[1]) for r in per_month)  # one row per (account, month) the step computed
     small = expected <= tx.BROADCAST_ROWS
     summary = _touched(_read(spark, tables, tables.summary).where(F.col(month).isin(months) & named),
                        pairs, [key, month], small, config)
@@ -146,12 +148,9 @@ def _touched(rows: DataFrame, wanted: DataFrame, on: List[str], small: bool, con
     return _narrow(rows, config).join(wanted, on)
 
 
-def _explain_failures(spark: Any, tables: Tables, pairs: DataFrame, named: Column) -> None:
+def _explain_failures(spark: Any, tables: Tables, pairs: DataFrame, named: Column, months: List[str]) -> None:
     config = tables.config
     key, month = config.key_column, config.month_column
-    months = sorted(r[0] for r in pairs.select(month).distinct().collect())
-    if not months:
-        return
     summary = (_read(spark, tables, tables.summary).where(F.col(month).isin(months) & named)
                .join(pairs, [key, month], "left_semi"))
     failures: List[str] = []

@@ -189,8 +189,8 @@ class Holding:
     coalesces them to the step's shuffle partitions: a frame built from file splits and unions
     has dozens of tiny partitions, each a task in every later stage (docs/benchmarks.md)."""
 
-    small_step: bool = False
-    partitions: int = 0  # a small step holds each frame in at most this many partitions (0: as built)
+    small_step: bool
+    partitions: int  # a small step holds each frame in at most this many partitions
 
     def keep(self, df: DataFrame) -> DataFrame:
         return self._checkpoint(df) if self.small_step else df.persist(StorageLevel.MEMORY_AND_DISK)
@@ -200,7 +200,7 @@ class Holding:
         return self._checkpoint(df) if self.small_step else df
 
     def _checkpoint(self, df: DataFrame) -> DataFrame:
-        return (df.coalesce(self.partitions) if self.partitions else df).localCheckpoint(eager=True)
+        return df.coalesce(self.partitions).localCheckpoint(eager=True)
 
 
 @contextmanager
