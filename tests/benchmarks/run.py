@@ -180,10 +180,12 @@ def _load_then_forward(home: Path, accounts: int, history_months: int) -> Dict[s
             "ratio_engine_over_duckdb_forward": round(seconds / reference["duckdb_forward_s"], 1)}
 
 
-def _duckdb_reference(env: Any, home: Path, month: str, latest_before: Any) -> Dict[str, Any]:
+def _duckdb_reference(env: Any, home: Path, month: str, latest_before: Any, recompute: bool = True
+                      ) -> Dict[str, Any]:
     """The same forward month on one node (DuckDB, 2 threads): read the previous latest rows
     and the new month's batch files, build the arrays, write the month's summary rows and the
-    new latest_summary as Parquet; then the full from-scratch recompute of every month."""
+    new latest_summary as Parquet; then (``recompute``) the full from-scratch recompute of
+    every month."""
     import pyarrow.parquet as pq
 
     from tests.support import duckdb_reference as ddb
@@ -204,6 +206,8 @@ def _duckdb_reference(env: Any, home: Path, month: str, latest_before: Any) -> D
                f"TO '{out}/latest.parquet' {parquet}")
     forward = time.monotonic() - t0
     records = db.execute("SELECT count(*) FROM fwd").fetchone()[0]
+    if not recompute:
+        return {"duckdb_forward_s": round(forward, 2), "duckdb_records_per_s": round(records / forward)}
     recompute_sql = ddb.recompute_sql(env.config, f"read_parquet('{out}/accounts_all.parquet')")
     t0 = time.monotonic()
     db.execute(f"COPY ({recompute_sql}) TO '{out}/summary_recomputed.parquet' {parquet}")
@@ -455,7 +459,8 @@ def _scale_point(home: Path, accounts: int, months: int = 1) -> Dict[str, Any]:
     backfill_report = _process(env)
     backfill = time.monotonic() - t0
     backfill_spark = meter.read()
-    reference = _duckdb_reference(env, home, add_months("2024-01", months), latest_before)
+    # The recompute of many months is left out: its map lookups took DuckDB > 20 min at 250k x 25.
+    reference = _duckdb_reference(env, home, add_months("2024-01", months), latest_before, recompute=months == 1)
     stored = {}
     for table in (env.config.destination_table, env.config.latest_history_table):
         summary = env.catalog.load_table(env.identifier(table)).current_snapshot().summary
