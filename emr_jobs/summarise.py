@@ -118,6 +118,7 @@ class BuiltRows:
     existing: Optional[DataFrame] = None  # summary rows read for backfill accounts (persisted)
     settled: Optional[DataFrame] = None  # newest existing row of backfill accounts with nothing newer
     forward_keys: Optional[DataFrame] = None  # accounts of the forward classes, None when there are none
+    one_row_each: bool = False  # every account has one computed row (single forwards only): its newest
 
 
 def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False,
@@ -266,7 +267,7 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
     computed = hold.keep(_union(parts, summary_column_names(config), spark, tables))
     forward = {"single_forward", "multi_forward"} & set(classified.by_class)
     forward_keys = accounts.where(F.col("_class").isin(sorted(forward))).select(key) if forward else None
-    return BuiltRows(computed, applied, existing, settled, forward_keys)
+    return BuiltRows(computed, applied, existing, settled, forward_keys, set(classified.by_class) == {"single_forward"})
 
 
 @dataclass(frozen=True)
@@ -321,8 +322,12 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     # latest_summary: the newest written row per account, plus (repair after an interrupted
     # run) the newest existing row of accounts whose records were all already summarised.
     # The MERGE only moves forward or corrects the same month.
-    candidates = built.computed if built.settled is None else built.computed.unionByName(built.settled)
-    newest = tx.newest_per_account(candidates, config)
+    # A forward month's rows are one per account: already the newest, no window over wide rows.
+    if built.one_row_each:
+        newest = built.computed
+    else:
+        candidates = built.computed if built.settled is None else built.computed.unionByName(built.settled)
+        newest = tx.newest_per_account(candidates, config)
     if rewrite is not None:
         replace_latest_rows(tables, newest, rewrite.table)
         latest_rows = rewrite.moving
