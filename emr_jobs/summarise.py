@@ -42,7 +42,6 @@ CODEGEN_FACTORY = "spark.sql.codegen.factoryMode"
 STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE, WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)  # what each step sizes for itself
 INTERPRET_SMALL_STEPS = "spark.datadominion.interpretSmallSteps"  # "false" keeps generated code
 SUMMARY_ROWS_VIEW, LATEST_ROWS_VIEW = "_dd_summary_rows", "_dd_latest_rows"  # the MERGEs' sources
-FANOUT_WRITER = "fanout-enabled"  # Iceberg's write option: no sort by partition before writing
 # A forward step moving at least this share of latest_summary's rows rewrites it whole.
 LATEST_REPLACE_SHARE = 0.25
 
@@ -459,14 +458,12 @@ def replace_latest_rows(tables: Tables, rows: DataFrame, whole_latest: DataFrame
     """Rewrite latest_summary as its rows of accounts the step did not touch plus ``rows``
     (each a move forward: the step has no backfill account); one read, one join, no delete
     files. Overwriting by an always-true filter replaces every file, whatever partition spec
-    wrote it. The write's hash distribution gives each task whole buckets, so the fanout writer
-    (one open file per bucket the task meets) spares a sort of every wide row by bucket."""
+    wrote it."""
     config = tables.config
     columns = summary_column_names(config)
     rows = rows.select(*columns)
     kept = whole_latest.select(*columns).join(rows.select(config.key_column), config.key_column, "left_anti")
-    kept.unionByName(rows).writeTo(tables.written(tables.latest_summary)).option(
-        FANOUT_WRITER, "true").overwrite(F.lit(True))
+    kept.unionByName(rows).writeTo(tables.written(tables.latest_summary)).overwrite(F.lit(True))
 
 
 def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame, hold: Holding,
