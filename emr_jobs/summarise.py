@@ -122,23 +122,27 @@ class BuiltRows:
 
 
 def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False,
-              on_stage: StageHook = no_hook, feed: Optional[feed_records.FeedStep] = None) -> SummariseResult:
+              on_stage: StageHook = no_hook, feed: Optional[feed_records.FeedStep] = None,
+              source_rows: Optional[int] = None) -> SummariseResult:
     """Apply ``source`` (accounts_all-shaped rows) to summary and latest_summary.
 
     ``force`` recomputes every given (account, month) even when its base_ts is not newer
     than the summarised one (the operator's re-run of a month). With ``feed`` the step also
     appends a change record per written row to the changes table (emr_jobs/changes.py).
+    ``source_rows`` (the validated row count, when known) sizes the step before its first
+    action: the step's records are at most that many.
     """
     key = tables.config.key_column
     summary_at, latest_at = current_snapshot(spark, tables.summary), current_snapshot(spark, tables.latest_summary)
     whole_summary = read_pinned(spark, tables.summary, summary_at)
     whole_latest = read_pinned(spark, tables.latest_summary, latest_at)
+    sized = size_step(spark, source_rows, tables.config) if source_rows is not None else None
     changes = prepare_changes(source, tables.config).persist(StorageLevel.MEMORY_AND_DISK)
     changed_records = changes.count()
     if changed_records == 0:
         changes.unpersist()
         return SummariseResult(0, 0, 0, (), ())
-    hold = size_step(spark, changed_records, tables.config)
+    hold = sized or size_step(spark, changed_records, tables.config)
     held_changes = hold.cut(changes)
     # A step of few accounts names them in every read of both tables: Iceberg then opens only
     # the files that can hold them, not whole month partitions.
@@ -312,7 +316,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     by_kind: Dict[str, int] = {}
     feed_seconds = 0.0
     if summary_rows:
-        write_summary(spark, tables, written, months_written, reads)
+        write_summary(spark, tables, written, months_written, reads, built.existing is not None)
         if feed is not None:
             feed_started = time.monotonic()
             previous = previous_rows(spark, tables, built, written, reads.summary, months_written)
@@ -419,13 +423,15 @@ def _backfill(
     return rows, tx.newest_per_account(settled, config), existing, mine
 
 
-def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...], reads: StepReads) -> None:
+def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...], reads: StepReads,
+                  read_existing: bool) -> None:
     """Months the table read by the step holds no row of (a forward or initial step's new
     months; with named keys, no row of these accounts) are appended: nothing to match, so no
     MERGE join. Anything else is MERGEd (which also covers a forward month published by a run
-    that died before latest_summary)."""
+    that died before latest_summary). A step that ``read_existing`` rows to rebuild (a
+    backfill) MERGEs without asking: its window holds rows of its months."""
     month = tables.config.month_column
-    if reads.summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
+    if not read_existing and reads.summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
         rows.writeTo(tables.written(tables.summary)).append()
     else:
         merge_summary(spark, tables, rows, months, reads.keys)

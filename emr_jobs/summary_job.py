@@ -106,7 +106,8 @@ def _run(spark: Any, tables: Tables, step: Step, report: StepReport, on_stage: S
     else:
         valid = validate_and_ingest(spark, tables, step, report, on_stage)
         if valid.scan is not None:
-            summarise_and_check(spark, tables, valid.rows(), False, report, on_stage)
+            summarise_and_check(spark, tables, valid.rows(), False, report, on_stage,
+                                sum(valid.rows_per_batch.values()))
             valid.scan.unpersist()
 
 
@@ -127,16 +128,17 @@ def validate_and_ingest(spark: Any, tables: Tables, step: Step, report: StepRepo
 
 
 def summarise_and_check(spark: Any, tables: Tables, source: Any, force: bool, report: StepReport,
-                        on_stage: StageHook) -> None:
+                        on_stage: StageHook, source_rows: Optional[int] = None) -> None:
     """Write both tables (and the step's change records) on the step's audit branches, check
     them there, then publish (write–audit–publish, emr_jobs/publish.py): a failed check leaves
-    `main` untouched."""
+    `main` untouched. ``source_rows``: the validated rows of ``source``, when counted."""
     branch = publish.audit_branch(report.step_id)
     feed = feed_for(report.step_id, report.mode, datetime.now(timezone.utc))
     publish.open_audit(spark, tables, branch, with_changes=feed is not None)
     audited = replace(tables, audit_branch=branch)
     with report.stage("summarise"):
-        summary = summarise(spark, audited, source, force=force, on_stage=on_stage, feed=feed)
+        summary = summarise(spark, audited, source, force=force, on_stage=on_stage, feed=feed,
+                            source_rows=source_rows)
     report.changed_records = summary.changed_records
     report.summary_rows_written = summary.summary_rows_written
     report.latest_rows_written = summary.latest_rows_written
