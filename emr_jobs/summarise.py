@@ -429,7 +429,8 @@ def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
     months; with named keys, no row of these accounts) are appended: nothing to match, so no
     MERGE join. Anything else is MERGEd (which also covers a forward month published by a run
     that died before latest_summary). A step that ``read_existing`` rows to rebuild (a
-    backfill) MERGEs without asking: its window holds rows of its months."""
+    backfill) MERGEs without asking: its rows nearly always exist, and asking scans every
+    month it writes."""
     month = tables.config.month_column
     if not read_existing and reads.summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
         rows.writeTo(tables.written(tables.summary)).append()
