@@ -7,6 +7,8 @@ records the step FAILED and the operator is told which rule broke.
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
 from typing import Any, Dict, List, Optional, Tuple
 
 from pyspark.sql import Column, DataFrame
@@ -78,10 +80,7 @@ def _broken(config: Any) -> Column:
     """How many row rules the row breaks: one narrow column whatever the number of rules (the
     detailed queries name them when a step fails)."""
     flags = [F.coalesce(F.expr(cond).cast("int"), F.lit(0)) for cond in row_rules(config).values()]
-    total = flags[0]
-    for flag in flags[1:]:
-        total = total + flag
-    return total
+    return reduce(operator.add, flags)
 
 
 def _fingerprint(config: Any) -> Any:

@@ -326,7 +326,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     # latest_summary: the newest written row per account, plus (repair after an interrupted
     # run) the newest existing row of accounts whose records were all already summarised.
     # The MERGE only moves forward or corrects the same month.
-    # A forward month's rows are one per account: already the newest, no window over wide rows.
+    # Single forwards only (a forward month): one row per account, already its newest; no window.
     if built.one_row_each:
         newest = built.computed
     else:
