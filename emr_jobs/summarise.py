@@ -142,7 +142,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     if changed_records == 0:
         changes.unpersist()
         return SummariseResult(0, 0, 0, (), ())
-    hold = sized or size_step(spark, changed_records, tables.config)
+    hold = sized if sized is not None else size_step(spark, changed_records, tables.config)
     held_changes = hold.cut(changes)
     # A step of few accounts names them in every read of both tables: Iceberg then opens only
     # the files that can hold them, not whole month partitions.
