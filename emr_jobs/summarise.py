@@ -119,6 +119,18 @@ class BuiltRows:
     settled: Optional[DataFrame] = None  # newest existing row of backfill accounts with nothing newer
     forward_keys: Optional[DataFrame] = None  # accounts of the forward classes, None when there are none
     one_row_each: bool = False  # every account has one computed row (single forwards only): its newest
+    held: Tuple[DataFrame, ...] = ()  # every frame the rows were built from that the step holds
+
+
+@dataclass(frozen=True)
+class Backfilled:
+    """What the backfill accounts need written, and the frames it was worked out from."""
+
+    rows: DataFrame  # their rows to rewrite (before comparing with the existing ones)
+    settled: DataFrame  # newest existing row of accounts with nothing newer to apply
+    existing: DataFrame  # existing rows, at least at every rewritten (account, month) (held)
+    applied: DataFrame  # their records that apply (stale ones left out)
+    window: DataFrame  # what was read of the window (held)
 
 
 def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False,
@@ -152,9 +164,8 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     built = build_rows(spark, tables, classified, reads.summary, force, hold)
     rewrite = latest_rewrite(spark, tables, latest_at, classified.by_class, whole_latest)
     result = write(spark, tables, built, reads, hold, on_stage, feed, rewrite)
-    for df in (changes, classified.accounts, built.computed, built.existing):
-        if df is not None:
-            df.unpersist()
+    for df in (changes, classified.accounts, built.computed, *built.held):
+        df.unpersist()
     return replace(result, changed_records=changed_records, accounts_by_class=tuple(sorted(
         classified.by_class.items())), named_keys=keys)
 
@@ -259,19 +270,22 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
         points = targets.select(key, MI, tx.rolling_values(config).alias("_vals")).unionByName(
             tx.points_from_arrays(multi_accounts, config))
         parts.append(tx.histories_from_points(targets, points, config))
-    existing = settled = None
+    backfilled = None
     applied = changes
     if classified.backfill_months is not None:
         backfill_accounts = accounts.where("_class = 'backfill'")
-        rows, settled, existing, mine = _backfill(summary, changes, backfill_accounts, classified.backfill_months,
-                                                  config, force, hold,
-                                                  classified.by_class["backfill"] <= tx.BROADCAST_ROWS)
-        parts.append(rows)
-        applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(mine)
+        backfilled = backfill_rows(summary, changes, backfill_accounts, classified.backfill_months, config, force,
+                                   hold, classified.by_class["backfill"] <= tx.BROADCAST_ROWS)
+        parts.append(backfilled.rows)
+        applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(backfilled.applied)
     computed = hold.keep(_union(parts, summary_column_names(config), spark, tables))
     forward = {"single_forward", "multi_forward"} & set(classified.by_class)
     forward_keys = accounts.where(F.col("_class").isin(sorted(forward))).select(key) if forward else None
-    return BuiltRows(computed, applied, existing, settled, forward_keys, set(classified.by_class) == {"single_forward"})
+    one_row_each = set(classified.by_class) == {"single_forward"}
+    if backfilled is None:
+        return BuiltRows(computed, applied, forward_keys=forward_keys, one_row_each=one_row_each)
+    return BuiltRows(computed, applied, backfilled.existing, backfilled.settled, forward_keys, one_row_each,
+                     (backfilled.window, backfilled.existing))
 
 
 @dataclass(frozen=True)
@@ -388,13 +402,19 @@ def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -
             .select(*[F.col(f"s.{c}") if c not in (key, month) else F.col(c) for c in columns]))
 
 
-def _backfill(
+def backfill_rows(
     summary: DataFrame, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
     config: PipelineConfig, force: bool, hold: Holding, broadcast_keys: bool = False,
-) -> Tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
-    """Rows to rewrite for backfill accounts; the newest existing rows of accounts with
-    nothing newer to apply (for the latest_summary repair); the existing rows read; the
-    records applied."""
+) -> Backfilled:
+    """What backfill ``accounts`` need written (:class:`Backfilled`).
+
+    A backfill reads only the window's scalar columns: Iceberg reads a projection of primitive
+    columns vectorized, while it decodes every history array value by value, and the arrays
+    hold 36 times the scalars' values. The existing rows' arrays are rebuilt from those
+    scalars (a row's history is a function of its account's records: docs/architecture.md,
+    "Table semantics"), so only rows a record actually moves are written. A re-run
+    (``force``) reads the stored rows whole and compares against them: the operator's repair
+    rewrites any stored row that differs from its recomputation."""
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
@@ -402,25 +422,33 @@ def _backfill(
     if broadcast_keys:  # what adaptive execution would make of it at run time (small steps run without)
         keys = F.broadcast(keys)
     # Partition predicate on the month range; the semi-join keeps only these accounts.
-    # Read once, used four times (and again for the change records).
-    existing = hold.keep(tx.with_month_index(
-        summary.where(F.col(month).between(lo, hi)).join(keys, key, "left_semi"), config))
+    # Read once, used several times (and again for the change records).
+    window = summary.where(F.col(month).between(lo, hi))
+    window = hold.keep(tx.with_month_index(
+        (window if force else window.select(*scalars)).join(keys, key, "left_semi"), config))
     mine = changes.join(keys, key, "left_semi")
     if not force:
-        current = existing.select(key, month, F.col(ts).alias("_ets"))
+        current = window.select(key, month, F.col(ts).alias("_ets"))
         mine = mine.join(current, [key, month], "left").where(
             F.col("_ets").isNull() | (F.col(ts) > F.col("_ets"))).drop("_ets")
     kept_months = mine.groupBy(key).agg(F.collect_list(MI).alias("_km"))
     points_full = (
-        existing.select(*scalars, MI).join(mine.select(key, month), [key, month], "left_anti")
+        window.select(*scalars, MI).join(mine.select(key, month), [key, month], "left_anti")
         .unionByName(mine.select(*scalars, MI))
         .join(kept_months, key)  # only accounts with something to apply
     )
     targets = points_full.where(tx.touched_by("_km", config)).drop("_km")
     points = points_full.select(key, MI, tx.rolling_values(config).alias("_vals"))
     rows = tx.histories_from_points(targets, points, config)
-    settled = existing.join(kept_months.select(key), key, "left_anti").select(*summary_column_names(config))
-    return rows, tx.newest_per_account(settled, config), existing, mine
+    settled = tx.newest_per_account(window.join(kept_months.select(key), key, "left_anti"), config)
+    if force:
+        return Backfilled(rows, settled.select(*summary_column_names(config)), window, mine, window)
+    # The existing rows the step compares against or repairs latest_summary from, rebuilt
+    # from the window's scalars: the old version of every target row, and the settled rows.
+    old_targets = window.join(kept_months, key).where(tx.touched_by("_km", config)).drop("_km")
+    old_points = window.select(key, MI, tx.rolling_values(config).alias("_vals"))
+    existing = hold.keep(tx.histories_from_points(old_targets.unionByName(settled), old_points, config))
+    return Backfilled(rows, existing.join(kept_months.select(key), key, "left_anti"), existing, mine, window)
 
 
 def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...], reads: StepReads,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -128,8 +129,6 @@ def test_named_accounts_reach_the_iceberg_scans_of_both_tables(spark, isolated):
 def _target_scan_columns(spark, sql):
     """The columns the MERGE's scan of its target reads (the scan that also reads _file and
     _pos, the row positions a merge-on-read MERGE deletes by)."""
-    import re
-
     plan = spark.sql(f"EXPLAIN {sql}").first()[0]
     scans = [m.group(1) for m in re.finditer(r"BatchScan \S+\[([^\]]*)\]", plan) if "_pos#" in m.group(1)]
     assert len(scans) == 1, plan
@@ -218,6 +217,33 @@ def test_rerunning_a_step_or_a_month_changes_nothing(spark, isolated):
     assert snapshots(spark, env) == before  # nothing committed at all
     run_step(spark, env.tables, Step("rerun", ("2023-03", "2023-07")))
     assert actual_tables(spark, env) == state
+    assert_equals_reference(spark, env)
+
+
+def test_a_backfill_reads_its_window_without_arrays_and_a_rerun_repairs_a_stored_history(spark, isolated):
+    """A backfill reads only the scalar columns of its window (Iceberg decodes every history
+    array value by value) and rebuilds the existing rows' arrays from them; a re-run reads the
+    stored rows whole, so it rewrites a stored history that differs from its recomputation."""
+    from emr_jobs.summarise import Holding, backfill_rows, prepare_changes
+
+    env, cfg = isolated, isolated.config
+    key, month = cfg.key_column, cfg.month_column
+    run_step(spark, env.tables, step_of("initial", as_step_batches(
+        generate(cfg, env.landing, 20, 6, "2023-01", 0, seed=3))))
+    changes = prepare_changes(spark.table(env.tables.accounts_all).where(f"{key} < 3 AND {month} = '2023-02'"), cfg)
+    arrays = {r.name for r in cfg.rolling_columns}
+    spark.conf.set("spark.sql.debug.maxToStringFields", "1000")  # the plan names every column it reads
+    for force in (False, True):
+        window = backfill_rows(spark.table(env.tables.summary), changes, changes.select(key).distinct(),
+                               (parse_month("2023-02"), parse_month("2023-02")), cfg, force, Holding(False, 2)).window
+        plan = window._jdf.queryExecution().executedPlan().toString()
+        read = {c.split("#")[0] for c in re.search(r"BatchScan \S+\[([^\]]*)\]", plan).group(1).split(", ")}
+        assert (arrays & read) == (arrays if force else set()), plan
+        window.unpersist()
+    spark.conf.unset("spark.sql.debug.maxToStringFields")
+    spark.sql(f"UPDATE {env.tables.summary} SET past_due_am_history = "
+              f"transform(past_due_am_history, (x, i) -> IF(i = 1, -1, x)) WHERE {key} = 1 AND {month} = '2023-05'")
+    run_step(spark, env.tables, Step("rerun", ("2023-01", "2023-06")))
     assert_equals_reference(spark, env)
 
 
