@@ -161,7 +161,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     keys = tx.named_keys(held_changes, key)
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
     classified = classify(held_changes, reads.latest, tables.config, hold)
-    built = build_rows(spark, tables, classified, reads.summary, force, hold)
+    built = build_rows(spark, tables, classified, reads, force, hold)
     rewrite = latest_rewrite(spark, tables, latest_at, classified.by_class, whole_latest)
     result = write(spark, tables, built, reads, hold, on_stage, feed, rewrite)
     for df in (changes, classified.accounts, built.computed, *built.held):
@@ -254,9 +254,12 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
                       (int(backfill["lo"]), int(backfill["hi"])) if backfill else None)
 
 
-def build_rows(spark: Any, tables: Tables, classified: Classified, summary: DataFrame, force: bool,
+def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepReads, force: bool,
                hold: Holding) -> BuiltRows:
-    """The summary rows each class of account needs, as one DataFrame."""
+    """The summary rows each class of account needs, as one DataFrame. Backfill accounts' existing
+    rows are read whole when the step names its accounts (Iceberg then skips every row group
+    that cannot hold them, so few arrays are decoded) or re-runs a month, and rebuilt from
+    their scalars otherwise (:func:`backfill_rows`)."""
     config, changes, accounts = tables.config, classified.changes, classified.accounts
     key, rolling = config.key_column, config.rolling_columns
     parts: List[DataFrame] = []
@@ -274,8 +277,9 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, summary: Data
     applied = changes
     if classified.backfill_months is not None:
         backfill_accounts = accounts.where("_class = 'backfill'")
-        backfilled = backfill_rows(summary, changes, backfill_accounts, classified.backfill_months, config, force,
-                                   hold, classified.by_class["backfill"] <= tx.BROADCAST_ROWS)
+        backfilled = backfill_rows(reads.summary, changes, backfill_accounts, classified.backfill_months, config,
+                                   force, force or reads.keys is not None, hold,
+                                   classified.by_class["backfill"] <= tx.BROADCAST_ROWS)
         parts.append(backfilled.rows)
         applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(backfilled.applied)
     computed = hold.keep(_union(parts, summary_column_names(config), spark, tables))
@@ -404,17 +408,18 @@ def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -
 
 def backfill_rows(
     summary: DataFrame, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
-    config: PipelineConfig, force: bool, hold: Holding, broadcast_keys: bool = False,
+    config: PipelineConfig, force: bool, whole_rows: bool, hold: Holding, broadcast_keys: bool = False,
 ) -> Backfilled:
     """What backfill ``accounts`` need written (:class:`Backfilled`).
 
-    A backfill reads only the window's scalar columns: Iceberg reads a projection of primitive
-    columns vectorized, while it decodes every history array value by value, and the arrays
-    hold 36 times the scalars' values. The existing rows' arrays are rebuilt from those
-    scalars (a row's history is a function of its account's records: docs/architecture.md,
-    "Table semantics"), so only rows a record actually moves are written. A re-run
-    (``force``) reads the stored rows whole and compares against them: the operator's repair
-    rewrites any stored row that differs from its recomputation."""
+    Without ``whole_rows`` only the window's scalar columns are read: Iceberg reads a
+    projection of primitive columns vectorized, while it decodes every history array value by
+    value, and the arrays hold 36 times the scalars' values. The existing rows' arrays are
+    then rebuilt from those scalars (a row's history is a function of its account's records:
+    docs/architecture.md, "Table semantics"), so only rows a record actually moves are
+    written. With ``whole_rows`` (always for a re-run, ``force``) the stored rows are read
+    whole and compared against: the operator's re-run rewrites any stored row that differs
+    from its recomputation."""
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
@@ -425,7 +430,7 @@ def backfill_rows(
     # Read once, used several times (and again for the change records).
     window = summary.where(F.col(month).between(lo, hi))
     window = hold.keep(tx.with_month_index(
-        (window if force else window.select(*scalars)).join(keys, key, "left_semi"), config))
+        (window if whole_rows else window.select(*scalars)).join(keys, key, "left_semi"), config))
     mine = changes.join(keys, key, "left_semi")
     if not force:
         current = window.select(key, month, F.col(ts).alias("_ets"))
@@ -441,7 +446,7 @@ def backfill_rows(
     points = points_full.select(key, MI, tx.rolling_values(config).alias("_vals"))
     rows = tx.histories_from_points(targets, points, config)
     settled = tx.newest_per_account(window.join(kept_months.select(key), key, "left_anti"), config)
-    if force:
+    if whole_rows:
         return Backfilled(rows, settled.select(*summary_column_names(config)), window, mine, window)
     # The existing rows the step compares against or repairs latest_summary from, rebuilt
     # from the window's scalars: the old version of every target row, and the settled rows.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from datadominion.steps import Step
+from emr_jobs import transforms as tx
 from emr_jobs.summarise import current_snapshot
 from emr_jobs.summary_job import run_step
 from tests.integration.test_engine import Crash, actual_tables, assert_equals_reference, audit_refs, step_of
@@ -57,7 +58,12 @@ def _differences(before, after):
     return {k: (before.get(k), row) for k, row in after.items() if before.get(k) != row}
 
 
-def test_a_backfill_step_records_exactly_the_rows_it_changed_and_what_changed(spark, isolated):
+@pytest.mark.parametrize("reads", ["accounts named", "accounts not named"])
+def test_a_backfill_step_records_exactly_the_rows_it_changed_and_what_changed(spark, isolated, monkeypatch, reads):
+    """Whether the step reads its window's rows whole (its accounts named) or rebuilds them from
+    their scalars (not named), the previous rows it records are the stored ones."""
+    if reads == "accounts not named":
+        monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
     env, cfg = isolated, isolated.config
     _initial_and_forward(spark, env)
     before, _ = actual_tables(spark, env)

@@ -235,7 +235,8 @@ def test_a_backfill_reads_its_window_without_arrays_and_a_rerun_repairs_a_stored
     spark.conf.set("spark.sql.debug.maxToStringFields", "1000")  # the plan names every column it reads
     for force in (False, True):
         window = backfill_rows(spark.table(env.tables.summary), changes, changes.select(key).distinct(),
-                               (parse_month("2023-02"), parse_month("2023-02")), cfg, force, Holding(False, 2)).window
+                               (parse_month("2023-02"), parse_month("2023-02")), cfg, force, force,
+                               Holding(False, 2)).window
         plan = window._jdf.queryExecution().executedPlan().toString()
         read = {c.split("#")[0] for c in re.search(r"BatchScan \S+\[([^\]]*)\]", plan).group(1).split(", ")}
         assert (arrays & read) == (arrays if force else set()), plan
@@ -293,9 +294,14 @@ def _random_scenario(rng, cfg, key_base):
     return rounds, [r for _, rows in batches for r in rows]
 
 
-def test_random_arrivals_equal_from_scratch_recomputation(spark, isolated):
+@pytest.mark.parametrize("reads", ["accounts named", "accounts not named"])
+def test_random_arrivals_equal_from_scratch_recomputation(spark, isolated, monkeypatch, reads):
     """SCENARIOS seeded scenarios side by side (disjoint accounts), applied in ROUNDS steps:
-    every round's batches of every scenario form one step, in random arrival order."""
+    every round's batches of every scenario form one step, in random arrival order. Run with
+    the step's accounts named in its reads (a backfill then reads its window's rows whole) and
+    not named (it reads their scalars and rebuilds the existing arrays: summarise.backfill_rows)."""
+    if reads == "accounts not named":
+        monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
     env, cfg = isolated, isolated.config
     rounds = [[] for _ in range(ROUNDS)]
     records = {}
