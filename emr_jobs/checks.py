@@ -8,12 +8,14 @@ records the step FAILED and the operator is told which rule broke.
 from __future__ import annotations
 
 import operator
+from contextlib import ExitStack
 from functools import reduce
 from typing import Any, Dict, List, Optional, Tuple
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from emr_jobs import file_reads
 from emr_jobs import transforms as tx
 from emr_jobs.tables import Tables, summary_column_names
 
@@ -52,21 +54,27 @@ def check_rows(rows: DataFrame, config: Any, table: str) -> List[str]:
     return failures
 
 
-def check_touched(spark: Any, tables: Tables, pairs: DataFrame, keys: Optional[Tuple[Any, ...]] = None) -> None:
+def check_touched(spark: Any, tables: Tables, pairs: DataFrame, keys: Optional[Tuple[Any, ...]] = None,
+                  among_untouched: bool = False) -> None:
     """Check summary rows at the touched (account, month) pairs and those accounts' latest rows.
 
     One aggregate query per table decides pass/fail; only a failure pays for the
     detailed queries that name rules and example rows. ``keys``: accounts named by the step
     (any superset of the pairs' accounts), so their reads open only those accounts' files;
-    without them the pairs' accounts are named when they are few."""
+    without them the pairs' accounts are named when they are few. ``among_untouched``: the
+    step MERGEd its rows into partitions of rows it did not touch (a backfill); when its
+    accounts are not named, the wide rows are then read from only the files that hold a
+    touched row (:func:`_rows_at`)."""
     key, month = tables.config.key_column, tables.config.month_column
     per_month = pairs.groupBy(month).count().collect()  # the touched months and their rows, once
     if not per_month:
         return
     months = sorted(r[0] for r in per_month)
     expected = sum(int(r[1]) for r in per_month)  # one row per (account, month) the step computed
-    named = tx.among(keys if keys else tx.named_keys(pairs, key), key)
-    if not _touched_rows_fail(spark, tables, pairs, named, months, expected):
+    named_keys = keys if keys else tx.named_keys(pairs, key)
+    named = tx.among(named_keys, key)
+    files_first = among_untouched and named_keys is None
+    if not _touched_rows_fail(spark, tables, pairs, named, months, expected, files_first):
         return
     _explain_failures(spark, tables, pairs, named, months)
 
@@ -105,17 +113,44 @@ def _narrow(rows: DataFrame, config: Any) -> DataFrame:
 
 
 def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Column, months: List[str],
-                       expected: int) -> bool:
+                       expected: int, files_first: bool) -> bool:
     """One query: each table's touched rows read once and narrowed, aggregated per account on
     both sides, joined, summed. Any count other than the touched pairs found, or any non-zero
     sum, is a failure."""
     config = tables.config
     key, month = config.key_column, config.month_column
     small = expected <= tx.BROADCAST_ROWS
-    summary = _touched(_read(spark, tables, tables.summary).where(F.col(month).isin(months) & named),
-                       pairs, [key, month], small, config)
     accounts = pairs.select(key) if small else pairs.select(key).distinct()  # an inner join must not repeat rows
-    latest = _touched(_read(spark, tables, tables.latest_summary).where(named), accounts, [key], small, config)
+    with ExitStack() as staged:
+        summary_rows = _rows_at(spark, tables, tables.summary, F.col(month).isin(months) & named, pairs,
+                                [key, month], small, staged if files_first else None, (month, months))
+        latest_rows = _rows_at(spark, tables, tables.latest_summary, named, accounts, [key], small,
+                               staged if files_first else None)
+        return _counts_fail(_touched(summary_rows, pairs, [key, month], small, config),
+                            _touched(latest_rows, accounts, [key], small, config), config, expected)
+
+
+def _rows_at(spark: Any, tables: Tables, table: str, where: Column, wanted: DataFrame, on: List[str], small: bool,
+             staged: Optional[ExitStack], partitions: Optional[Tuple[str, List[str]]] = None) -> DataFrame:
+    """``table``'s rows as the step wrote them that ``where`` keeps. With ``staged`` (a backfill
+    of accounts too many to name) only those of the data files that hold a ``wanted`` row:
+    its rows sit in every file of their months, so a plain read decodes every history array
+    of those months (Iceberg filters by ``_file`` only after reading). The files are found by
+    a read of ``on`` and ``_file``, primitive columns that Iceberg reads vectorized, and read
+    through Iceberg with their delete files (emr_jobs/file_reads.py); every row at a wanted
+    key, a duplicate too, lives in one of them, so the checks see the same rows."""
+    rows = _read(spark, tables, table).where(where)
+    if staged is None:
+        return rows
+    held = rows.select(*on, file_reads.FILE_COLUMN).join(F.broadcast(wanted) if small else wanted, on, "left_semi")
+    files = {str(r[0]) for r in held.select(file_reads.FILE_COLUMN).distinct().collect()}
+    found = staged.enter_context(file_reads.files_of(spark, table, tables.audit_branch, files, partitions))
+    return rows if found is None else found.where(where)
+
+
+def _counts_fail(summary: DataFrame, latest: DataFrame, config: Any, expected: int) -> bool:
+    """Aggregate both tables' narrow touched rows: True when anything is wrong."""
+    key, month = config.key_column, config.month_column
     touched = summary.groupBy(key).agg(
         F.count(F.lit(1)).alias("_rows"), F.countDistinct(month).alias("_months"),
         F.max(month).alias("_newest"), F.max_by("_fp", month).alias("_fp"), F.sum("_broken").alias("_broken"))

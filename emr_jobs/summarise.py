@@ -58,6 +58,7 @@ class SummariseResult:
     # (key, month) of every row written; persisted until the caller releases it
     touched: Optional[DataFrame] = field(default=None, compare=False, repr=False)
     named_keys: Optional[Tuple[Any, ...]] = None  # the accounts the step named in its reads, if few
+    merged: bool = False  # summary's rows were MERGEd among rows the step did not touch (not appended)
 
 
 def current_snapshot(spark: Any, table: str) -> Optional[int]:
@@ -333,8 +334,9 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     summary_rows = sum(int(r[1]) for r in per_month)
     by_kind: Dict[str, int] = {}
     feed_seconds = 0.0
+    merged = False
     if summary_rows:
-        write_summary(spark, tables, written, months_written, reads, built.existing is not None)
+        merged = write_summary(spark, tables, written, months_written, reads, built.existing is not None)
         if feed is not None:
             feed_started = time.monotonic()
             previous = previous_rows(spark, tables, built, written, reads.summary, months_written)
@@ -358,7 +360,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     touched = built.computed.select(config.key_column, config.month_column).localCheckpoint(eager=True)
     written.unpersist()
     return SummariseResult(0, summary_rows, latest_rows, (), months_written, tuple(sorted(by_kind.items())),
-                           feed_seconds, touched)
+                           feed_seconds, touched, merged=merged)
 
 
 def previous_rows(spark: Any, tables: Tables, built: BuiltRows, written: DataFrame, summary: DataFrame,
@@ -457,18 +459,19 @@ def backfill_rows(
 
 
 def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...], reads: StepReads,
-                  read_existing: bool) -> None:
+                  read_existing: bool) -> bool:
     """Months the table read by the step holds no row of (a forward or initial step's new
     months; with named keys, no row of these accounts) are appended: nothing to match, so no
     MERGE join. Anything else is MERGEd (which also covers a forward month published by a run
     that died before latest_summary). A step that ``read_existing`` rows to rebuild (a
     backfill) MERGEs without asking: its rows nearly always exist, and asking scans every
-    month it writes."""
+    month it writes. True when it MERGEd."""
     month = tables.config.month_column
     if not read_existing and reads.summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
         rows.writeTo(tables.written(tables.summary)).append()
-    else:
-        merge_summary(spark, tables, rows, months, reads.keys)
+        return False
+    merge_summary(spark, tables, rows, months, reads.keys)
+    return True
 
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],

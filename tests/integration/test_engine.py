@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import random
 import re
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
 
 from datadominion.months import add_months, format_month, parse_month
 from datadominion.steps import Step, StepBatch
+from emr_jobs import file_reads
 from emr_jobs import transforms as tx
 from emr_jobs.publish import audit_branch, refs
 from emr_jobs.summarise import INTERPRET_SMALL_STEPS, current_snapshot
@@ -465,25 +467,48 @@ def test_corrupt_parquet_and_size_ceiling(spark, isolated):
     assert snapshots(spark, env) == (None, None, None)
 
 
-def test_integrity_checks_catch_broken_rows(spark, isolated):
+@pytest.fixture(params=["whole months", "files holding the touched rows"])
+def check_reads(request, monkeypatch):
+    """The checks read the touched months whole, or (a backfill MERGEd among rows it did not
+    touch, its accounts not named) only the data files that hold a touched row
+    (checks._rows_at): every check must catch every corruption either way."""
+    if request.param == "whole months":
+        yield False
+        return
+    monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
+    staged = []
+    files_of = file_reads.files_of
+
+    @contextmanager
+    def spy(*args, **kwargs):
+        with files_of(*args, **kwargs) as rows:
+            staged.append(rows is not None)
+            yield rows
+
+    monkeypatch.setattr(file_reads, "files_of", spy)
+    yield True
+    assert any(staged), "no check read its rows from the files that hold them"
+
+
+def test_integrity_checks_catch_broken_rows(spark, isolated, check_reads):
     from emr_jobs.checks import IntegrityError, check_touched
 
     env, cfg = isolated, isolated.config
     rows = [record(cfg, k, "2022-05", 0, past_due_am=k) for k in (1, 2, 3)]
     run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-05", "b1", rows, cfg)]))
     pairs = spark.createDataFrame([(1, "2022-05"), (2, "2022-05"), (3, "2022-05")], ["cons_acct_key", "rpt_as_of_mo"])
-    check_touched(spark, env.tables, pairs)  # clean
+    check_touched(spark, env.tables, pairs, among_untouched=check_reads)  # clean
     spark.sql(f"UPDATE {env.tables.summary} SET past_due_am_history = array(1), "
               f"payment_history_grid = 'x' WHERE cons_acct_key = 2")
     with pytest.raises(IntegrityError) as err:
-        check_touched(spark, env.tables, pairs)
+        check_touched(spark, env.tables, pairs, among_untouched=check_reads)
     message = str(err.value)
     assert "'past_due_am_history has 36 elements'" in message and "(2, '2022-05')" in message
     assert "payment_history_grid matches payment_rating_cd_history" in message
     assert "latest_summary: differs from the summary row of the same month, e.g. [2]" in message
 
 
-def test_integrity_checks_tell_rows_apart_by_where_a_null_sits(spark, isolated):
+def test_integrity_checks_tell_rows_apart_by_where_a_null_sits(spark, isolated, check_reads):
     """latest_summary must equal the summary row of its month exactly: an array holding the
     same values in the same order with a NULL moved is a different row (the checks compare
     fingerprints, and a plain hash skips NULLs)."""
@@ -496,13 +521,13 @@ def test_integrity_checks_tell_rows_apart_by_where_a_null_sits(spark, isolated):
     run_step(spark, env.tables, step_of("initial", batches))
     pairs = spark.createDataFrame([(k, m) for k in (1, 2) for m in ("2022-04", "2022-05")],
                                   ["cons_acct_key", "rpt_as_of_mo"])
-    check_touched(spark, env.tables, pairs)  # clean
+    check_touched(spark, env.tables, pairs, among_untouched=check_reads)  # clean
     history = "past_due_am_history"
     assert spark.table(env.tables.latest_summary).where("cons_acct_key = 2").first()[history][:3] == [12, 2, None]
     spark.sql(f"UPDATE {env.tables.latest_summary} SET {history} = concat(array({history}[0], NULL, {history}[1]), "
               f"slice({history}, 4, 33)) WHERE cons_acct_key = 2")
     with pytest.raises(IntegrityError, match=r"differs from the summary row of the same month, e.g. \[2\]"):
-        check_touched(spark, env.tables, pairs)
+        check_touched(spark, env.tables, pairs, among_untouched=check_reads)
 
 
 @pytest.mark.parametrize("corruption, message", [
@@ -514,7 +539,8 @@ def test_integrity_checks_tell_rows_apart_by_where_a_null_sits(spark, isolated):
     ("UPDATE {latest} SET rpt_as_of_mo = '2022-04' WHERE cons_acct_key = 2",
      "older than the account's newest summary row"),
 ])
-def test_integrity_checks_catch_missing_duplicated_and_stale_rows(spark, isolated, corruption, message):
+def test_integrity_checks_catch_missing_duplicated_and_stale_rows(spark, isolated, check_reads, corruption,
+                                                                  message):
     """The aggregate check counts rows rather than listing them: every way a count can go
     wrong fails the step, and the detailed queries name it."""
     from emr_jobs.checks import IntegrityError, check_touched
@@ -525,11 +551,25 @@ def test_integrity_checks_catch_missing_duplicated_and_stale_rows(spark, isolate
     run_step(spark, env.tables, step_of("initial", batches))
     pairs = spark.createDataFrame([(k, m) for k in (1, 2) for m in ("2022-04", "2022-05")],
                                   ["cons_acct_key", "rpt_as_of_mo"])
-    check_touched(spark, env.tables, pairs)  # clean
+    check_touched(spark, env.tables, pairs, among_untouched=check_reads)  # clean
     spark.sql(corruption.format(summary=env.tables.summary, latest=env.tables.latest_summary))
     with pytest.raises(IntegrityError) as err:
-        check_touched(spark, env.tables, pairs)
+        check_touched(spark, env.tables, pairs, among_untouched=check_reads)
     assert message in str(err.value)
+
+
+def test_files_of_reads_only_the_given_files_through_iceberg_with_their_deletes(spark, isolated):
+    env, cfg = isolated, isolated.config
+    key, month, summary = cfg.key_column, cfg.month_column, env.tables.summary
+    batches = [write_batch(env.landing, m, f"b{i}", [record(cfg, k, m, i) for k in (1, 2, 3)], cfg)
+               for i, m in enumerate(("2022-04", "2022-05"))]
+    run_step(spark, env.tables, step_of("initial", batches))
+    spark.sql(f"DELETE FROM {summary} WHERE {key} = 2 AND {month} = '2022-05'")  # a position delete
+    files = {r[0] for r in spark.table(summary).where(f"{month} = '2022-05'").select("_file").distinct().collect()}
+    with file_reads.files_of(spark, summary, None, files, (month, ["2022-05"])) as rows:
+        assert sorted((r[key], r[month]) for r in rows.collect()) == [(1, "2022-05"), (3, "2022-05")]
+    with file_reads.files_of(spark, summary, None, files | {"file:/nowhere/part-0.parquet"}) as rows:
+        assert rows is None  # a file the table does not hold: the caller reads the table whole
 
 
 def test_a_forward_step_moving_most_accounts_rewrites_latest_summary_without_delete_files(spark, isolated):

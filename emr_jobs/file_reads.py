@@ -1,0 +1,65 @@
+"""Read some data files of an Iceberg table, still through Iceberg's reader.
+
+A filter on the ``_file`` metadata column is not pushed into Iceberg's scan planning: Spark
+reads every file and drops rows afterwards. To read only known files, their scan tasks (each
+with the delete files that apply to it) are planned on the table and staged in Iceberg's
+``ScanTaskSetManager``; a read with the ``scan-task-set-id`` option then scans exactly those
+tasks, as Iceberg's own file rewrites do (Iceberg 1.10, ``SparkStagedScanBuilder``;
+docs/decisions.md, "The checks read the files that hold the touched rows").
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from functools import reduce
+from typing import Any, Iterator, List, Optional, Set, Tuple
+
+from pyspark.sql import DataFrame
+
+FILE_COLUMN = "_file"  # Iceberg's metadata column: the data file a row was read from
+SCAN_TASK_SET_ID = "scan-task-set-id"  # SparkReadOptions.SCAN_TASK_SET_ID
+
+
+@contextmanager
+def files_of(spark: Any, table: str, branch: Optional[str], files: Set[str],
+             partitions: Optional[Tuple[str, List[str]]] = None) -> Iterator[Optional[DataFrame]]:
+    """The rows of ``files`` (paths as ``_file`` gives them) in ``table`` at the head of
+    ``branch`` (``main`` when None), deletes applied; None when some file is not in that
+    version of the table (the caller reads the table whole instead). ``partitions`` (a column
+    and its values) narrows the planning to the partitions that hold the files. The staged
+    tasks are released when the block ends, so the frame must be used inside it."""
+    jvm = spark._jvm
+    iceberg = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
+    scan = iceberg.newScan() if branch is None else iceberg.newScan().useRef(branch)
+    if partitions is not None and partitions[1]:
+        scan = scan.filter(_any_of(jvm, *partitions))
+    tasks, found = jvm.java.util.ArrayList(), set()
+    planned = scan.planFiles()
+    try:
+        walk = planned.iterator()
+        while walk.hasNext():
+            task = walk.next()
+            path = str(task.file().location())
+            if path in files:
+                tasks.add(task)
+                found.add(path)
+    finally:
+        planned.close()
+    if not files or found != files:
+        yield None
+        return
+    manager = jvm.org.apache.iceberg.spark.ScanTaskSetManager.get()
+    set_id = str(uuid.uuid4())
+    manager.stageTasks(iceberg, set_id, tasks)
+    try:
+        yield spark.read.format("iceberg").option(SCAN_TASK_SET_ID, set_id).load(table)
+    finally:
+        manager.removeTasks(iceberg, set_id)
+
+
+def _any_of(jvm: Any, column: str, values: List[str]) -> Any:
+    """Iceberg's expression ``column = v1 OR column = v2 ...``."""
+    expressions = jvm.org.apache.iceberg.expressions.Expressions
+    either = getattr(expressions, "or")  # a Python keyword
+    return reduce(either, [expressions.equal(column, value) for value in values])
