@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from functools import reduce
 from typing import Any, Iterator, List, Optional, Set, Tuple
 
+from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame
 
 FILE_COLUMN = "_file"  # Iceberg's metadata column: the data file a row was read from
@@ -26,11 +27,32 @@ def files_of(spark: Any, table: str, branch: Optional[str], files: Set[str],
              partitions: Optional[Tuple[str, List[str]]] = None) -> Iterator[Optional[DataFrame]]:
     """The rows of ``files`` (paths as ``_file`` gives them) in ``table`` at the head of
     ``branch`` (``main`` when None), deletes applied; None when some file is not in that
-    version of the table (the caller reads the table whole instead). ``partitions`` (a column
-    and its values) narrows the planning to the partitions that hold the files. The staged
-    tasks are released when the block ends, so the frame must be used inside it."""
+    version of the table, or this Iceberg cannot stage tasks (the caller reads the table
+    whole instead). ``partitions`` (a column and its values) narrows the planning to the
+    partitions that hold the files. The staged tasks are released when the block ends, so
+    the frame must be used inside it."""
     jvm = spark._jvm
-    iceberg = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
+    try:
+        iceberg = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
+        tasks = _tasks_of(jvm, iceberg, branch, files, partitions)
+        manager = jvm.org.apache.iceberg.spark.ScanTaskSetManager.get()
+    except (Py4JError, TypeError):  # an Iceberg without these APIs: the whole read is still right
+        tasks = None
+    if tasks is None:
+        yield None
+        return
+    set_id = str(uuid.uuid4())
+    manager.stageTasks(iceberg, set_id, tasks)
+    try:
+        yield spark.read.format("iceberg").option(SCAN_TASK_SET_ID, set_id).load(table)
+    finally:
+        manager.removeTasks(iceberg, set_id)
+
+
+def _tasks_of(jvm: Any, iceberg: Any, branch: Optional[str], files: Set[str],
+              partitions: Optional[Tuple[str, List[str]]]) -> Any:
+    """The scan tasks (a Java list) of ``files`` at the head of ``branch``; None unless every
+    one of them is there."""
     scan = iceberg.newScan() if branch is None else iceberg.newScan().useRef(branch)
     if partitions is not None and partitions[1]:
         scan = scan.filter(_any_of(jvm, *partitions))
@@ -46,17 +68,7 @@ def files_of(spark: Any, table: str, branch: Optional[str], files: Set[str],
                 found.add(path)
     finally:
         planned.close()
-    if not files or found != files:
-        yield None
-        return
-    manager = jvm.org.apache.iceberg.spark.ScanTaskSetManager.get()
-    set_id = str(uuid.uuid4())
-    manager.stageTasks(iceberg, set_id, tasks)
-    try:
-        yield spark.read.format("iceberg").option(SCAN_TASK_SET_ID, set_id).load(table)
-    finally:
-        manager.removeTasks(iceberg, set_id)
-
+    return tasks if files and found == files else None
 
 def _any_of(jvm: Any, column: str, values: List[str]) -> Any:
     """Iceberg's expression ``column = v1 OR column = v2 ...``."""
