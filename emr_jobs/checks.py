@@ -121,11 +121,11 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Colu
     key, month = config.key_column, config.month_column
     small = expected <= tx.BROADCAST_ROWS
     accounts = pairs.select(key) if small else pairs.select(key).distinct()  # an inner join must not repeat rows
-    with ExitStack() as staged:
+    with ExitStack() as stack:
+        staged = stack if files_first else None
         summary_rows = _rows_at(spark, tables, tables.summary, F.col(month).isin(months) & named, pairs,
-                                [key, month], small, staged if files_first else None, (month, months))
-        latest_rows = _rows_at(spark, tables, tables.latest_summary, named, accounts, [key], small,
-                               staged if files_first else None)
+                                [key, month], small, staged, (month, months))
+        latest_rows = _rows_at(spark, tables, tables.latest_summary, named, accounts, [key], small, staged)
         return _counts_fail(_touched(summary_rows, pairs, [key, month], small, config),
                             _touched(latest_rows, accounts, [key], small, config), config, expected)
 

@@ -129,9 +129,14 @@ class Backfilled:
 
     rows: DataFrame  # their rows to rewrite (before comparing with the existing ones)
     settled: DataFrame  # newest existing row of accounts with nothing newer to apply
-    existing: DataFrame  # existing rows, at least at every rewritten (account, month) (held)
+    existing: DataFrame  # existing rows, at least at every rewritten (account, month)
     applied: DataFrame  # their records that apply (stale ones left out)
-    window: DataFrame  # what was read of the window (held)
+    window: DataFrame  # what was read of the window
+
+    @property
+    def held(self) -> Tuple[DataFrame, ...]:
+        """The frames it holds: the window read and, when rebuilt from it, the existing rows."""
+        return (self.window,) if self.existing is self.window else (self.window, self.existing)
 
 
 def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False,
@@ -271,8 +276,7 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepRe
     if classified.by_class.get("multi_forward"):
         multi_accounts = accounts.where("_class = 'multi_forward'")
         targets = changes.join(multi_accounts.select(key), key, "left_semi")
-        points = targets.select(key, MI, tx.rolling_values(config).alias("_vals")).unionByName(
-            tx.points_from_arrays(multi_accounts, config))
+        points = tx.monthly_points(targets, config).unionByName(tx.points_from_arrays(multi_accounts, config))
         parts.append(tx.histories_from_points(targets, points, config))
     backfilled = None
     applied = changes
@@ -290,7 +294,7 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepRe
     if backfilled is None:
         return BuiltRows(computed, applied, forward_keys=forward_keys, one_row_each=one_row_each)
     return BuiltRows(computed, applied, backfilled.existing, backfilled.settled, forward_keys, one_row_each,
-                     (backfilled.window, backfilled.existing))
+                     backfilled.held)
 
 
 @dataclass(frozen=True)
@@ -445,16 +449,15 @@ def backfill_rows(
         .join(kept_months, key)  # only accounts with something to apply
     )
     targets = points_full.where(tx.touched_by("_km", config)).drop("_km")
-    points = points_full.select(key, MI, tx.rolling_values(config).alias("_vals"))
-    rows = tx.histories_from_points(targets, points, config)
+    rows = tx.histories_from_points(targets, tx.monthly_points(points_full, config), config)
     settled = tx.newest_per_account(window.join(kept_months.select(key), key, "left_anti"), config)
     if whole_rows:
         return Backfilled(rows, settled.select(*summary_column_names(config)), window, mine, window)
     # The existing rows the step compares against or repairs latest_summary from, rebuilt
     # from the window's scalars: the old version of every target row, and the settled rows.
     old_targets = window.join(kept_months, key).where(tx.touched_by("_km", config)).drop("_km")
-    old_points = window.select(key, MI, tx.rolling_values(config).alias("_vals"))
-    existing = hold.keep(tx.histories_from_points(old_targets.unionByName(settled), old_points, config))
+    existing = hold.keep(tx.histories_from_points(old_targets.unionByName(settled), tx.monthly_points(window, config),
+                                                  config))
     return Backfilled(rows, existing.join(kept_months.select(key), key, "left_anti"), existing, mine, window)
 
 

@@ -72,6 +72,11 @@ def rolling_values(config: PipelineConfig) -> Column:
     return F.struct(*[F.col(r.mapper_column).alias(r.name) for r in config.rolling_columns])
 
 
+def monthly_points(rows: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Each row as a point of :func:`histories_from_points`: key, ``_mi``, ``_vals``."""
+    return rows.select(config.key_column, MI, rolling_values(config).alias("_vals"))
+
+
 def grid_sql(grid: GridColumn, prefix: str = "") -> str:
     """SQL of a grid: one character per month of the rolling array, placeholder for NULL."""
     placeholder = grid.placeholder.replace("'", "''")

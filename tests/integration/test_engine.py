@@ -132,9 +132,15 @@ def _target_scan_columns(spark, sql):
     """The columns the MERGE's scan of its target reads (the scan that also reads _file and
     _pos, the row positions a merge-on-read MERGE deletes by)."""
     plan = spark.sql(f"EXPLAIN {sql}").first()[0]
-    scans = [m.group(1) for m in re.finditer(r"BatchScan \S+\[([^\]]*)\]", plan) if "_pos#" in m.group(1)]
+    scans = [columns for _, columns in _batch_scans(plan) if "_pos" in columns]
     assert len(scans) == 1, plan
-    return {column.split("#")[0] for column in scans[0].split(", ")} - {"_file", "_pos", "_spec_id", "_partition"}
+    return scans[0] - {"_file", "_pos", "_spec_id", "_partition"}
+
+
+def _batch_scans(plan):
+    """(table, columns read) of each Iceberg scan (BatchScan) in a plan's text."""
+    return [(m.group(1), {column.split("#")[0] for column in m.group(2).split(", ")})
+            for m in re.finditer(r"BatchScan (\S+)\[([^\]]*)\]", plan)]
 
 
 @pytest.mark.parametrize("keys", [None, (1, 2)])
@@ -240,7 +246,7 @@ def test_a_backfill_reads_its_window_without_arrays_and_a_rerun_repairs_a_stored
         window = backfill_rows(spark.table(env.tables.summary), changes, changes.select(key).distinct(),
                                (parse_month("2023-02"), parse_month("2023-02")), cfg, whole_rows, whole_rows,
                                Holding(False, 2)).window
-        assert (arrays & _scan_columns(spark, window)) == (arrays if whole_rows else set())
+        assert (arrays & _scan_columns(spark, window, env.tables.summary)) == (arrays if whole_rows else set())
         window.unpersist()
     monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
     spark.sql(f"UPDATE {env.tables.summary} SET past_due_am_history = "
@@ -249,14 +255,16 @@ def test_a_backfill_reads_its_window_without_arrays_and_a_rerun_repairs_a_stored
     assert_equals_reference(spark, env)
 
 
-def _scan_columns(spark, df):
-    """The columns the (one) table scan of ``df``'s plan reads."""
+def _scan_columns(spark, df, table):
+    """The columns the (one) scan of ``table`` in ``df``'s plan reads."""
     spark.conf.set("spark.sql.debug.maxToStringFields", "1000")  # the plan names every column
     try:
         plan = df._jdf.queryExecution().executedPlan().toString()
     finally:
         spark.conf.unset("spark.sql.debug.maxToStringFields")
-    return {c.split("#")[0] for c in re.search(r"BatchScan \S+\[([^\]]*)\]", plan).group(1).split(", ")}
+    scans = [columns for name, columns in _batch_scans(plan) if name == table]
+    assert len(scans) == 1, plan
+    return scans[0]
 
 
 # --- property test ------------------------------------------------------------------------
