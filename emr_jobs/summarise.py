@@ -42,6 +42,7 @@ CODEGEN_FACTORY = "spark.sql.codegen.factoryMode"
 STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE, WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)  # what each step sizes for itself
 INTERPRET_SMALL_STEPS = "spark.datadominion.interpretSmallSteps"  # "false" keeps generated code
 SUMMARY_ROWS_VIEW, LATEST_ROWS_VIEW = "_dd_summary_rows", "_dd_latest_rows"  # the MERGEs' sources
+SUMMARY_PAIRS_VIEW = "_dd_summary_pairs"  # (key, month) of the rows a step replaces
 # A forward step moving at least this share of latest_summary's rows rewrites it whole.
 LATEST_REPLACE_SHARE = 0.25
 
@@ -165,6 +166,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     # A step of few accounts names them in every read of both tables: Iceberg then opens only
     # the files that can hold them, not whole month partitions.
     keys = tx.named_keys(held_changes, key)
+    compile_whole_partition_reads(spark, hold, keys)
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
     classified = classify(held_changes, reads.latest, tables.config, hold)
     built = build_rows(spark, tables, classified, reads, force, hold)
@@ -186,7 +188,8 @@ def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> Holdi
     * interpreted, generating no Java: each new plan over the wide summary rows took Janino
       hundreds of milliseconds to compile per stage, more than its rows cost. It is the path
       Spark falls back to whenever generated code fails, and Spark's own tests run both;
-      ``spark.datadominion.interpretSmallSteps=false`` keeps generated code;
+      ``spark.datadominion.interpretSmallSteps=false`` keeps generated code; a step that
+      cannot name its accounts compiles after all (:func:`compile_whole_partition_reads`);
     * cutting the lineage of the frames it holds (:class:`Holding`).
     Measured in docs/benchmarks.md ("Small steps")."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
@@ -199,6 +202,18 @@ def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> Holdi
         spark.conf.set(WHOLE_STAGE_CODEGEN, "false")
         spark.conf.set(CODEGEN_FACTORY, "NO_CODEGEN")
     return Holding(small_step, partitions)
+
+
+def compile_whole_partition_reads(spark: Any, hold: Holding, keys: Optional[Tuple[Any, ...]]) -> None:
+    """A small step of more accounts than it can name reads whole month partitions (a backfill's
+    window: every row of up to 71 months) however few its records: it runs Spark's generated
+    code, whole-stage too, as Spark does by default. Interpreted, each of those rows went
+    through every expression and join one by one: a 1% backfill at 1M accounts x 24 months
+    took 124.4 s interpreted, 92.9 s compiled (docs/benchmarks.md, "Generated code for whole
+    partitions")."""
+    if hold.small_step and keys is None:
+        spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
+        spark.conf.set(CODEGEN_FACTORY, "FALLBACK")
 
 
 @dataclass(frozen=True)
@@ -340,7 +355,8 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     feed_seconds = 0.0
     merged = False
     if summary_rows:
-        merged = write_summary(spark, tables, written, months_written, reads, built.existing is not None)
+        merged = write_summary(spark, tables, written, months_written, reads, built.existing is not None,
+                               summary_rows <= tx.BROADCAST_ROWS)
         if feed is not None:
             feed_started = time.monotonic()
             previous = previous_rows(spark, tables, built, written, reads.summary, months_written)
@@ -462,19 +478,50 @@ def backfill_rows(
 
 
 def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...], reads: StepReads,
-                  read_existing: bool) -> bool:
+                  read_existing: bool, few_rows: bool) -> bool:
     """Months the table read by the step holds no row of (a forward or initial step's new
     months; with named keys, no row of these accounts) are appended: nothing to match, so no
-    MERGE join. Anything else is MERGEd (which also covers a forward month published by a run
-    that died before latest_summary). A step that ``read_existing`` rows to rebuild (a
-    backfill) MERGEs without asking: its rows nearly always exist, and asking scans every
-    month it writes. True when it MERGEd."""
+    MERGE join. Anything else replaces the rows it matches (which also covers a forward month
+    published by a run that died before latest_summary): MERGEd when the step names its
+    accounts, else deleted and appended (:func:`replace_summary_rows`; ``few_rows``: at most
+    BROADCAST_ROWS of them). A step that ``read_existing`` rows to rebuild (a backfill)
+    replaces without asking: its rows nearly always exist, and asking scans every month it
+    writes. True when the rows went among rows the step did not touch."""
     month = tables.config.month_column
     if not read_existing and reads.summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
         rows.writeTo(tables.written(tables.summary)).append()
         return False
-    merge_summary(spark, tables, rows, months, reads.keys)
+    if reads.keys is None:
+        replace_summary_rows(spark, tables, rows, months, few_rows)
+    else:
+        merge_summary(spark, tables, rows, months, reads.keys)
     return True
+
+
+def replace_summary_rows(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
+                         few_rows: bool) -> None:
+    """Delete the stored rows at ``rows``' (key, month) pairs, then append ``rows``: the result
+    of the MERGE, in two commits on the step's branch (readers of ``main`` see both or neither:
+    emr_jobs/publish.py). A MERGE that inserts must keep every source row, so Spark cannot
+    broadcast its source and shuffles the key and month of every stored row of the months it
+    writes (a 1% backfill's window: all of them). The delete's source is the narrow pairs, and
+    ``few_rows`` of them are broadcast: the stored rows are only scanned, never shuffled."""
+    pairs = rows.select(tables.config.key_column, tables.config.month_column)
+    (F.broadcast(pairs) if few_rows else pairs).createOrReplaceTempView(SUMMARY_PAIRS_VIEW)
+    spark.sql(summary_delete_sql(tables, months))
+    rows.writeTo(tables.written(tables.summary)).append()
+
+
+def summary_delete_sql(tables: Tables, months: Tuple[str, ...]) -> str:
+    """Delete summary's rows at the pairs in SUMMARY_PAIRS_VIEW (its target scan reads key and month)."""
+    key, month = tables.config.key_column, tables.config.month_column
+    month_list = ", ".join(f"'{m}'" for m in months)
+    return f"""
+        MERGE INTO {tables.written(tables.summary)} t
+        USING {SUMMARY_PAIRS_VIEW} s
+        ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list})
+        WHEN MATCHED THEN DELETE
+    """
 
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
+from pyspark.sql import functions as F
 
 from datadominion.months import add_months, format_month, parse_month
 from datadominion.steps import Step, StepBatch
@@ -160,6 +161,37 @@ def test_both_merges_read_only_key_and_month_of_their_target(spark, isolated, ke
     wanted = {cfg.key_column, cfg.month_column}
     assert _target_scan_columns(spark, summary_merge_sql(env.tables, ("2020-01",), keys)) == wanted
     assert _target_scan_columns(spark, latest_merge_sql(env.tables, keys)) == wanted
+
+
+def test_an_unnamed_backfill_deletes_its_rows_by_a_broadcast_and_appends_them(spark, isolated, monkeypatch):
+    """A step of accounts too many to name replaces its summary rows by a delete whose source is
+    the broadcast (key, month) pairs, and an append: a MERGE that also inserts shuffles the key
+    and month of every stored row of its months (a 1% backfill's window: all of them). The
+    delete's scan reads key and month; the result is the reference's."""
+    from emr_jobs.summarise import SUMMARY_PAIRS_VIEW, summary_delete_sql
+
+    env, cfg = isolated, isolated.config
+    key, month = cfg.key_column, cfg.month_column
+    run_step(spark, env.tables, step_of("initial", as_step_batches(
+        generate(cfg, env.landing, 20, 6, "2023-01", 0, seed=3))))
+    pairs = spark.table(env.tables.summary).select(key, month)
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")  # only the hint may broadcast
+    try:
+        F.broadcast(pairs).createOrReplaceTempView(SUMMARY_PAIRS_VIEW)
+        plan = spark.sql(f"EXPLAIN {summary_delete_sql(env.tables, ('2023-01',))}").first()[0]
+    finally:
+        spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
+    assert "BroadcastHashJoin" in plan and "SortMergeJoin" not in plan, plan
+    assert _target_scan_columns(spark, summary_delete_sql(env.tables, ("2023-01",))) == {key, month}
+    monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
+    before = spark.sql(f"SELECT count(*) FROM {env.tables.summary}.snapshots").first()[0]
+    corrections = write_corrections(cfg, env.landing, [2, 5, 11], ["2023-02"], 7, 1,
+                                    datetime(2026, 1, 1, tzinfo=timezone.utc))
+    run_step(spark, env.tables, step_of("backfill", as_step_batches(corrections)))
+    operations = [r[0] for r in spark.sql(f"SELECT operation FROM {env.tables.summary}.snapshots "
+                                          f"ORDER BY committed_at").collect()[before:]]
+    assert operations == ["delete", "append"], operations
+    assert_equals_reference(spark, env)
 
 
 def test_forward_gaps_backfill_into_gap_and_stale_record(spark, isolated, execution):
