@@ -97,16 +97,24 @@ class Classified:
     """The step's changed records and, per account, its class against latest_summary."""
 
     changes: DataFrame  # one cleaned row per (account, month), with its month index
-    accounts: DataFrame  # key, _class, _cmin, _cmax, _lmi, _old_<rolling> (latest arrays)
+    accounts: DataFrame  # key, _class, _cmin, _cmax, _lmi, _old_<column> (the latest row, every column)
     by_class: Dict[str, int]
     backfill_months: Optional[Tuple[int, int]]  # month-index range of the backfill accounts' changes
+
+    def latest_rows(self, config: PipelineConfig) -> DataFrame:
+        """latest_summary's row of each of the step's accounts that has one, as the classification
+        read it: the step decodes the table's wide rows once, not again to move them forward."""
+        key = config.key_column
+        return self.accounts.where(F.col("_lmi").isNotNull()).select(
+            key, *[F.col(f"_old_{c}").alias(c) for c in summary_column_names(config) if c != key])
 
 
 @dataclass(frozen=True)
 class StepReads:
     """Both tables as the step found them (pinned snapshots); when the step names its accounts
     (``keys``, at most NAMED_KEYS_LIMIT of them) only theirs, and the MERGEs' target scans
-    are pruned to them too."""
+    are pruned to them too. Once the step is classified, ``latest`` is its accounts' rows
+    (:meth:`Classified.latest_rows`)."""
 
     summary: DataFrame
     latest: DataFrame
@@ -169,6 +177,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     compile_whole_partition_reads(spark, hold, keys)
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
     classified = classify(held_changes, reads.latest, tables.config, hold)
+    reads = replace(reads, latest=classified.latest_rows(tables.config))
     built = build_rows(spark, tables, classified, reads, force, hold)
     rewrite = latest_rewrite(spark, tables, latest_at, classified.by_class, whole_latest)
     result = write(spark, tables, built, reads, hold, on_stage, feed, rewrite)
@@ -262,7 +271,8 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
         changes.groupBy(key)
         .agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"))
         .join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
-                            *[F.col(r.name).alias(f"_old_{r.name}") for r in config.rolling_columns]), key, "left")
+                            *[F.col(c).alias(f"_old_{c}") for c in summary_column_names(config) if c != key]),
+              key, "left")
         .withColumn("_class", F.when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")),
                                      F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward"))
                     .otherwise("backfill"))
