@@ -218,8 +218,8 @@ def compile_whole_partition_reads(spark: Any, hold: Holding, keys: Optional[Tupl
     window: every row of up to 71 months) however few its records: it runs Spark's generated
     code, whole-stage too, as Spark does by default. Interpreted, each of those rows went
     through every expression and join one by one: a 1% backfill at 1M accounts x 24 months
-    took 124.4 s interpreted, 92.9 s compiled (docs/benchmarks.md, "Generated code for whole
-    partitions")."""
+    took 124.4 s interpreted, 92.9 s compiled (docs/benchmarks.md, "A backfill at 1M x 24
+    months")."""
     if hold.small_step and keys is None:
         spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
         spark.conf.set(CODEGEN_FACTORY, "FALLBACK")
@@ -510,8 +510,8 @@ def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
 
 def replace_summary_rows(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
                          few_rows: bool) -> None:
-    """Delete the stored rows at ``rows``' (key, month) pairs, then append ``rows``: the result
-    of the MERGE, in two commits on the step's branch (readers of ``main`` see both or neither:
+    """Delete the stored rows at ``rows``' (key, month) pairs, then append ``rows``: what the
+    MERGE would leave, in two commits on the step's branch (readers of ``main`` see both or neither:
     emr_jobs/publish.py). A MERGE that inserts must keep every source row, so Spark cannot
     broadcast its source and shuffles the key and month of every stored row of the months it
     writes (a 1% backfill's window: all of them). The delete's source is the narrow pairs, and
