@@ -78,11 +78,13 @@ def monthly_points(rows: DataFrame, config: PipelineConfig) -> DataFrame:
 
 
 def grid_sql(grid: GridColumn, prefix: str = "") -> str:
-    """SQL of a grid: one character per month of the rolling array, placeholder for NULL."""
+    """SQL of a grid: one character per month of the rolling array, placeholder for NULL (an
+    empty string for a NULL array). A native expression, not a lambda over the array: Spark
+    evaluates higher-order functions interpreted, row by row, even in generated code."""
     placeholder = grid.placeholder.replace("'", "''")
     separator = grid.separator.replace("'", "''")
     array = f"{prefix}{grid.mapper_rolling_column}"
-    return f"concat_ws('{separator}', transform({array}, x -> coalesce(x, '{placeholder}')))"
+    return f"coalesce(array_join(CAST({array} AS ARRAY<STRING>), '{separator}', '{placeholder}'), '')"
 
 
 def with_grids(df: DataFrame, config: PipelineConfig) -> DataFrame:
@@ -136,8 +138,8 @@ def histories_from_points(targets: DataFrame, points: DataFrame, config: Pipelin
     joined = targets.join(per_account, key).withColumn(
         "_hist", F.expr(f"reverse(slice(_dense, {MI} - _lo - {h - 1} + 1, {h}))")
     )
-    for r in config.rolling_columns:
-        joined = joined.withColumn(r.name, F.expr(f"transform(_hist, s -> s.{r.name})"))
+    for r in config.rolling_columns:  # each field of the structs as an array (no lambda: see grid_sql)
+        joined = joined.withColumn(r.name, F.col("_hist").getField(r.name))
     return with_grids(joined, config).select(*summary_column_names(config))
 
 
