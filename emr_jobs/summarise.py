@@ -267,12 +267,13 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
     """Per account: single forward (one month after its latest row, or a new account), multi
     forward (several, all after it) or backfill (some month not after it)."""
     key, month = config.key_column, config.month_column
+    span = changes.groupBy(key).agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"))
+    if hold.small_step:  # its accounts' latest rows picked out as the table is scanned, not shuffled whole
+        latest = latest.join(F.broadcast(span.select(key)), key, "left_semi")
     accounts = hold.keep(
-        changes.groupBy(key)
-        .agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"))
-        .join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
-                            *[F.col(c).alias(f"_old_{c}") for c in summary_column_names(config) if c != key]),
-              key, "left")
+        span.join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
+                                *[F.col(c).alias(f"_old_{c}") for c in summary_column_names(config) if c != key]),
+                  key, "left")
         .withColumn("_class", F.when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")),
                                      F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward"))
                     .otherwise("backfill"))
