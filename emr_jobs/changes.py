@@ -92,11 +92,13 @@ def _scalar_changes(config: PipelineConfig) -> Column:
 
 
 def _history_changes(config: PipelineConfig) -> Column:
-    """(rolling column, positions) where the history differs; empty for an added row."""
+    """(rolling column, positions) where the history differs; empty for an added row. Positions
+    are only searched in an array that differs: Spark runs the lambda row by row, interpreted,
+    and most of a row's arrays are unchanged (one correction moves one or two of seven)."""
     h = config.history_length
     entries = [
         F.expr(f"named_struct('column', '{r.name}', 'positions', CASE WHEN o.{config.timestamp_column} IS NULL "
-               f"THEN array() ELSE filter(sequence(0, {h - 1}), "
+               f"OR n.{r.name} <=> o.{r.name} THEN array() ELSE filter(sequence(0, {h - 1}), "
                f"i -> NOT (element_at(n.{r.name}, i + 1) <=> element_at(o.{r.name}, i + 1))) END)")
         for r in config.rolling_columns
     ]
