@@ -176,7 +176,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     keys = tx.named_keys(held_changes, key)
     compile_whole_partition_reads(spark, hold, keys)
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
-    classified = classify(held_changes, reads.latest, tables.config, hold)
+    classified = classify(held_changes, reads.latest, tables.config, hold, hold.small_step and keys is None)
     reads = replace(reads, latest=classified.latest_rows(tables.config))
     built = build_rows(spark, tables, classified, reads, force, hold)
     rewrite = latest_rewrite(spark, tables, latest_at, classified.by_class, whole_latest)
@@ -263,12 +263,15 @@ def step_settings(spark: Any) -> Iterator[None]:
                 spark.conf.set(name, value)
 
 
-def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold: Holding) -> Classified:
+def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold: Holding,
+             pick_out: bool = False) -> Classified:
     """Per account: single forward (one month after its latest row, or a new account), multi
-    forward (several, all after it) or backfill (some month not after it)."""
+    forward (several, all after it) or backfill (some month not after it). ``pick_out``: a small
+    step whose ``latest`` is the whole table (it could not name its accounts) semi-joins it to
+    its accounts by broadcast."""
     key, month = config.key_column, config.month_column
     span = changes.groupBy(key).agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"))
-    if hold.small_step:  # its accounts' latest rows picked out as the table is scanned, not shuffled whole
+    if pick_out:  # its accounts' latest rows picked out as the table is scanned, not shuffled whole
         latest = latest.join(F.broadcast(span.select(key)), key, "left_semi")
     accounts = hold.keep(
         span.join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
