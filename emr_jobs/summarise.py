@@ -528,14 +528,7 @@ def replace_summary_rows(spark: Any, tables: Tables, rows: DataFrame, months: Tu
 
 def summary_delete_sql(tables: Tables, months: Tuple[str, ...]) -> str:
     """Delete summary's rows at the pairs in SUMMARY_PAIRS_VIEW (its target scan reads key and month)."""
-    key, month = tables.config.key_column, tables.config.month_column
-    month_list = ", ".join(f"'{m}'" for m in months)
-    return f"""
-        MERGE INTO {tables.written(tables.summary)} t
-        USING {SUMMARY_PAIRS_VIEW} s
-        ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list})
-        WHEN MATCHED THEN DELETE
-    """
+    return _summary_merge(tables, SUMMARY_PAIRS_VIEW, months, None, "WHEN MATCHED THEN DELETE")
 
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
@@ -549,15 +542,22 @@ def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
 
 def summary_merge_sql(tables: Tables, months: Tuple[str, ...], keys: Optional[Tuple[Any, ...]] = None) -> str:
     """The summary MERGE of rows in SUMMARY_ROWS_VIEW (its target scan reads key and month)."""
+    return _summary_merge(tables, SUMMARY_ROWS_VIEW, months, keys,
+                          "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *")
+
+
+def _summary_merge(tables: Tables, source: str, months: Tuple[str, ...], keys: Optional[Tuple[Any, ...]],
+                   actions: str) -> str:
+    """A MERGE into summary of ``source`` on key and month, its target pruned to ``months`` (and
+    ``keys``, when named)."""
     key, month = tables.config.key_column, tables.config.month_column
     month_list = ", ".join(f"'{m}'" for m in months)
     return f"""
         MERGE INTO {tables.written(tables.summary)} t
-        USING {SUMMARY_ROWS_VIEW} s
+        USING {source} s
         ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list})
            AND {tx.among_sql(keys, f"t.{key}")}
-        WHEN MATCHED THEN UPDATE SET *
-        WHEN NOT MATCHED THEN INSERT *
+        {actions}
     """
 
 
