@@ -76,8 +76,10 @@ def test_points_from_arrays_put_position_i_at_month_minus_i(spark):
 
 @pytest.mark.spark
 def test_grids_put_one_placeholder_per_month_without_a_value(spark):
-    rows = spark.createDataFrame([(["1", None, "D", None],)], "rating_history array<string>")
-    assert tx.with_grids(rows, CONFIG).first()["grid"] == "1?D?"
+    rows = spark.createDataFrame([(0, ["1", None, "D", None]), (1, [None, None]), (2, []), (3, None)],
+                                 "n int, rating_history array<string>")
+    grids = {r["n"]: r["grid"] for r in tx.with_grids(rows, CONFIG).collect()}
+    assert grids == {0: "1?D?", 1: "??", 2: "", 3: ""}  # a NULL array: empty, as the row rules expect
 
 
 def test_a_small_step_runs_without_adaptive_execution_interpreted_and_the_session_gets_its_settings_back(spark):
