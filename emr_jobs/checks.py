@@ -62,9 +62,9 @@ def check_touched(spark: Any, tables: Tables, pairs: DataFrame, keys: Optional[T
     detailed queries that name rules and example rows. ``keys``: accounts named by the step
     (any superset of the pairs' accounts), so their reads open only those accounts' files;
     without them the pairs' accounts are named when they are few. ``among_untouched``: the
-    step MERGEd its rows into partitions of rows it did not touch (a backfill); when its
-    accounts are not named, the wide rows are then read from only the files that hold a
-    touched row (:func:`_rows_at`)."""
+    step wrote its rows (MERGEd, or deleted and appended) into partitions of rows it did not
+    touch (a backfill); when its accounts are not named, the wide rows are then read from only
+    the files that hold a touched row (:func:`_rows_at`)."""
     key, month = tables.config.key_column, tables.config.month_column
     per_month = pairs.groupBy(month).count().collect()  # the touched months and their rows, once
     if not per_month:

@@ -59,7 +59,7 @@ class SummariseResult:
     # (key, month) of every row written; persisted until the caller releases it
     touched: Optional[DataFrame] = field(default=None, compare=False, repr=False)
     named_keys: Optional[Tuple[Any, ...]] = None  # the accounts the step named in its reads, if few
-    merged: bool = False  # summary's rows were MERGEd among rows the step did not touch (not appended)
+    merged: bool = False  # summary's rows went among rows the step did not touch (MERGEd, or deleted and appended)
 
 
 def current_snapshot(spark: Any, table: str) -> Optional[int]:
@@ -176,7 +176,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     keys = tx.named_keys(held_changes, key)
     compile_whole_partition_reads(spark, hold, keys)
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
-    classified = classify(held_changes, reads.latest, tables.config, hold, hold.small_step and keys is None)
+    classified = classify(held_changes, reads.latest, tables.config, hold, reads_whole_partitions(hold, keys))
     reads = replace(reads, latest=classified.latest_rows(tables.config))
     built = build_rows(spark, tables, classified, reads, force, hold)
     rewrite = latest_rewrite(spark, tables, latest_at, classified.by_class, whole_latest)
@@ -213,6 +213,11 @@ def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> Holdi
     return Holding(small_step, partitions)
 
 
+def reads_whole_partitions(hold: Holding, keys: Optional[Tuple[Any, ...]]) -> bool:
+    """A small step that could not name its accounts: its records are few, its reads are not."""
+    return hold.small_step and keys is None
+
+
 def compile_whole_partition_reads(spark: Any, hold: Holding, keys: Optional[Tuple[Any, ...]]) -> None:
     """A small step of more accounts than it can name reads whole month partitions (a backfill's
     window: every row of up to 71 months) however few its records: it runs Spark's generated
@@ -220,7 +225,7 @@ def compile_whole_partition_reads(spark: Any, hold: Holding, keys: Optional[Tupl
     through every expression and join one by one: a 1% backfill at 1M accounts x 24 months
     took 124.4 s interpreted, 92.9 s compiled (docs/benchmarks.md, "A backfill at 1M x 24
     months")."""
-    if hold.small_step and keys is None:
+    if reads_whole_partitions(hold, keys):
         spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
         spark.conf.set(CODEGEN_FACTORY, "FALLBACK")
 
