@@ -97,15 +97,25 @@ class Classified:
     """The step's changed records and, per account, its class against latest_summary."""
 
     changes: DataFrame  # one cleaned row per (account, month), with its month index
-    accounts: DataFrame  # key, _class, _cmin, _cmax, _lmi, _old_<column> (the latest row, every column)
+    # key, _class, _cmin, _cmax, _lmi, _old_<column> (the latest row, every column); with
+    # latest_summary's other accounts too (a NULL _class) when classify kept them
+    accounts: DataFrame
     by_class: Dict[str, int]
     backfill_months: Optional[Tuple[int, int]]  # month-index range of the backfill accounts' changes
 
     def latest_rows(self, config: PipelineConfig) -> DataFrame:
         """latest_summary's row of each of the step's accounts that has one, as the classification
         read it: the step decodes the table's wide rows once, not again to move them forward."""
+        return self._as_latest(F.col("_class").isNotNull() & F.col("_lmi").isNotNull(), config)
+
+    def untouched_rows(self, config: PipelineConfig) -> DataFrame:
+        """latest_summary's rows of the accounts the step does not touch (kept by classify with
+        ``keep_untouched``): what a whole-table rewrite carries over unchanged."""
+        return self._as_latest(F.col("_class").isNull(), config)
+
+    def _as_latest(self, which: Any, config: PipelineConfig) -> DataFrame:
         key = config.key_column
-        return self.accounts.where(F.col("_lmi").isNotNull()).select(
+        return self.accounts.where(which).select(
             key, *[F.col(f"_old_{c}").alias(c) for c in summary_column_names(config) if c != key])
 
 
@@ -176,10 +186,15 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     keys = tx.named_keys(held_changes, key)
     compile_whole_partition_reads(spark, hold, keys)
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
-    classified = classify(held_changes, reads.latest, tables.config, hold, reads_whole_partitions(hold, keys))
+    # A step that may rewrite latest_summary whole classifies against all of it and keeps the
+    # rows it does not touch, so the rewrite decodes no wide row a second time.
+    latest_total = latest_rows_at(spark, tables, latest_at)
+    may_rewrite = latest_total is None or changed_records >= LATEST_REPLACE_SHARE * latest_total
+    classified = classify(held_changes, whole_latest if may_rewrite else reads.latest, tables.config, hold,
+                          pick_out=reads_whole_partitions(hold, keys) and not may_rewrite, keep_untouched=may_rewrite)
     reads = replace(reads, latest=classified.latest_rows(tables.config))
     built = build_rows(spark, tables, classified, reads, force, hold)
-    rewrite = latest_rewrite(spark, tables, latest_at, classified.by_class, whole_latest)
+    rewrite = latest_rewrite(classified, latest_total, tables.config) if may_rewrite else None
     result = write(spark, tables, built, reads, hold, on_stage, feed, rewrite)
     for df in (changes, classified.accounts, built.computed, *built.held):
         df.unpersist()
@@ -269,25 +284,27 @@ def step_settings(spark: Any) -> Iterator[None]:
 
 
 def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold: Holding,
-             pick_out: bool = False) -> Classified:
+             pick_out: bool = False, keep_untouched: bool = False) -> Classified:
     """Per account: single forward (one month after its latest row, or a new account), multi
     forward (several, all after it) or backfill (some month not after it). ``pick_out``: a small
     step whose ``latest`` is the whole table (it could not name its accounts) semi-joins it to
-    its accounts by broadcast."""
+    its accounts by broadcast. ``keep_untouched``: ``latest`` is the whole table, and its rows
+    of accounts without changes are kept too (:meth:`Classified.untouched_rows`)."""
     key, month = config.key_column, config.month_column
     span = changes.groupBy(key).agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"))
     if pick_out:  # its accounts' latest rows picked out as the table is scanned, not shuffled whole
         latest = latest.join(F.broadcast(span.select(key)), key, "left_semi")
+    forward = F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward")
     accounts = hold.keep(
         span.join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
                                 *[F.col(c).alias(f"_old_{c}") for c in summary_column_names(config) if c != key]),
-                  key, "left")
-        .withColumn("_class", F.when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")),
-                                     F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward"))
+                  key, "full" if keep_untouched else "left")
+        .withColumn("_class", F.when(F.col("_cn").isNull(), F.lit(None).cast("string"))
+                    .when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")), forward)
                     .otherwise("backfill"))
     )
     # One pass gives the class sizes and the backfill month range.
-    stats = {row["_class"]: row for row in accounts.groupBy("_class").agg(
+    stats = {row["_class"]: row for row in accounts.where(F.col("_class").isNotNull()).groupBy("_class").agg(
         F.count("*").alias("n"), F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi")).collect()}
     backfill = stats.get("backfill")
     return Classified(changes, accounts, {name: int(row["n"]) for name, row in stats.items()},
@@ -333,29 +350,36 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepRe
 
 @dataclass(frozen=True)
 class LatestRewrite:
-    """latest_summary rewritten whole: the table as the step found it (every row of it, whatever
-    the step's reads name), and how many accounts move."""
+    """latest_summary rewritten whole: the rows of the accounts the step does not touch, as the
+    classification read them, and how many accounts move."""
 
-    table: DataFrame
+    kept: DataFrame
     moving: int
 
 
-def latest_rewrite(spark: Any, tables: Tables, latest_at: Optional[int], by_class: Dict[str, int],
-                   whole_latest: DataFrame) -> Optional[LatestRewrite]:
+def latest_rows_at(spark: Any, tables: Tables, latest_at: Optional[int]) -> Optional[int]:
+    """latest_summary's row count at the step's snapshot (from its summary), None when unknown."""
+    if latest_at is None:
+        return None
+    row = spark.sql(f"SELECT summary['total-records'] FROM {tables.latest_summary}.snapshots "
+                    f"WHERE snapshot_id = {latest_at}").first()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def latest_rewrite(classified: Classified, latest_total: Optional[int],
+                   config: PipelineConfig) -> Optional[LatestRewrite]:
     """Whether the step rewrites latest_summary whole instead of MERGEing into it. It does when
     every account it touches moves forward (no backfill) and they are at least
     LATEST_REPLACE_SHARE of the table's rows: a MERGE would cost the same read and join, and
     leave delete files over most of the table for every later read until compaction
-    (docs/decisions.md)."""
+    (docs/decisions.md). ``classified`` must have kept the untouched rows."""
+    by_class = classified.by_class
     moving = by_class.get("single_forward", 0) + by_class.get("multi_forward", 0)
     if "backfill" in by_class or not moving:
         return None
-    if latest_at is not None:
-        rows = spark.sql(f"SELECT summary['total-records'] FROM {tables.latest_summary}.snapshots "
-                         f"WHERE snapshot_id = {latest_at}").first()
-        if rows is not None and rows[0] is not None and moving < LATEST_REPLACE_SHARE * int(rows[0]):
-            return None
-    return LatestRewrite(whole_latest, moving)
+    if latest_total is not None and moving < LATEST_REPLACE_SHARE * latest_total:
+        return None
+    return LatestRewrite(classified.untouched_rows(config), moving)
 
 
 def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: Holding, on_stage: StageHook,
@@ -392,7 +416,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
         candidates = built.computed if built.settled is None else built.computed.unionByName(built.settled)
         newest = tx.newest_per_account(candidates, config)
     if rewrite is not None:
-        replace_latest_rows(tables, newest, rewrite.table)
+        replace_latest_rows(tables, newest, rewrite.kept)
         latest_rows = rewrite.moving
     else:
         latest_rows = merge_latest(spark, tables, newest, reads.latest, hold, reads.keys)
@@ -566,16 +590,13 @@ def _summary_merge(tables: Tables, source: str, months: Tuple[str, ...], keys: O
     """
 
 
-def replace_latest_rows(tables: Tables, rows: DataFrame, whole_latest: DataFrame) -> None:
-    """Rewrite latest_summary as its rows of accounts the step did not touch plus ``rows``
-    (each a move forward: the step has no backfill account); one read, one join, no delete
-    files. Overwriting by an always-true filter replaces every file, whatever partition spec
-    wrote it."""
-    config = tables.config
-    columns = summary_column_names(config)
-    rows = rows.select(*columns)
-    kept = whole_latest.select(*columns).join(rows.select(config.key_column), config.key_column, "left_anti")
-    kept.unionByName(rows).writeTo(tables.written(tables.latest_summary)).overwrite(F.lit(True))
+def replace_latest_rows(tables: Tables, rows: DataFrame, kept: DataFrame) -> None:
+    """Rewrite latest_summary as ``kept`` (its rows of accounts the step did not touch) plus
+    ``rows`` (each a move forward: the step has no backfill account); no delete files.
+    Overwriting by an always-true filter replaces every file, whatever partition spec wrote it."""
+    columns = summary_column_names(tables.config)
+    kept.select(*columns).unionByName(rows.select(*columns)).writeTo(
+        tables.written(tables.latest_summary)).overwrite(F.lit(True))
 
 
 def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame, hold: Holding,
