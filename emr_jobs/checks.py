@@ -92,17 +92,13 @@ def _broken(config: Any) -> Column:
 
 
 def _fingerprint(config: Any) -> Any:
-    """A 64-bit hash of every column but the key and month, exact about NULLs: an array is
-    hashed through its JSON text (which spells out each NULL element in its place), a scalar
-    with a NULL flag (a plain hash skips NULLs). Rows with equal fingerprints are taken as
-    equal: two different rows share one with odds of 2^-64."""
+    """A 64-bit hash of every column but the key and month, exact about NULLs
+    (:func:`transforms.exact_hash`); an array is hashed through its JSON text, which spells out
+    each NULL element in its place."""
     arrays = {r.name for r in config.rolling_columns}
-    parts: List[Any] = []
-    for name in summary_column_names(config):
-        if name not in (config.key_column, config.month_column):
-            column = F.col(name)
-            parts += [F.to_json(column) if name in arrays else column, column.isNull()]
-    return F.xxhash64(*parts)
+    return tx.exact_hash([F.to_json(F.col(name)) if name in arrays else F.col(name)
+                          for name in summary_column_names(config)
+                          if name not in (config.key_column, config.month_column)])
 
 
 def _narrow(rows: DataFrame, config: Any) -> DataFrame:

@@ -19,6 +19,7 @@ from datadominion.job_request import S3_REGION_CONF
 from datadominion.landing import FILE_PATH_PATTERN
 from datadominion.schema import SOURCE_BATCH_COLUMN, SPARK_SQL_TYPES
 from datadominion.steps import StepBatch
+from emr_jobs import transforms as tx
 from emr_jobs.footers import footer_problems, s3_options
 from emr_jobs.tables import BATCHES_PROPERTY, Tables
 
@@ -202,22 +203,29 @@ def _unreadable(batches: Sequence[StepBatch], exc: BaseException) -> BatchValida
     return BatchValidationError(culprit, "readable Parquet", _first_line(exc))
 
 
-def conflicting_versions(df: DataFrame, config: PipelineConfig) -> DataFrame:
-    """(key, month, base_ts) groups holding more than one distinct record, with their sources."""
+def clashing_groups(df: DataFrame, config: PipelineConfig) -> DataFrame:
+    """(key, month, base_ts) groups holding more than one distinct record. Two versions differ
+    in their hash (NULLs in their places), so a group's smallest and largest hash tell: a
+    fixed-width hash aggregate, where a distinct count plans two aggregations over every record
+    (docs/benchmarks.md)."""
     key, month, ts = config.key_column, config.month_column, config.timestamp_column
-    columns = [c.name for c in config.source_schema]
-    return (
-        df.groupBy(key, month, ts)
-        .agg(F.countDistinct(F.xxhash64(*columns)).alias("versions"), F.collect_set(BATCH).alias("sources"))
-        .where("versions > 1")
-    )
+    version = tx.exact_hash([F.col(c.name) for c in config.source_schema])
+    return (df.groupBy(key, month, ts).agg(F.min(version).alias("_lo"), F.max(version).alias("_hi"))
+            .where(F.col("_lo") != F.col("_hi")).select(key, month, ts))
+
+
+def conflicting_versions(df: DataFrame, clashing: DataFrame, config: PipelineConfig) -> DataFrame:
+    """The ``clashing`` groups of ``df`` with the batches (``sources``) their records came from."""
+    group = [config.key_column, config.month_column, config.timestamp_column]
+    return df.join(clashing, group, "left_semi").groupBy(*group).agg(F.collect_set(BATCH).alias("sources"))
 
 
 def conflict_problems(spark: Any, tables: Tables, union: DataFrame, batches: Sequence[StepBatch],
                       config: PipelineConfig) -> Dict[str, BatchValidationError]:
     """Records sharing (key, month, base_ts) must be identical: within a batch, across the
     step's batches, and against records already in accounts_all. Otherwise which one is
-    'newest' would be undefined, so every step batch holding such a record is rejected."""
+    'newest' would be undefined, so every step batch holding such a record is rejected.
+    Their sources are gathered only when some group clashes."""
     key, month, ts = config.key_column, config.month_column, config.timestamp_column
     months = sorted({b.month for b in batches})
     source_columns = [c.name for c in config.source_schema]
@@ -227,7 +235,11 @@ def conflict_problems(spark: Any, tables: Tables, union: DataFrame, batches: Seq
         .join(mine.select(key, month, ts).distinct(), [key, month, ts], "left_semi")
         .select(*source_columns, F.lit("accounts_all").alias(BATCH))
     )
-    clashes = conflicting_versions(mine.unionByName(existing), config)
+    versions = mine.unionByName(existing)
+    clashing = clashing_groups(versions, config)
+    if clashing.isEmpty():
+        return {}
+    clashes = conflicting_versions(versions, clashing, config)
     culprits = sorted(r[0] for r in clashes.select(F.explode("sources")).distinct().collect())
     by_key = {b.batch_key: b for b in batches}
     found = {}

@@ -210,3 +210,10 @@ def null_safe_differs(left: str, right: str, columns: List[str]) -> str:
     """SQL predicate: some column differs between aliases ``left`` and ``right`` (NULL-safe)."""
     same = " AND ".join(f"{left}.{c} <=> {right}.{c}" for c in columns)
     return f"NOT ({same})"
+
+
+def exact_hash(columns: Sequence[Column]) -> Column:
+    """A 64-bit hash of ``columns`` that tells apart where NULLs sit: xxhash64 skips a NULL, so
+    (7, NULL) and (NULL, 7) hash alike; each column's NULL flag is hashed after the values.
+    Rows with equal hashes are taken as equal (odds of 2^-64 for two different rows)."""
+    return F.xxhash64(*columns, *[column.isNull() for column in columns])

@@ -399,6 +399,9 @@ def _bad_cases(cfg):
         ("no conflicting duplicates", [record(cfg, 5, "2022-02", 3, past_due_am=1),
                                        record(cfg, 5, "2022-02", 3, past_due_am=2)], None),
         ("no conflicting duplicates", [record(cfg, 1, "2022-02", 0, past_due_am=12345)], None),  # vs accounts_all
+        # neighbouring columns swapping a value and a NULL (a plain hash skips NULLs: equal hashes)
+        ("no conflicting duplicates", [record(cfg, 6, "2022-02", 3, past_due_am=7, actual_pymt_am=None),
+                                       record(cfg, 6, "2022-02", 3, past_due_am=None, actual_pymt_am=7)], None),
         ("non-empty", [], None),
     ]
 
