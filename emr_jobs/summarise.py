@@ -189,7 +189,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     # A step that may rewrite latest_summary whole classifies against all of it and keeps the
     # rows it does not touch, so the rewrite decodes no wide row a second time.
     latest_total = latest_rows_at(spark, tables, latest_at)
-    may_rewrite = latest_total is None or changed_records >= LATEST_REPLACE_SHARE * latest_total
+    may_rewrite = replaces_share(changed_records, latest_total)  # records bound the accounts that move
     classified = classify(held_changes, whole_latest if may_rewrite else reads.latest, tables.config, hold,
                           pick_out=reads_whole_partitions(hold, keys) and not may_rewrite, keep_untouched=may_rewrite)
     reads = replace(reads, latest=classified.latest_rows(tables.config))
@@ -377,9 +377,15 @@ def latest_rewrite(classified: Classified, latest_total: Optional[int],
     moving = by_class.get("single_forward", 0) + by_class.get("multi_forward", 0)
     if "backfill" in by_class or not moving:
         return None
-    if latest_total is not None and moving < LATEST_REPLACE_SHARE * latest_total:
+    if not replaces_share(moving, latest_total):
         return None
     return LatestRewrite(classified.untouched_rows(config), moving)
+
+
+def replaces_share(rows: int, latest_total: Optional[int]) -> bool:
+    """``rows`` are at least LATEST_REPLACE_SHARE of latest_summary's rows (any share of a table
+    whose row count is unknown)."""
+    return latest_total is None or rows >= LATEST_REPLACE_SHARE * latest_total
 
 
 def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: Holding, on_stage: StageHook,
