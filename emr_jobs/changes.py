@@ -21,9 +21,10 @@ from pyspark.sql import functions as F
 from datadominion.config import PipelineConfig
 from datadominion.schema import SOURCE_BATCH_COLUMN
 from emr_jobs import transforms as tx
-from emr_jobs.tables import change_columns, summary_column_names
+from emr_jobs.tables import change_columns
 
 FEED_MODES = ("backfill", "rerun")
+STORED = "_stored"  # beside a written row: the version the step found (a struct; NULL: none)
 
 
 @dataclass(frozen=True)
@@ -39,21 +40,15 @@ def feed_for(step_id: str, mode: str, started: datetime) -> Optional[FeedStep]:
     return FeedStep(step_id, mode, started) if mode in FEED_MODES else None
 
 
-def change_records(written: DataFrame, previous: DataFrame, applied: DataFrame, feed: FeedStep,
-                   config: PipelineConfig) -> DataFrame:
-    """One record per written summary row that differs from its ``previous`` version (summary
-    rows as the step found them, at least those at every written (account, month));
+def change_records(compared: DataFrame, applied: DataFrame, feed: FeedStep, config: PipelineConfig) -> DataFrame:
+    """One record per ``compared`` row: a written summary row that differs from the version
+    the step found, which it carries as the struct column STORED (NULL: the step found none);
     ``applied``: the step's records that were applied (key, month, ``_mi``, base_ts,
     source_batch)."""
     key, month = config.key_column, config.month_column
-    columns = summary_column_names(config)
-    new = tx.with_month_index(written.select(*columns), config).alias("n")
-    old = previous.select(*columns).alias("o")  # unique per (account, month): the left join keeps ``new``'s rows
-    rows = new.join(old, [key, month], "left").where(
-        F.col(f"o.{config.timestamp_column}").isNull()
-        | F.expr(tx.null_safe_differs("n", "o", [c for c in columns if c not in (key, month)])))
-    causes = _causes(rows.select(key, month, F.col(f"n.{tx.MI}").alias(tx.MI)), applied, config)
-    kind = (F.when(F.col(f"o.{config.timestamp_column}").isNull(), "added")
+    rows = tx.with_month_index(compared, config)
+    causes = _causes(rows.select(key, month, tx.MI), applied, config)
+    kind = (F.when(F.col(STORED).isNull(), "added")
             .when(F.array_contains(F.col("causes.month"), F.col(month)), "corrected")
             .otherwise("history"))
     out = rows.join(causes, [key, month], "left").select(
@@ -83,9 +78,9 @@ def _scalar_changes(config: PipelineConfig) -> Column:
     """(column, old, new) of each scalar that differs; empty for an added row."""
     fixed = (config.key_column, config.month_column)
     entries = [
-        F.when(F.col(f"o.{config.timestamp_column}").isNotNull() & ~F.col(f"n.{c}").eqNullSafe(F.col(f"o.{c}")),
-               F.struct(F.lit(c).alias("column"), F.col(f"o.{c}").cast("string").alias("old"),
-                        F.col(f"n.{c}").cast("string").alias("new")))
+        F.when(F.col(STORED).isNotNull() & ~F.col(c).eqNullSafe(F.col(f"{STORED}.{c}")),
+               F.struct(F.lit(c).alias("column"), F.col(f"{STORED}.{c}").cast("string").alias("old"),
+                        F.col(c).cast("string").alias("new")))
         for c in config.summary_scalar_types if c not in fixed
     ]
     return F.filter(F.array(*entries), lambda x: x.isNotNull())
@@ -97,9 +92,9 @@ def _history_changes(config: PipelineConfig) -> Column:
     and most of a row's arrays are unchanged (one correction moves one or two of seven)."""
     h = config.history_length
     entries = [
-        F.expr(f"named_struct('column', '{r.name}', 'positions', CASE WHEN o.{config.timestamp_column} IS NULL "
-               f"OR n.{r.name} <=> o.{r.name} THEN array() ELSE filter(sequence(0, {h - 1}), "
-               f"i -> NOT (element_at(n.{r.name}, i + 1) <=> element_at(o.{r.name}, i + 1))) END)")
+        F.expr(f"named_struct('column', '{r.name}', 'positions', CASE WHEN {STORED} IS NULL "
+               f"OR {r.name} <=> {STORED}.{r.name} THEN array() ELSE filter(sequence(0, {h - 1}), "
+               f"i -> NOT (element_at({r.name}, i + 1) <=> element_at({STORED}.{r.name}, i + 1))) END)")
         for r in config.rolling_columns
     ]
     return F.filter(F.array(*entries), lambda x: F.size(x["positions"]) > 0)

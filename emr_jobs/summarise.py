@@ -394,9 +394,15 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     the feed), then move latest_summary forward: rewritten whole with a ``rewrite``, else
     MERGEd against the step's ``reads``."""
     config = tables.config
-    # Only rows that differ from what summary holds are merged (a re-run commits nothing).
-    written = built.computed if built.existing is None else only_changed(built.computed, built.existing, config)
-    written = hold.keep(written)
+    # Only rows that differ from what summary holds are merged (a re-run commits nothing). With
+    # the feed each keeps the version it replaces: its change record needs no second wide join.
+    compared = None
+    if feed is not None:
+        compared = hold.keep(against_stored(built.computed, previous_rows(spark, tables, built, reads.summary), config))
+        written = compared.drop(feed_records.STORED)
+    else:
+        written = hold.keep(built.computed if built.existing is None
+                            else only_changed(built.computed, built.existing, config))
     per_month = written.groupBy(config.month_column).count().collect()
     months_written = tuple(sorted(r[0] for r in per_month))
     summary_rows = sum(int(r[1]) for r in per_month)
@@ -406,10 +412,9 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     if summary_rows:
         merged = write_summary(spark, tables, written, months_written, reads, built.existing is not None,
                                summary_rows <= tx.BROADCAST_ROWS)
-        if feed is not None:
+        if feed is not None and compared is not None:
             feed_started = time.monotonic()
-            previous = previous_rows(spark, tables, built, written, reads.summary, months_written)
-            by_kind = append_change_records(tables, written, hold.cut(previous), hold.cut(built.applied), feed)
+            by_kind = append_change_records(tables, compared, hold.cut(built.applied), feed)
             feed_seconds = round(time.monotonic() - feed_started, 3)
     on_stage("between_commits")
     # latest_summary: the newest written row per account, plus (repair after an interrupted
@@ -427,28 +432,27 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     else:
         latest_rows = merge_latest(spark, tables, newest, reads.latest, hold, reads.keys)
     touched = built.computed.select(config.key_column, config.month_column).localCheckpoint(eager=True)
-    written.unpersist()
+    (written if compared is None else compared).unpersist()
     return SummariseResult(0, summary_rows, latest_rows, (), months_written, tuple(sorted(by_kind.items())),
                            feed_seconds, touched, merged=merged)
 
 
-def previous_rows(spark: Any, tables: Tables, built: BuiltRows, written: DataFrame, summary: DataFrame,
-                  months: Tuple[str, ...]) -> DataFrame:
-    """Summary rows as the step found them at every written (account, month): backfill
+def previous_rows(spark: Any, tables: Tables, built: BuiltRows, summary: DataFrame) -> DataFrame:
+    """Summary rows as the step found them at every (account, month) it computed: backfill
     accounts' from the window the step already read; forward-class accounts' (normally none:
-    their months are new, unless a run died between its publishes) read from the written
-    partitions."""
+    their months are new, unless a run died between its publishes) read from their months."""
     key, month = tables.config.key_column, tables.config.month_column
     parts = [built.existing] if built.existing is not None else []
     if built.forward_keys is not None:
-        others = written.select(key, month).join(built.forward_keys, key, "left_semi")
-        parts.append(summary.where(F.col(month).isin(list(months))).join(others, [key, month], "left_semi"))
+        pairs = built.computed.select(key, month).join(built.forward_keys, key, "left_semi")
+        months = sorted(r[0] for r in pairs.select(month).distinct().collect())
+        parts.append(summary.where(F.col(month).isin(months)).join(pairs, [key, month], "left_semi"))
     return _union(parts, summary_column_names(tables.config), spark, tables)
 
 
-def append_change_records(tables: Tables, written: DataFrame, previous: DataFrame, applied: DataFrame,
+def append_change_records(tables: Tables, compared: DataFrame, applied: DataFrame,
                           feed: feed_records.FeedStep) -> Dict[str, int]:
-    records = feed_records.change_records(written, previous, applied, feed, tables.config).persist(
+    records = feed_records.change_records(compared, applied, feed, tables.config).persist(
         StorageLevel.MEMORY_AND_DISK)
     by_kind = feed_records.counts_by_kind(records)
     if by_kind:
@@ -468,13 +472,19 @@ def _union(parts: List[DataFrame], columns: List[str], spark: Any, tables: Table
 
 def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -> DataFrame:
     """Rows absent from ``existing`` or different from their existing version."""
+    return against_stored(rows, existing, config).drop(feed_records.STORED)
+
+
+def against_stored(rows: DataFrame, stored: DataFrame, config: PipelineConfig) -> DataFrame:
+    """:func:`only_changed`, each row with its ``stored`` version as a struct column
+    (feed_records.STORED; NULL where none is stored)."""
     key, month = config.key_column, config.month_column
     columns = summary_column_names(config)
-    current = existing.select(*columns).alias("t")
-    return (rows.alias("s").join(current, [key, month], "left")
-            .where(F.col(f"t.{config.timestamp_column}").isNull()
-                   | F.expr(tx.null_safe_differs("s", "t", [c for c in columns if c not in (key, month)])))
-            .select(*[F.col(f"s.{c}") if c not in (key, month) else F.col(c) for c in columns]))
+    found = F.col(f"t.{config.timestamp_column}").isNotNull()
+    return (rows.alias("s").join(stored.select(*columns).alias("t"), [key, month], "left")
+            .where(~found | F.expr(tx.null_safe_differs("s", "t", [c for c in columns if c not in (key, month)])))
+            .select(*[F.col(f"s.{c}") if c not in (key, month) else F.col(c) for c in columns],
+                    F.when(found, F.struct(*[F.col(f"t.{c}").alias(c) for c in columns])).alias(feed_records.STORED)))
 
 
 def backfill_rows(
