@@ -394,15 +394,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     the feed), then move latest_summary forward: rewritten whole with a ``rewrite``, else
     MERGEd against the step's ``reads``."""
     config = tables.config
-    # Only rows that differ from what summary holds are merged (a re-run commits nothing). With
-    # the feed each keeps the version it replaces: its change record needs no second wide join.
-    compared = None
-    if feed is not None:
-        compared = hold.keep(against_stored(built.computed, previous_rows(spark, tables, built, reads.summary), config))
-        written = compared.drop(feed_records.STORED)
-    else:
-        written = hold.keep(built.computed if built.existing is None
-                            else only_changed(built.computed, built.existing, config))
+    written, compared = rows_to_write(spark, tables, built, reads, hold, keep_stored=feed is not None)
     per_month = written.groupBy(config.month_column).count().collect()
     months_written = tuple(sorted(r[0] for r in per_month))
     summary_rows = sum(int(r[1]) for r in per_month)
@@ -412,7 +404,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     if summary_rows:
         merged = write_summary(spark, tables, written, months_written, reads, built.existing is not None,
                                summary_rows <= tx.BROADCAST_ROWS)
-        if feed is not None and compared is not None:
+        if feed is not None and compared is not None:  # compared: kept for the feed
             feed_started = time.monotonic()
             by_kind = append_change_records(tables, compared, hold.cut(built.applied), feed)
             feed_seconds = round(time.monotonic() - feed_started, 3)
@@ -435,6 +427,19 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     (written if compared is None else compared).unpersist()
     return SummariseResult(0, summary_rows, latest_rows, (), months_written, tuple(sorted(by_kind.items())),
                            feed_seconds, touched, merged=merged)
+
+
+def rows_to_write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: Holding,
+                  keep_stored: bool) -> Tuple[DataFrame, Optional[DataFrame]]:
+    """The computed rows that differ from what summary holds (a re-run writes nothing), held.
+    With ``keep_stored`` (the feed) also those rows each beside the version it replaces, the
+    frame they are drawn from: the change records then need no second wide join."""
+    if not keep_stored:
+        return hold.keep(built.computed if built.existing is None
+                         else only_changed(built.computed, built.existing, tables.config)), None
+    stored = previous_rows(spark, tables, built, reads.summary)
+    compared = hold.keep(against_stored(built.computed, stored, tables.config))
+    return compared.drop(feed_records.STORED), compared
 
 
 def previous_rows(spark: Any, tables: Tables, built: BuiltRows, summary: DataFrame) -> DataFrame:
