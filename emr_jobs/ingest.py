@@ -239,7 +239,8 @@ def conflict_problems(spark: Any, tables: Tables, union: DataFrame, batches: Seq
     clashing = clashing_groups(versions, config)
     if clashing.isEmpty():
         return {}
-    clashes = conflicting_versions(versions, clashing, config)
+    # Held: read once for the culprits and once per culprit for its examples.
+    clashes = conflicting_versions(versions, clashing, config).localCheckpoint(eager=True)
     culprits = sorted(r[0] for r in clashes.select(F.explode("sources")).distinct().collect())
     by_key = {b.batch_key: b for b in batches}
     found = {}
