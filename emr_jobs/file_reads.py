@@ -18,6 +18,8 @@ from typing import Any, Iterator, List, Optional, Set, Tuple
 from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame
 
+from emr_jobs.tables import iceberg_table
+
 FILE_COLUMN = "_file"  # Iceberg's metadata column: the data file a row was read from
 SCAN_TASK_SET_ID = "scan-task-set-id"  # SparkReadOptions.SCAN_TASK_SET_ID
 
@@ -33,7 +35,7 @@ def files_of(spark: Any, table: str, branch: Optional[str], files: Set[str],
     the frame must be used inside it."""
     jvm = spark._jvm
     try:
-        iceberg = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, table)
+        iceberg = iceberg_table(spark, table)
         tasks = _tasks_of(jvm, iceberg, branch, files, partitions)
         manager = jvm.org.apache.iceberg.spark.ScanTaskSetManager.get()
     except (Py4JError, TypeError):  # an Iceberg without these APIs: the whole read is still right

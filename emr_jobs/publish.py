@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple
 
-from emr_jobs.tables import Tables
+from emr_jobs.tables import Tables, iceberg_table
 
 BRANCH_PREFIX = "audit_"
 FAILED_TAG_PREFIX = "failed_audit_"
@@ -42,8 +42,10 @@ def _short(tables: Tables, table: str) -> str:
 
 
 def refs(spark: Any, table: str, kind: str = "BRANCH") -> List[Tuple[str, int]]:
-    return [(str(r[0]), int(r[1])) for r in spark.sql(f"SELECT name, snapshot_id FROM {table}.refs "
-                                                      f"WHERE type = '{kind}'").collect()]
+    """The table's branches (``kind`` TAG: tags) and the snapshot each points at."""
+    wanted = "isBranch" if kind == "BRANCH" else "isTag"
+    return [(str(name), int(ref.snapshotId())) for name, ref in iceberg_table(spark, table).refs().items()
+            if getattr(ref, wanted)()]
 
 
 def open_audit(spark: Any, tables: Tables, branch: str, with_changes: bool = False) -> None:

@@ -30,7 +30,7 @@ from datadominion.months import format_month
 from datadominion.schema import SOURCE_BATCH_COLUMN
 from emr_jobs import changes as feed_records
 from emr_jobs import transforms as tx
-from emr_jobs.tables import Tables, summary_column_names
+from emr_jobs.tables import Tables, iceberg_table, summary_column_names
 
 MI = tx.MI
 LOCAL_PARTITION_CAP = "spark.datadominion.localShufflePartitionCap"
@@ -63,8 +63,9 @@ class SummariseResult:
 
 
 def current_snapshot(spark: Any, table: str) -> Optional[int]:
-    rows = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").collect()
-    return int(rows[0][0]) if rows else None
+    """The snapshot ``main`` points at (None: the table has none yet)."""
+    head = iceberg_table(spark, table).refs().get("main")
+    return None if head is None else int(head.snapshotId())
 
 
 def read_pinned(spark: Any, table: str, snapshot: Optional[int]) -> DataFrame:
@@ -361,9 +362,9 @@ def latest_rows_at(spark: Any, tables: Tables, latest_at: Optional[int]) -> Opti
     """latest_summary's row count at the step's snapshot (from its summary), None when unknown."""
     if latest_at is None:
         return None
-    row = spark.sql(f"SELECT summary['total-records'] FROM {tables.latest_summary}.snapshots "
-                    f"WHERE snapshot_id = {latest_at}").first()
-    return None if row is None or row[0] is None else int(row[0])
+    snapshot = iceberg_table(spark, tables.latest_summary).snapshot(latest_at)
+    total = None if snapshot is None else snapshot.summary().get("total-records")
+    return None if total is None else int(total)
 
 
 def latest_rewrite(classified: Classified, latest_total: Optional[int],
