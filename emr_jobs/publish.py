@@ -51,9 +51,9 @@ def refs(spark: Any, table: str, kind: str = "BRANCH") -> List[Tuple[str, int]]:
 def open_audit(spark: Any, tables: Tables, branch: str, with_changes: bool = False) -> None:
     """Finish a dead step's interrupted publish of its change records, drop the branches of
     dead steps, then branch the tables this step writes from `main`."""
-    summary_heads = dict(refs(spark, tables.summary))
-    for table in _audited(tables):
-        heads = dict(refs(spark, table))
+    heads_of = {table: dict(refs(spark, table)) for table in _audited(tables)}  # each table's metadata read once
+    summary_heads = heads_of[tables.summary]
+    for table, heads in heads_of.items():
         for name in (n for n in heads if n.startswith(BRANCH_PREFIX)):
             published = name in summary_heads and summary_heads[name] == summary_heads.get("main")
             if table == tables.changes and published and heads[name] != heads.get("main"):

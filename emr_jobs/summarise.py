@@ -63,8 +63,13 @@ class SummariseResult:
 
 
 def current_snapshot(spark: Any, table: str) -> Optional[int]:
-    """The snapshot ``main`` points at (None: the table has none yet)."""
-    head = iceberg_table(spark, table).refs().get("main")
+    """The snapshot ``main`` of ``table`` points at (None: the table has none yet)."""
+    return main_snapshot(iceberg_table(spark, table))
+
+
+def main_snapshot(loaded: Any) -> Optional[int]:
+    """The snapshot ``main`` of a loaded Iceberg table (:func:`tables.iceberg_table`) points at."""
+    head = loaded.refs().get("main")
     return None if head is None else int(head.snapshotId())
 
 
@@ -171,7 +176,8 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     action: the step's records are at most that many.
     """
     key = tables.config.key_column
-    summary_at, latest_at = current_snapshot(spark, tables.summary), current_snapshot(spark, tables.latest_summary)
+    latest_table = iceberg_table(spark, tables.latest_summary)  # its head and row count from one read of its metadata
+    summary_at, latest_at = current_snapshot(spark, tables.summary), main_snapshot(latest_table)
     whole_summary = read_pinned(spark, tables.summary, summary_at)
     whole_latest = read_pinned(spark, tables.latest_summary, latest_at)
     sized = size_step(spark, source_rows, tables.config) if source_rows is not None else None
@@ -189,7 +195,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
     # A step that may rewrite latest_summary whole classifies against all of it and keeps the
     # rows it does not touch, so the rewrite decodes no wide row a second time.
-    latest_total = latest_rows_at(spark, tables, latest_at)
+    latest_total = rows_at(latest_table, latest_at)
     may_rewrite = replaces_share(changed_records, latest_total)  # records bound the accounts that move
     classified = classify(held_changes, whole_latest if may_rewrite else reads.latest, tables.config, hold,
                           pick_out=reads_whole_partitions(hold, keys) and not may_rewrite, keep_untouched=may_rewrite)
@@ -358,11 +364,11 @@ class LatestRewrite:
     moving: int
 
 
-def latest_rows_at(spark: Any, tables: Tables, latest_at: Optional[int]) -> Optional[int]:
-    """latest_summary's row count at the step's snapshot (from its summary), None when unknown."""
-    if latest_at is None:
+def rows_at(loaded: Any, snapshot_id: Optional[int]) -> Optional[int]:
+    """A loaded Iceberg table's row count at ``snapshot_id`` (from its summary), None when unknown."""
+    if snapshot_id is None:
         return None
-    snapshot = iceberg_table(spark, tables.latest_summary).snapshot(latest_at)
+    snapshot = loaded.snapshot(snapshot_id)
     total = None if snapshot is None else snapshot.summary().get("total-records")
     return None if total is None else int(total)
 
