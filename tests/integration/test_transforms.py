@@ -76,7 +76,8 @@ def test_rebuilt_beside_stored_gives_each_touched_row_in_both_versions(spark):
     records = rows([(1, "2024-02", 20, "1"), (1, "2024-03", 3, "2"),  # a correction and a gap filled
                     (3, "2024-05", 5, "1"),  # a new account
                     (4, "2024-01", 1, "0")])  # the stored record again
-    out = {(r["cons_acct_key"], r["rpt_as_of_mo"]): r for r in tx.rebuilt_beside_stored(stored, records, CONFIG).collect()}
+    rebuilt = tx.rebuilt_beside_stored(stored, records, CONFIG).collect()
+    out = {(r["cons_acct_key"], r["rpt_as_of_mo"]): r for r in rebuilt}
     assert sorted(out) == [(1, "2024-02"), (1, "2024-03"), (1, "2024-04"), (1, "2024-06"), (2, "2024-03"),
                            (3, "2024-05"), (4, "2024-01")]
     new_and_old = {pair: (r["amt_history"], r[tx.STORED] and r[tx.STORED]["amt_history"]) for pair, r in out.items()}
@@ -91,6 +92,16 @@ def test_rebuilt_beside_stored_gives_each_touched_row_in_both_versions(spark):
     flags = {pair: (r[tx.DIFFERS], r[tx.SETTLED]) for pair, r in out.items()}
     assert flags == {**{pair: (True, False) for pair in out}, (2, "2024-03"): (False, True),
                      (4, "2024-01"): (False, False)}
+
+
+@pytest.mark.spark
+def test_rebuilt_beside_stored_builds_each_accounts_dense_arrays_once(spark):
+    """The dense arrays are built once per account, below the explode of its targets: in an
+    expression above it, Spark evaluates them once per target (measured 2x slower at 1M x 24)."""
+    stored = spark.createDataFrame([(1, "2024-01", TS, 1, "0", mi("2024-01"))], f"{SCALARS}, _mi int")
+    plan = tx.rebuilt_beside_stored(stored, stored, CONFIG)._jdf.queryExecution().optimizedPlan().toString()
+    above_generate = plan[:plan.index("Generate explode")]
+    assert "sequence(" not in above_generate and plan.count("sequence(") == 2, plan
 
 
 @pytest.mark.spark
