@@ -451,8 +451,10 @@ def rows_to_write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads
     backfill = built.backfill_compared
     columns = summary_column_names(config)
     if not keep_stored:
-        parts = ([] if forward is None else [forward]) + ([] if backfill is None else [backfill.drop(tx.STORED)])
-        return hold.keep(_union(parts, columns, spark, tables)), None
+        if backfill is None:
+            return built.computed, None  # all of them, held already
+        changed = backfill.drop(tx.STORED)
+        return hold.keep(changed if forward is None else changed.unionByName(forward.select(*columns))), None
     if forward is not None:
         forward = against_stored(forward, stored_rows(forward, reads.summary, config), config)
     compared = hold.keep(_union([df for df in (backfill, forward) if df is not None], [*columns, tx.STORED],
