@@ -22,9 +22,9 @@ from datadominion.config import PipelineConfig
 from datadominion.schema import SOURCE_BATCH_COLUMN
 from emr_jobs import transforms as tx
 from emr_jobs.tables import change_columns
-from emr_jobs.transforms import STORED
 
 FEED_MODES = ("backfill", "rerun")
+STORED = "_stored"  # beside a written row: the version the step found (a struct; NULL: none)
 
 
 @dataclass(frozen=True)

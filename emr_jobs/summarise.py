@@ -141,9 +141,7 @@ class StepReads:
 class BuiltRows:
     computed: DataFrame  # every summary row the step recomputes
     applied: DataFrame  # the step's records that were applied (stale ones left out)
-    # backfill accounts' rows that differ from the stored ones, each beside its stored version
-    # (tx.STORED); None: the step has no backfill account
-    backfill_compared: Optional[DataFrame] = None
+    existing: Optional[DataFrame] = None  # summary rows read for backfill accounts (persisted)
     settled: Optional[DataFrame] = None  # newest existing row of backfill accounts with nothing newer
     forward_keys: Optional[DataFrame] = None  # accounts of the forward classes, None when there are none
     one_row_each: bool = False  # every account has one computed row (single forwards only): its newest
@@ -154,17 +152,16 @@ class BuiltRows:
 class Backfilled:
     """What the backfill accounts need written, and the frames it was worked out from."""
 
-    rows: DataFrame  # every row of theirs their records touch, as recomputed
+    rows: DataFrame  # their rows to rewrite (before comparing with the existing ones)
     settled: DataFrame  # newest existing row of accounts with nothing newer to apply
-    compared: DataFrame  # the rows that differ from the stored ones, each beside its stored version (tx.STORED)
+    existing: DataFrame  # existing rows, at least at every rewritten (account, month)
     applied: DataFrame  # their records that apply (stale ones left out)
     window: DataFrame  # what was read of the window
-    rebuilt: Optional[DataFrame] = None  # both versions rebuilt from the window's scalars (held), if so
 
     @property
     def held(self) -> Tuple[DataFrame, ...]:
-        """The frames it holds: the window read and, when rebuilt from it, both versions."""
-        return (self.window,) if self.rebuilt is None else (self.window, self.rebuilt)
+        """The frames it holds: the window read and, when rebuilt from it, the existing rows."""
+        return (self.window,) if self.existing is self.window else (self.window, self.existing)
 
 
 def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False,
@@ -354,7 +351,7 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepRe
     one_row_each = set(classified.by_class) == {"single_forward"}
     if backfilled is None:
         return BuiltRows(computed, applied, forward_keys=forward_keys, one_row_each=one_row_each)
-    return BuiltRows(computed, applied, backfilled.compared, backfilled.settled, forward_keys, one_row_each,
+    return BuiltRows(computed, applied, backfilled.existing, backfilled.settled, forward_keys, one_row_each,
                      backfilled.held)
 
 
@@ -412,7 +409,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     feed_seconds = 0.0
     merged = False
     if summary_rows:
-        merged = write_summary(spark, tables, written, months_written, reads, built.backfill_compared is not None,
+        merged = write_summary(spark, tables, written, months_written, reads, built.existing is not None,
                                summary_rows <= tx.BROADCAST_ROWS)
         if feed is not None and compared is not None:  # compared: kept for the feed
             feed_started = time.monotonic()
@@ -443,39 +440,26 @@ def rows_to_write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads
                   keep_stored: bool) -> Tuple[DataFrame, Optional[DataFrame]]:
     """The computed rows that differ from what summary holds (a re-run writes nothing), held.
     With ``keep_stored`` (the feed) also those rows each beside the version it replaces, the
-    frame they are drawn from: the change records then need no second wide join. Backfill
-    accounts' rows come compared (:class:`Backfilled`); forward-class rows are new unless a
-    run died between its publishes, so only the feed looks them up."""
-    config = tables.config
-    forward = forward_rows(built, config.key_column)
-    backfill = built.backfill_compared
-    columns = summary_column_names(config)
+    frame they are drawn from: the change records then need no second wide join."""
     if not keep_stored:
-        if backfill is None:
-            return built.computed, None  # all of them, held already
-        changed = backfill.drop(tx.STORED)
-        return hold.keep(changed if forward is None else changed.unionByName(forward.select(*columns))), None
-    if forward is not None:
-        forward = against_stored(forward, stored_rows(forward, reads.summary, config), config)
-    compared = hold.keep(_union([df for df in (backfill, forward) if df is not None], [*columns, tx.STORED],
-                                spark, tables))
-    return compared.drop(tx.STORED), compared
+        return hold.keep(built.computed if built.existing is None
+                         else only_changed(built.computed, built.existing, tables.config)), None
+    stored = previous_rows(spark, tables, built, reads.summary)
+    compared = hold.keep(against_stored(built.computed, stored, tables.config))
+    return compared.drop(feed_records.STORED), compared
 
 
-def forward_rows(built: BuiltRows, key: str) -> Optional[DataFrame]:
-    """The computed rows of the forward-class accounts (None when the step has none)."""
-    if built.backfill_compared is None:
-        return built.computed
-    return None if built.forward_keys is None else built.computed.join(built.forward_keys, key, "left_semi")
-
-
-def stored_rows(rows: DataFrame, summary: DataFrame, config: PipelineConfig) -> DataFrame:
-    """Summary's rows as the step found them at ``rows``' (account, month) pairs, read from
-    just their months."""
-    key, month = config.key_column, config.month_column
-    pairs = rows.select(key, month)
-    months = sorted(r[0] for r in pairs.select(month).distinct().collect())
-    return summary.where(F.col(month).isin(months)).join(pairs, [key, month], "left_semi")
+def previous_rows(spark: Any, tables: Tables, built: BuiltRows, summary: DataFrame) -> DataFrame:
+    """Summary rows as the step found them at every (account, month) it computed: backfill
+    accounts' from the window the step already read; forward-class accounts' (normally none:
+    their months are new, unless a run died between its publishes) read from their months."""
+    key, month = tables.config.key_column, tables.config.month_column
+    parts = [built.existing] if built.existing is not None else []
+    if built.forward_keys is not None:
+        pairs = built.computed.select(key, month).join(built.forward_keys, key, "left_semi")
+        months = sorted(r[0] for r in pairs.select(month).distinct().collect())
+        parts.append(summary.where(F.col(month).isin(months)).join(pairs, [key, month], "left_semi"))
+    return _union(parts, summary_column_names(tables.config), spark, tables)
 
 
 def append_change_records(tables: Tables, compared: DataFrame, applied: DataFrame,
@@ -498,16 +482,21 @@ def _union(parts: List[DataFrame], columns: List[str], spark: Any, tables: Table
     return out
 
 
+def only_changed(rows: DataFrame, existing: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Rows absent from ``existing`` or different from their existing version."""
+    return against_stored(rows, existing, config).drop(feed_records.STORED)
+
+
 def against_stored(rows: DataFrame, stored: DataFrame, config: PipelineConfig) -> DataFrame:
-    """Rows absent from ``stored`` or different from their stored version, each with that
-    version as a struct column (tx.STORED; NULL where none is stored)."""
+    """:func:`only_changed`, each row with its ``stored`` version as a struct column
+    (feed_records.STORED; NULL where none is stored)."""
     key, month = config.key_column, config.month_column
     columns = summary_column_names(config)
     found = F.col(f"t.{config.timestamp_column}").isNotNull()
     return (rows.alias("s").join(stored.select(*columns).alias("t"), [key, month], "left")
             .where(~found | F.expr(tx.null_safe_differs("s", "t", [c for c in columns if c not in (key, month)])))
             .select(*[F.col(f"s.{c}") if c not in (key, month) else F.col(c) for c in columns],
-                    F.when(found, F.struct(*[F.col(f"t.{c}").alias(c) for c in columns])).alias(tx.STORED)))
+                    F.when(found, F.struct(*[F.col(f"t.{c}").alias(c) for c in columns])).alias(feed_records.STORED)))
 
 
 def backfill_rows(
@@ -519,10 +508,11 @@ def backfill_rows(
     Without ``whole_rows`` only the window's scalar columns are read: Iceberg reads a
     projection of primitive columns vectorized, while it decodes every history array value by
     value, and the arrays hold 36 times the scalars' values. The existing rows' arrays are
-    then rebuilt from those scalars beside the new ones (:func:`tx.rebuilt_beside_stored`),
-    so only rows a record actually moves are written. With ``whole_rows`` (always for a
-    re-run, ``force``) the stored rows are read whole and compared against: the operator's
-    re-run rewrites any stored row that differs from its recomputation."""
+    then rebuilt from those scalars (a row's history is a function of its account's records:
+    docs/architecture.md, "Table semantics"), so only rows a record actually moves are
+    written. With ``whole_rows`` (always for a re-run, ``force``) the stored rows are read
+    whole and compared against: the operator's re-run rewrites any stored row that differs
+    from its recomputation."""
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
@@ -539,12 +529,6 @@ def backfill_rows(
         current = window.select(key, month, F.col(ts).alias("_ets"))
         mine = mine.join(current, [key, month], "left").where(
             F.col("_ets").isNull() | (F.col(ts) > F.col("_ets"))).drop("_ets")
-    columns = summary_column_names(config)
-    if not whole_rows:  # both versions rebuilt from the scalars in one pass, no join to pair them
-        rebuilt = hold.keep(tx.rebuilt_beside_stored(window, mine.select(*scalars, MI), config))
-        rows = rebuilt.where(~F.col(tx.SETTLED))
-        return Backfilled(rows.select(*columns), rebuilt.where(F.col(tx.SETTLED)).select(*columns),
-                          rows.where(F.col(tx.DIFFERS)).select(*columns, tx.STORED), mine, window, rebuilt)
     kept_months = mine.groupBy(key).agg(F.collect_list(MI).alias("_km"))
     points_full = (
         window.select(*scalars, MI).join(mine.select(key, month), [key, month], "left_anti")
@@ -552,9 +536,16 @@ def backfill_rows(
         .join(kept_months, key)  # only accounts with something to apply
     )
     targets = points_full.where(tx.touched_by("_km", config)).drop("_km")
-    rows = tx.histories_from_points(targets, tx.monthly_points(points_full, config), config).select(*columns)
+    rows = tx.histories_from_points(targets, tx.monthly_points(points_full, config), config)
     settled = tx.newest_per_account(window.join(kept_months.select(key), key, "left_anti"), config)
-    return Backfilled(rows, settled.select(*columns), against_stored(rows, window, config), mine, window)
+    if whole_rows:
+        return Backfilled(rows, settled.select(*summary_column_names(config)), window, mine, window)
+    # The existing rows the step compares against or repairs latest_summary from, rebuilt
+    # from the window's scalars: the old version of every target row, and the settled rows.
+    old_targets = window.join(kept_months, key).where(tx.touched_by("_km", config)).drop("_km")
+    existing = hold.keep(tx.histories_from_points(old_targets.unionByName(settled), tx.monthly_points(window, config),
+                                                  config))
+    return Backfilled(rows, existing.join(kept_months.select(key), key, "left_anti"), existing, mine, window)
 
 
 def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...], reads: StepReads,
@@ -599,7 +590,7 @@ def summary_delete_sql(tables: Tables, months: Tuple[str, ...]) -> str:
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
                   keys: Optional[Tuple[Any, ...]] = None) -> None:
-    """``rows`` differ from the rows they replace (:func:`rows_to_write`; a forward month's are
+    """``rows`` differ from the rows they replace (:func:`only_changed`; a forward month's are
     new), so a match updates unconditionally: the MERGE's scan of the target then reads only
     the key and month, never the history arrays (a condition comparing rows read them all)."""
     rows.createOrReplaceTempView(SUMMARY_ROWS_VIEW)

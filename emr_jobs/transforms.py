@@ -8,7 +8,6 @@ has no record.
 
 from __future__ import annotations
 
-from functools import reduce
 from typing import Any, List, Optional, Sequence, Tuple
 
 from pyspark.sql import Column, DataFrame, Window
@@ -19,8 +18,6 @@ from datadominion.schema import SPARK_SQL_TYPES
 from emr_jobs.tables import summary_column_names
 
 MI = "_mi"
-STORED = "_stored"  # beside a computed row: the version the step found (a struct; NULL: none)
-DIFFERS, SETTLED = "_differs", "_settled"  # flags of rebuilt_beside_stored's rows
 
 
 def month_index(column: Column) -> Column:
@@ -145,76 +142,6 @@ def histories_from_points(targets: DataFrame, points: DataFrame, config: Pipelin
         joined = joined.withColumn(r.name, F.col("_hist").getField(r.name))
     return with_grids(joined, config).select(*summary_column_names(config))
 
-
-def rebuilt_beside_stored(stored: DataFrame, records: DataFrame, config: PipelineConfig) -> DataFrame:
-    """Apply ``records`` to the accounts' ``stored`` rows, rebuilding both versions of every row
-    the records touch in one aggregation per account: the new row, its stored version beside it
-    (STORED; NULL where none is stored) and whether they differ (DIFFERS). An account with no
-    record gives its newest stored row alone, flagged SETTLED (the repair of latest_summary
-    after an interrupted run).
-
-    Both inputs: summary scalar columns + ``_mi``, one row per (account, month); ``stored``
-    holds every stored month within H-1 of a record. A row's history is a function of its
-    account's monthly values (docs/architecture.md, "Table semantics"), so both versions are
-    slices of one dense array per version over the account's months, and no join pairs them."""
-    both = _both_versions(_months_per_account(stored, records, config), config)
-    for r in config.rolling_columns:  # each field of the structs as an array (no lambda: see grid_sql)
-        both = both.withColumn(r.name, F.col("_new_hist").getField(r.name))
-        both = both.withColumn(f"_old_{r.name}", F.col("_old_hist").getField(r.name))
-    for grid in config.grid_columns:
-        both = both.withColumn(grid.name, F.expr(grid_sql(grid)))
-        both = both.withColumn(f"_old_{grid.name}", F.expr(grid_sql(grid, "_old_")))
-    columns = summary_column_names(config)
-    old = {c: F.col(f"_old.{c}") if c in config.summary_scalar_types else F.col(f"_old_{c}") for c in columns}
-    found = F.col("_old").isNotNull()
-    differs = ~found | ~reduce(lambda a, b: a & b, [F.col(c).eqNullSafe(old[c]) for c in columns])
-    return both.select(*columns, F.when(found, F.struct(*[old[c].alias(c) for c in columns])).alias(STORED),
-                       differs.alias(DIFFERS), SETTLED)
-
-
-def _months_per_account(stored: DataFrame, records: DataFrame, config: PipelineConfig) -> DataFrame:
-    """Per account: its stored and its recorded months as maps (month index -> row, and ->
-    rolling values), the month range and the recorded months (``_km``)."""
-    h, key = config.history_length, config.key_column
-
-    def tagged(rows: DataFrame, recorded: bool) -> DataFrame:
-        return rows.select(key, MI, F.lit(recorded).alias("_recorded"),
-                           F.struct(*config.summary_scalar_types).alias("_row"), rolling_values(config).alias("_vals"))
-
-    def by_month(recorded: bool, what: str) -> Column:
-        return F.map_from_entries(F.collect_list(F.when(F.col("_recorded") == recorded, F.struct(MI, what))))
-
-    return tagged(stored, False).unionByName(tagged(records, True)).groupBy(key).agg(
-        by_month(False, "_vals").alias("_old_vals"), by_month(True, "_vals").alias("_new_vals"),
-        by_month(False, "_row").alias("_old_rows"), by_month(True, "_row").alias("_new_rows"),
-        (F.min(MI) - (h - 1)).alias("_lo"), F.max(MI).alias("_hi"),
-        F.collect_list(F.when(F.col("_recorded"), F.col(MI))).alias("_km"))
-
-
-def _both_versions(per_account: DataFrame, config: PipelineConfig) -> DataFrame:
-    """One row per target month: SETTLED, its new row's scalars, its stored row (``_old``) and
-    both histories as arrays of rolling-value structs (``_new_hist``, ``_old_hist``). The dense
-    arrays are built below the generator, not in an expression over its output: Spark would
-    inline them there and rebuild them once per target (docs/decisions.md)."""
-    h = config.history_length
-    targets = (f"CASE WHEN size(_km) = 0 THEN array(array_max(map_keys(_old_rows))) "
-               f"ELSE filter(array_union(map_keys(_old_rows), map_keys(_new_rows)), "
-               f"m -> exists(_km, x -> m - x BETWEEN 0 AND {h - 1})) END")
-    dense = per_account.select(
-        "_lo", "_old_rows", "_new_rows", "_km",
-        F.expr("transform(sequence(_lo, _hi), m -> element_at(_old_vals, m))").alias("_old_dense"),
-        F.expr("transform(sequence(_lo, _hi), m -> coalesce(element_at(_new_vals, m), element_at(_old_vals, m)))")
-        .alias("_new_dense"))
-    # A select's other expressions are evaluated after its generator, so the explode has a select of its own.
-    exploded = dense.select("_lo", "_old_rows", "_new_rows", "_old_dense", "_new_dense",
-                            (F.size("_km") == 0).alias(SETTLED), F.explode(F.expr(targets)).alias(MI))
-    start = f"{MI} - _lo - {h - 2}"  # 1-based position of month MI - (H - 1)
-    return exploded.select(
-        SETTLED, F.expr(f"coalesce(element_at(_new_rows, {MI}), element_at(_old_rows, {MI}))").alias("_new"),
-        F.expr(f"element_at(_old_rows, {MI})").alias("_old"),
-        F.expr(f"reverse(slice(_new_dense, {start}, {h}))").alias("_new_hist"),
-        F.expr(f"reverse(slice(_old_dense, {start}, {h}))").alias("_old_hist"),
-    ).select(SETTLED, "_new.*", "_old", "_new_hist", "_old_hist")
 
 def points_from_arrays(latest: DataFrame, config: PipelineConfig) -> DataFrame:
     """Expand a latest row's arrays back into monthly points (position i -> month lmi - i)."""

@@ -65,46 +65,6 @@ def test_histories_from_points_reverse_the_window_ending_at_each_target(spark):
 
 
 @pytest.mark.spark
-def test_rebuilt_beside_stored_gives_each_touched_row_in_both_versions(spark):
-    """Records applied to stored scalars: every row a record touches (within H-1 months after
-    it) in its new version, beside its stored version with the arrays rebuilt from the stored
-    months alone; an account without records gives its newest stored row, settled."""
-    def rows(spec):
-        return spark.createDataFrame([(k, m, TS, a, r, mi(m)) for k, m, a, r in spec], f"{SCALARS}, _mi int")
-    stored = rows([(1, "2024-01", 1, "0"), (1, "2024-02", 2, "1"), (1, "2024-04", 4, None), (1, "2024-06", 6, "0"),
-                   (1, "2024-09", 9, "1"), (2, "2024-01", 1, "0"), (2, "2024-03", 3, "0"), (4, "2024-01", 1, "0")])
-    records = rows([(1, "2024-02", 20, "1"), (1, "2024-03", 3, "2"),  # a correction and a gap filled
-                    (3, "2024-05", 5, "1"),  # a new account
-                    (4, "2024-01", 1, "0")])  # the stored record again
-    rebuilt = tx.rebuilt_beside_stored(stored, records, CONFIG).collect()
-    out = {(r["cons_acct_key"], r["rpt_as_of_mo"]): r for r in rebuilt}
-    assert sorted(out) == [(1, "2024-02"), (1, "2024-03"), (1, "2024-04"), (1, "2024-06"), (2, "2024-03"),
-                           (3, "2024-05"), (4, "2024-01")]
-    new_and_old = {pair: (r["amt_history"], r[tx.STORED] and r[tx.STORED]["amt_history"]) for pair, r in out.items()}
-    assert new_and_old[(1, "2024-02")] == ([20, 1, None, None], [2, 1, None, None])
-    assert new_and_old[(1, "2024-03")] == ([3, 20, 1, None], None)  # nothing stored at the gap
-    assert new_and_old[(1, "2024-04")] == ([4, 3, 20, 1], [4, None, 2, 1])
-    assert new_and_old[(1, "2024-06")] == ([6, None, 4, 3], [6, None, 4, None])
-    assert (out[(1, "2024-04")]["grid"], out[(1, "2024-04")][tx.STORED]["grid"]) == ("?210", "??10")
-    assert out[(1, "2024-02")][tx.STORED]["amt"] == 2 and out[(1, "2024-02")]["amt"] == 20
-    assert new_and_old[(2, "2024-03")] == ([3, None, 1, None], [3, None, 1, None])
-    assert new_and_old[(3, "2024-05")] == ([5, None, None, None], None)
-    flags = {pair: (r[tx.DIFFERS], r[tx.SETTLED]) for pair, r in out.items()}
-    assert flags == {**{pair: (True, False) for pair in out}, (2, "2024-03"): (False, True),
-                     (4, "2024-01"): (False, False)}
-
-
-@pytest.mark.spark
-def test_rebuilt_beside_stored_builds_each_accounts_dense_arrays_once(spark):
-    """The dense arrays are built once per account, below the explode of its targets: in an
-    expression above it, Spark evaluates them once per target (measured 2x slower at 1M x 24)."""
-    stored = spark.createDataFrame([(1, "2024-01", TS, 1, "0", mi("2024-01"))], f"{SCALARS}, _mi int")
-    plan = tx.rebuilt_beside_stored(stored, stored, CONFIG)._jdf.queryExecution().optimizedPlan().toString()
-    above_generate = plan[:plan.index("Generate explode")]
-    assert "sequence(" not in above_generate and plan.count("sequence(") == 2, plan
-
-
-@pytest.mark.spark
 def test_points_from_arrays_put_position_i_at_month_minus_i(spark):
     latest = spark.createDataFrame([(1, mi("2024-05"), [5, None, 3, 2], ["1", None, "0", "0"]),
                                     (2, None, None, None)],
