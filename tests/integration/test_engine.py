@@ -700,6 +700,44 @@ def audit_refs(spark, env):
                   for name, _ in refs(spark, table, "BRANCH") + refs(spark, table, "TAG") if name != "main")
 
 
+def test_a_step_killed_between_its_fast_forwards_is_published_by_the_next_step(spark, isolated):
+    """Killed after summary was published, the step's checked latest_summary is published by
+    whichever step runs next, before that step reads the table (not only by its own re-run):
+    every step may then take an account's latest row from summary. A step killed before
+    publishing leaves nothing published, and its branches are dropped."""
+    env, cfg = isolated, isolated.config
+    rows = [record(cfg, k, "2022-01", 0, past_due_am=k) for k in (1, 2, 3)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-01", "b1", rows, cfg)]))
+    late = write_batch(env.landing, "2022-01", "b2", [record(cfg, 1, "2022-01", 1, past_due_am=8)], cfg)
+
+    def crash(reached):
+        if reached == "between_publishes":
+            raise Crash(reached)
+
+    with pytest.raises(Crash):
+        run_step(spark, env.tables, step_of("backfill", [late]), on_stage=crash)
+    stale = spark.table(env.tables.latest_summary).where("cons_acct_key = 1").first()
+    assert stale["past_due_am"] == 1  # summary published, latest_summary not yet
+    other = write_batch(env.landing, "2022-01", "b3", [record(cfg, 2, "2022-01", 1, past_due_am=9)], cfg)
+    run_step(spark, env.tables, step_of("backfill", [other]))
+    assert_equals_reference(spark, env)
+    assert audit_refs(spark, env) == []
+
+    unchecked = write_batch(env.landing, "2022-01", "b4", [record(cfg, 3, "2022-01", 1, past_due_am=7)], cfg)
+
+    def crash_before(reached):
+        if reached == "before_publish":
+            raise Crash(reached)
+
+    with pytest.raises(Crash):
+        run_step(spark, env.tables, step_of("backfill", [unchecked]), on_stage=crash_before)
+    again = write_batch(env.landing, "2022-01", "b5", [record(cfg, 2, "2022-01", 2, past_due_am=4)], cfg)
+    run_step(spark, env.tables, step_of("backfill", [again]))
+    for table in (env.tables.summary, env.tables.latest_summary):  # account 3's unchecked rows: not published
+        assert [r[0] for r in spark.table(table).where("cons_acct_key = 3").select("past_due_am").collect()] == [3]
+    assert audit_refs(spark, env) == []
+
+
 def test_readers_of_main_never_see_a_step_before_its_checks_pass(spark, isolated):
     env, cfg = isolated, isolated.config
     rows = [record(cfg, k, "2022-01", 0, past_due_am=k) for k in (1, 2)]
