@@ -98,21 +98,41 @@ def no_hook(stage: Stage) -> None:
     """The default stage hook; fault-injection tests pass one that raises at a stage."""
 
 
+FORWARD_CLASSES = ("single_forward", "multi_forward")
+
+
 @dataclass(frozen=True)
 class Classified:
     """The step's changed records and, per account, its class against latest_summary."""
 
     changes: DataFrame  # one cleaned row per (account, month), with its month index
-    # key, _class, _cmin, _cmax, _lmi, _old_<column> (the latest row, every column); with
-    # latest_summary's other accounts too (a NULL _class) when classify kept them
+    # key, _class, _cmin, _cmax, _lmi, _old_<month> (the latest row's month) and, for the
+    # forward classes (every account with ``whole_rows``), _old_<column> of its other columns;
+    # with latest_summary's other accounts too (a NULL _class) when classify kept them
     accounts: DataFrame
     by_class: Dict[str, int]
     backfill_months: Optional[Tuple[int, int]]  # month-index range of the backfill accounts' changes
+    whole_rows: bool = True  # every account's whole latest row was read (else the forward classes')
+    forward_known: int = 0  # forward-class accounts with a latest row (the others are new)
 
-    def latest_rows(self, config: PipelineConfig) -> DataFrame:
-        """latest_summary's row of each of the step's accounts that has one, as the classification
-        read it: the step decodes the table's wide rows once, not again to move them forward."""
-        return self._as_latest(F.col("_class").isNotNull() & F.col("_lmi").isNotNull(), config)
+    def latest_rows(self, config: PipelineConfig, stored: Optional[DataFrame]) -> DataFrame:
+        """latest_summary's row of each of the step's accounts that has one, as the step read it:
+        the forward classes' from the classification's read (the table's wide rows decoded once,
+        not again to move them forward); without ``whole_rows``, the backfill accounts' from
+        ``stored``, the summary rows the step read for them (at a step's start latest_summary
+        holds each account's newest summary row: emr_jobs/publish.py), so a backfill decodes
+        none of latest_summary's arrays. Where ``stored`` lacks the row at the account's latest
+        month, the row is its month alone: the step's rows for the account are all older."""
+        if self.whole_rows or stored is None:
+            return self._as_latest(F.col("_class").isNotNull() & F.col("_lmi").isNotNull(), config)
+        key, month = config.key_column, config.month_column
+        backfill = (self.accounts.where(F.col("_class") == "backfill")
+                    .select(key, F.col(f"_old_{month}").alias(month))
+                    .join(stored.select(*summary_column_names(config)), [key, month], "left"))
+        if not set(FORWARD_CLASSES) & set(self.by_class):
+            return backfill
+        forward = self._as_latest(F.col("_class").isin(*FORWARD_CLASSES) & F.col("_lmi").isNotNull(), config)
+        return forward.unionByName(backfill)
 
     def untouched_rows(self, config: PipelineConfig) -> DataFrame:
         """latest_summary's rows of the accounts the step does not touch (kept by classify with
@@ -197,13 +217,19 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     # rows it does not touch, so the rewrite decodes no wide row a second time.
     latest_total = rows_at(latest_table, latest_at)
     may_rewrite = replaces_share(changed_records, latest_total)  # records bound the accounts that move
-    classified = classify(held_changes, whole_latest if may_rewrite else reads.latest, tables.config, hold,
-                          pick_out=reads_whole_partitions(hold, keys) and not may_rewrite, keep_untouched=may_rewrite)
-    reads = replace(reads, latest=classified.latest_rows(tables.config))
+    # Any other step classifies against latest_summary's key and month, and decodes the wide rows
+    # of only its forward-class accounts (their arrays move forward).
+    if may_rewrite:
+        classified = first_classified = classify(held_changes, whole_latest, tables.config, hold, keep_untouched=True)
+    else:
+        first_classified = classify(held_changes, reads.latest.select(key, tables.config.month_column), tables.config,
+                                    hold, pick_out=reads_whole_partitions(hold, keys))
+        classified = with_forward_rows(first_classified, reads.latest, tables.config, hold)
     built = build_rows(spark, tables, classified, reads, force, hold)
+    reads = replace(reads, latest=classified.latest_rows(tables.config, built.existing))
     rewrite = latest_rewrite(classified, latest_total, tables.config) if may_rewrite else None
     result = write(spark, tables, built, reads, hold, on_stage, feed, rewrite)
-    for df in (changes, classified.accounts, built.computed, *built.held):
+    for df in (changes, first_classified.accounts, classified.accounts, built.computed, *built.held):
         df.unpersist()
     return replace(result, changed_records=changed_records, accounts_by_class=tuple(sorted(
         classified.by_class.items())), named_keys=keys)
@@ -304,7 +330,7 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
     forward = F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward")
     accounts = hold.keep(
         span.join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
-                                *[F.col(c).alias(f"_old_{c}") for c in summary_column_names(config) if c != key]),
+                                *[F.col(c).alias(f"_old_{c}") for c in latest.columns if c != key]),
                   key, "full" if keep_untouched else "left")
         .withColumn("_class", F.when(F.col("_cn").isNull(), F.lit(None).cast("string"))
                     .when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")), forward)
@@ -312,10 +338,30 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
     )
     # One pass gives the class sizes and the backfill month range.
     stats = {row["_class"]: row for row in accounts.where(F.col("_class").isNotNull()).groupBy("_class").agg(
-        F.count("*").alias("n"), F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi")).collect()}
+        F.count("*").alias("n"), F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi"),
+        F.count("_lmi").alias("known")).collect()}
     backfill = stats.get("backfill")
     return Classified(changes, accounts, {name: int(row["n"]) for name, row in stats.items()},
-                      (int(backfill["lo"]), int(backfill["hi"])) if backfill else None)
+                      (int(backfill["lo"]), int(backfill["hi"])) if backfill else None,
+                      whole_rows=set(summary_column_names(config)) <= set(latest.columns),
+                      forward_known=sum(int(row["known"]) for name, row in stats.items() if name in FORWARD_CLASSES))
+
+
+def with_forward_rows(classified: Classified, latest: DataFrame, config: PipelineConfig,
+                      hold: Holding) -> Classified:
+    """``classified`` against latest_summary's key and month, its forward-class accounts given
+    their whole latest rows (``_old_<column>``, NULL for the others): picked out by their keys as
+    the table is scanned (broadcast when they fit); not read at all when they are new accounts."""
+    key, month = config.key_column, config.month_column
+    wide = [c for c in summary_column_names(config) if c not in (key, month)]
+    if not classified.forward_known:  # new accounts alone: nothing to read
+        types = {f.name: f.dataType for f in latest.schema.fields}
+        return replace(classified, accounts=classified.accounts.select(
+            "*", *[F.lit(None).cast(types[c]).alias(f"_old_{c}") for c in wide]))
+    keys = classified.accounts.where(F.col("_class").isin(*FORWARD_CLASSES) & F.col("_lmi").isNotNull()).select(key)
+    rows = latest.join(F.broadcast(keys) if classified.forward_known <= tx.BROADCAST_ROWS else keys, key, "left_semi")
+    return replace(classified, accounts=hold.keep(classified.accounts.join(
+        rows.select(key, *[F.col(c).alias(f"_old_{c}") for c in wide]), key, "left")))
 
 
 def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepReads, force: bool,

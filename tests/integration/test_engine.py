@@ -738,6 +738,45 @@ def test_a_step_killed_between_its_fast_forwards_is_published_by_the_next_step(s
     assert audit_refs(spark, env) == []
 
 
+@pytest.mark.parametrize("named", [True, False])
+def test_a_step_that_does_not_rewrite_latest_summary_decodes_only_its_forward_accounts_rows(
+        spark, isolated, monkeypatch, named):
+    """Classified against latest_summary's key and month, a step reads the table's wide rows of
+    its forward-class accounts alone; a backfill account's latest row is the summary row the step
+    read (its newest, or none within the step's window: account 1's newest month lies beyond the
+    36 months its correction rewrites). Named and unnamed accounts alike; the step's 6 records
+    are too few to rewrite latest_summary's 40 rows whole."""
+    from emr_jobs import summarise as summarise_module
+
+    env, cfg = isolated, isolated.config
+    key, month = cfg.key_column, cfg.month_column
+    written = generate(cfg, env.landing, 40, 40, "2020-01", 0, seed=11)
+    run_step(spark, env.tables, step_of("initial", as_step_batches(written)))
+    newest = {r[0]: r[1] for r in spark.table(env.tables.latest_summary).select(key, month).collect()}
+    assert newest[1] == newest[2] == "2023-04"  # account 1's is beyond 2020-02 + 35 months
+    batches = [
+        write_batch(env.landing, "2020-02", "late", [record(cfg, 1, "2020-02", 5, past_due_am=77)], cfg),
+        write_batch(env.landing, "2021-06", "late", [record(cfg, 2, "2021-06", 5, past_due_am=66)], cfg),
+        write_batch(env.landing, "2023-05", "next", [record(cfg, k, "2023-05", 5) for k in (3, 4)], cfg),
+        write_batch(env.landing, "2021-01", "new", [record(cfg, 99, "2021-01", 5)], cfg),
+    ]
+    if not named:
+        monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 1)
+    read = []
+    classify = summarise_module.classify
+
+    def recorded(changes, latest, *args, **kwargs):
+        read.append(sorted(latest.columns))
+        return classify(changes, latest, *args, **kwargs)
+
+    monkeypatch.setattr(summarise_module, "classify", recorded)
+    report = run_step(spark, env.tables, step_of("backfill", batches))
+    assert read == [sorted([key, month])]
+    assert report.accounts_by_class == {"backfill": 2, "single_forward": 3}
+    assert report.latest_rows_written == 4  # account 1's newest row (2023-04) is untouched
+    assert_equals_reference(spark, env)
+
+
 def test_readers_of_main_never_see_a_step_before_its_checks_pass(spark, isolated):
     env, cfg = isolated, isolated.config
     rows = [record(cfg, k, "2022-01", 0, past_due_am=k) for k in (1, 2)]
