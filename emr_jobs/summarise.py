@@ -126,9 +126,10 @@ class Classified:
         if self.whole_rows or stored is None:
             return self._as_latest(F.col("_class").isNotNull() & F.col("_lmi").isNotNull(), config)
         key, month = config.key_column, config.month_column
-        backfill = (self.accounts.where(F.col("_class") == "backfill")
-                    .select(key, F.col(f"_old_{month}").alias(month))
-                    .join(stored.select(*summary_column_names(config)), [key, month], "left"))
+        accounts = self.accounts.where(F.col("_class") == "backfill").select(key, F.col(f"_old_{month}").alias(month))
+        if self.by_class["backfill"] <= tx.BROADCAST_ROWS:  # the stored rows then stay where they are
+            accounts = F.broadcast(accounts)
+        backfill = stored.select(*summary_column_names(config)).join(accounts, [key, month], "right")
         if not set(FORWARD_CLASSES) & set(self.by_class):
             return backfill
         forward = self._as_latest(F.col("_class").isin(*FORWARD_CLASSES) & F.col("_lmi").isNotNull(), config)
@@ -488,8 +489,9 @@ def rows_to_write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads
     With ``keep_stored`` (the feed) also those rows each beside the version it replaces, the
     frame they are drawn from: the change records then need no second wide join."""
     if not keep_stored:
-        return hold.keep(built.computed if built.existing is None
-                         else only_changed(built.computed, built.existing, tables.config)), None
+        if built.existing is None:  # nothing to compare: the computed rows, already held
+            return built.computed, None
+        return hold.keep(only_changed(built.computed, built.existing, tables.config)), None
     stored = previous_rows(spark, tables, built, reads.summary)
     compared = hold.keep(against_stored(built.computed, stored, tables.config))
     return compared.drop(feed_records.STORED), compared
