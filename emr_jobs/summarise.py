@@ -127,9 +127,12 @@ class Classified:
             return self._as_latest(F.col("_class").isNotNull() & F.col("_lmi").isNotNull(), config)
         key, month = config.key_column, config.month_column
         accounts = self.accounts.where(F.col("_class") == "backfill").select(key, F.col(f"_old_{month}").alias(month))
-        if self.by_class["backfill"] <= tx.BROADCAST_ROWS:  # the stored rows then stay where they are
-            accounts = F.broadcast(accounts)
-        backfill = stored.select(*summary_column_names(config)).join(accounts, [key, month], "right")
+        # Picked out of the stored rows by a broadcast of the accounts (an outer join would shuffle
+        # every stored row to meet them), then given to each account, found or not.
+        few = self.by_class["backfill"] <= tx.BROADCAST_ROWS
+        found = stored.select(*summary_column_names(config)).join(F.broadcast(accounts) if few else accounts,
+                                                                  [key, month])
+        backfill = accounts.join(found, [key, month], "left")
         if not set(FORWARD_CLASSES) & set(self.by_class):
             return backfill
         forward = self._as_latest(F.col("_class").isin(*FORWARD_CLASSES) & F.col("_lmi").isNotNull(), config)
