@@ -666,6 +666,14 @@ class Crash(RuntimeError):
     pass
 
 
+def crash_at(stage):
+    """A stage hook that kills the step when it reaches ``stage``."""
+    def hook(reached):
+        if reached == stage:
+            raise Crash(stage)
+    return hook
+
+
 @pytest.mark.parametrize("stage", ["after_ingest", "between_commits", "before_checks", "before_publish",
                                    "between_publishes"])
 def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
@@ -680,12 +688,8 @@ def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
                                                          record(cfg, 3, "2022-02", 1, past_due_am=6)], cfg)
     backfill = write_batch(env.landing, "2022-01", "b3", [record(cfg, 2, "2022-01", 2, past_due_am=9)], cfg)
     for batch, mode in ((forward, "forward"), (backfill, "backfill")):
-        def crash(reached):
-            if reached == stage:
-                raise Crash(stage)
-
         with pytest.raises(Crash):
-            run_step(spark, env.tables, step_of(mode, [batch]), on_stage=crash)
+            run_step(spark, env.tables, step_of(mode, [batch]), on_stage=crash_at(stage))
         assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # nothing left cached
         again = run_step(spark, env.tables, step_of(mode, [batch]))
         assert again.batches_skipped == [batch.batch_key]
@@ -709,13 +713,8 @@ def test_a_step_killed_between_its_fast_forwards_is_published_by_the_next_step(s
     rows = [record(cfg, k, "2022-01", 0, past_due_am=k) for k in (1, 2, 3)]
     run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-01", "b1", rows, cfg)]))
     late = write_batch(env.landing, "2022-01", "b2", [record(cfg, 1, "2022-01", 1, past_due_am=8)], cfg)
-
-    def crash(reached):
-        if reached == "between_publishes":
-            raise Crash(reached)
-
     with pytest.raises(Crash):
-        run_step(spark, env.tables, step_of("backfill", [late]), on_stage=crash)
+        run_step(spark, env.tables, step_of("backfill", [late]), on_stage=crash_at("between_publishes"))
     stale = spark.table(env.tables.latest_summary).where("cons_acct_key = 1").first()
     assert stale["past_due_am"] == 1  # summary published, latest_summary not yet
     other = write_batch(env.landing, "2022-01", "b3", [record(cfg, 2, "2022-01", 1, past_due_am=9)], cfg)
@@ -724,13 +723,8 @@ def test_a_step_killed_between_its_fast_forwards_is_published_by_the_next_step(s
     assert audit_refs(spark, env) == []
 
     unchecked = write_batch(env.landing, "2022-01", "b4", [record(cfg, 3, "2022-01", 1, past_due_am=7)], cfg)
-
-    def crash_before(reached):
-        if reached == "before_publish":
-            raise Crash(reached)
-
     with pytest.raises(Crash):
-        run_step(spark, env.tables, step_of("backfill", [unchecked]), on_stage=crash_before)
+        run_step(spark, env.tables, step_of("backfill", [unchecked]), on_stage=crash_at("before_publish"))
     again = write_batch(env.landing, "2022-01", "b5", [record(cfg, 2, "2022-01", 2, past_due_am=4)], cfg)
     run_step(spark, env.tables, step_of("backfill", [again]))
     for table in (env.tables.summary, env.tables.latest_summary):  # account 3's unchecked rows: not published
