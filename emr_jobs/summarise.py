@@ -129,9 +129,8 @@ class Classified:
         accounts = self.accounts.where(F.col("_class") == "backfill").select(key, F.col(f"_old_{month}").alias(month))
         # Picked out of the stored rows by a broadcast of the accounts (an outer join would shuffle
         # every stored row to meet them), then given to each account, found or not.
-        few = self.by_class["backfill"] <= tx.BROADCAST_ROWS
-        found = stored.select(*summary_column_names(config)).join(F.broadcast(accounts) if few else accounts,
-                                                                  [key, month])
+        found = stored.select(*summary_column_names(config)).join(
+            tx.broadcast_when_few(accounts, self.by_class["backfill"]), [key, month])
         backfill = accounts.join(found, [key, month], "left")
         if not set(FORWARD_CLASSES) & set(self.by_class):
             return backfill
@@ -363,7 +362,7 @@ def with_forward_rows(classified: Classified, latest: DataFrame, config: Pipelin
         return replace(classified, accounts=classified.accounts.select(
             "*", *[F.lit(None).cast(types[c]).alias(f"_old_{c}") for c in wide]))
     keys = classified.accounts.where(F.col("_class").isin(*FORWARD_CLASSES) & F.col("_lmi").isNotNull()).select(key)
-    rows = latest.join(F.broadcast(keys) if classified.forward_known <= tx.BROADCAST_ROWS else keys, key, "left_semi")
+    rows = latest.join(tx.broadcast_when_few(keys, classified.forward_known), key, "left_semi")
     return replace(classified, accounts=hold.keep(classified.accounts.join(
         rows.select(key, *[F.col(c).alias(f"_old_{c}") for c in wide]), key, "left")))
 

@@ -170,6 +170,11 @@ def touched_by(months_column: str, config: PipelineConfig) -> Column:
 BROADCAST_ROWS = 1_000_000
 
 
+def broadcast_when_few(df: DataFrame, rows: int) -> DataFrame:
+    """``df`` with a broadcast hint when its ``rows`` are at most BROADCAST_ROWS."""
+    return F.broadcast(df) if rows <= BROADCAST_ROWS else df
+
+
 # Iceberg prunes manifests, data files and Parquet row groups by an IN predicate's values only
 # up to 200 of them (IN_PREDICATE_LIMIT of ManifestEvaluator, InclusiveMetricsEvaluator,
 # ParquetMetricsRowGroupFilter); a step with at most this many accounts names them in its reads.
