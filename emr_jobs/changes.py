@@ -40,38 +40,48 @@ def feed_for(step_id: str, mode: str, started: datetime) -> Optional[FeedStep]:
     return FeedStep(step_id, mode, started) if mode in FEED_MODES else None
 
 
-def change_records(compared: DataFrame, applied: DataFrame, feed: FeedStep, config: PipelineConfig) -> DataFrame:
+def change_records(compared: DataFrame, applied: DataFrame, feed: FeedStep, config: PipelineConfig,
+                   accounts: int) -> DataFrame:
     """One record per ``compared`` row: a written summary row that differs from the version
     the step found, which it carries as the struct column STORED (NULL: the step found none);
     ``applied``: the step's records that were applied (key, month, ``_mi``, base_ts,
-    source_batch)."""
+    source_batch), of at most ``accounts`` accounts."""
     key, month = config.key_column, config.month_column
-    rows = tx.with_month_index(compared, config)
-    causes = _causes(rows.select(key, month, tx.MI), applied, config)
+    by_account = tx.broadcast_when_few(_records_by_account(applied, config), accounts)
+    rows = tx.with_month_index(compared, config).join(by_account, key, "left").withColumn(
+        "causes", _causes_in_window(config))
     kind = (F.when(F.col(STORED).isNull(), "added")
             .when(F.array_contains(F.col("causes.month"), F.col(month)), "corrected")
             .otherwise("history"))
-    out = rows.join(causes, [key, month], "left").select(
+    out = rows.select(
         F.lit(feed.changed_at).cast("timestamp").alias("changed_at"), F.lit(feed.step_id).alias("step_id"),
-        F.lit(feed.mode).alias("step_mode"), F.col(key), F.col(month), kind.alias("kind"),
-        F.coalesce(F.col("causes"), F.expr("array()").cast(_type("causes", config))).alias("causes"),
+        F.lit(feed.mode).alias("step_mode"), F.col(key), F.col(month), kind.alias("kind"), F.col("causes"),
         _scalar_changes(config).alias("scalar_changes"), _history_changes(config).alias("history_changes"))
     return out.select(*[F.col(name).cast(kind_) for name, kind_ in change_columns(config)])
 
 
+def _records_by_account(applied: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Per account: its applied records, each with its month index. A written row's causes are
+    picked out of its account's list where the row lies, so the wide written rows meet the
+    (few) records without being shuffled."""
+    month, ts = config.month_column, config.timestamp_column
+    record = F.struct(F.col(tx.MI).alias("_cmi"), F.struct(
+        F.col(month).alias("month"), F.col(SOURCE_BATCH_COLUMN).alias("batch"), F.col(ts).alias("base_ts")
+    ).alias("cause"))
+    return applied.groupBy(config.key_column).agg(F.collect_list(record).alias("_records"))
+
+
+def _causes_in_window(config: PipelineConfig) -> Column:
+    """The row's causes: its account's applied records within its history window, sorted
+    (empty when there are none)."""
+    h = config.history_length
+    within = F.filter("_records", lambda r: r["_cmi"].between(F.col(tx.MI) - (h - 1), F.col(tx.MI)))
+    causes = F.sort_array(F.transform(within, lambda r: r["cause"]))
+    return F.coalesce(causes, F.expr("array()").cast(_type("causes", config)))
+
+
 def _type(column: str, config: PipelineConfig) -> str:
     return dict(change_columns(config))[column]
-
-
-def _causes(rows: DataFrame, applied: DataFrame, config: PipelineConfig) -> DataFrame:
-    """Per written row: the applied records of its account within its history window."""
-    key, month, ts, h = config.key_column, config.month_column, config.timestamp_column, config.history_length
-    records = applied.select(key, F.col(tx.MI).alias("_cmi"), F.struct(
-        F.col(month).alias("month"), F.col(SOURCE_BATCH_COLUMN).alias("batch"), F.col(ts).alias("base_ts")
-    ).alias("_cause"))
-    return (rows.join(records, key)
-            .where(F.col("_cmi").between(F.col(tx.MI) - (h - 1), F.col(tx.MI)))
-            .groupBy(key, month).agg(F.sort_array(F.collect_list("_cause")).alias("causes")))
 
 
 def _scalar_changes(config: PipelineConfig) -> Column:

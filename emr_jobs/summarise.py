@@ -164,6 +164,7 @@ class StepReads:
 class BuiltRows:
     computed: DataFrame  # every summary row the step recomputes
     applied: DataFrame  # the step's records that were applied (stale ones left out)
+    accounts: int  # the step's accounts, those of every class
     existing: Optional[DataFrame] = None  # summary rows read for backfill accounts (persisted)
     settled: Optional[DataFrame] = None  # newest existing row of backfill accounts with nothing newer
     forward_keys: Optional[DataFrame] = None  # accounts of the forward classes, None when there are none
@@ -398,10 +399,11 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepRe
     forward = {"single_forward", "multi_forward"} & set(classified.by_class)
     forward_keys = accounts.where(F.col("_class").isin(sorted(forward))).select(key) if forward else None
     one_row_each = set(classified.by_class) == {"single_forward"}
+    accounts_count = sum(classified.by_class.values())
     if backfilled is None:
-        return BuiltRows(computed, applied, forward_keys=forward_keys, one_row_each=one_row_each)
-    return BuiltRows(computed, applied, backfilled.existing, backfilled.settled, forward_keys, one_row_each,
-                     backfilled.held)
+        return BuiltRows(computed, applied, accounts_count, forward_keys=forward_keys, one_row_each=one_row_each)
+    return BuiltRows(computed, applied, accounts_count, backfilled.existing, backfilled.settled, forward_keys,
+                     one_row_each, backfilled.held)
 
 
 @dataclass(frozen=True)
@@ -462,7 +464,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
                                summary_rows <= tx.BROADCAST_ROWS)
         if feed is not None and compared is not None:  # compared: kept for the feed
             feed_started = time.monotonic()
-            by_kind = append_change_records(tables, compared, hold.cut(built.applied), feed)
+            by_kind = append_change_records(tables, compared, hold.cut(built.applied), feed, built.accounts)
             feed_seconds = round(time.monotonic() - feed_started, 3)
     on_stage("between_commits")
     # latest_summary: the newest written row per account, plus (repair after an interrupted
@@ -513,8 +515,8 @@ def previous_rows(spark: Any, tables: Tables, built: BuiltRows, summary: DataFra
 
 
 def append_change_records(tables: Tables, compared: DataFrame, applied: DataFrame,
-                          feed: feed_records.FeedStep) -> Dict[str, int]:
-    records = feed_records.change_records(compared, applied, feed, tables.config).persist(
+                          feed: feed_records.FeedStep, accounts: int) -> Dict[str, int]:
+    records = feed_records.change_records(compared, applied, feed, tables.config, accounts).persist(
         StorageLevel.MEMORY_AND_DISK)
     by_kind = feed_records.counts_by_kind(records)
     if by_kind:
