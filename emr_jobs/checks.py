@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from contextlib import ExitStack
 from functools import reduce
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -138,10 +138,27 @@ def _rows_at(spark: Any, tables: Tables, table: str, where: Column, wanted: Data
     rows = _read(spark, tables, table).where(where)
     if staged is None:
         return rows
-    held = rows.select(*on, file_reads.FILE_COLUMN).join(F.broadcast(wanted) if small else wanted, on, "left_semi")
-    files = {str(r[0]) for r in held.select(file_reads.FILE_COLUMN).distinct().collect()}
+    files = _files_holding(rows, wanted, on, small)
     found = staged.enter_context(file_reads.files_of(spark, table, tables.audit_branch, files, partitions))
     return rows if found is None else found.where(where)
+
+
+def _files_holding(rows: DataFrame, wanted: DataFrame, on: List[str], small: bool) -> Set[str]:
+    """The data files of ``rows`` that hold a row at a ``wanted`` key (``on``: the key, or the
+    key and month). Pairs are met as each account's span of months, joined on the key alone:
+    Spark's hash join on one integral key is its fastest, while a key and month hashed the month
+    text of every row scanned (1M accounts x 25 months: 2.4-2.6 s against 4.4-5.6 s). The span's
+    files are a superset of the pairs' (the same files unless an account's pairs skip months)."""
+    key = on[0]
+    if len(on) > 1:
+        month = on[1]
+        wanted = wanted.groupBy(key).agg(F.min(month).alias("_lo"), F.max(month).alias("_hi"))
+    probe = (F.broadcast(wanted) if small else wanted).alias("w")
+    meets = F.col(f"r.{key}") == F.col(f"w.{key}")
+    if len(on) > 1:
+        meets = meets & F.col(f"r.{on[1]}").between(F.col("w._lo"), F.col("w._hi"))
+    held = rows.select(*on, file_reads.FILE_COLUMN).alias("r").join(probe, meets, "left_semi")
+    return {str(r[0]) for r in held.select(file_reads.FILE_COLUMN).distinct().collect()}
 
 
 def _counts_fail(summary: DataFrame, latest: DataFrame, config: Any, expected: int) -> bool:
