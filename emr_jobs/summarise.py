@@ -42,7 +42,8 @@ CODEGEN_FACTORY = "spark.sql.codegen.factoryMode"
 STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE, WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)  # what each step sizes for itself
 INTERPRET_SMALL_STEPS = "spark.datadominion.interpretSmallSteps"  # "false" keeps generated code
 SUMMARY_ROWS_VIEW, LATEST_ROWS_VIEW = "_dd_summary_rows", "_dd_latest_rows"  # the MERGEs' sources
-SUMMARY_PAIRS_VIEW = "_dd_summary_pairs"  # (key, month) of the rows a step replaces
+SUMMARY_REPLACED_VIEW = "_dd_summary_replaced"  # per account, the months of the rows a step replaces
+REPLACED_MONTHS = "_months"
 # A forward step moving at least this share of latest_summary's rows rewrites it whole.
 LATEST_REPLACE_SHARE = 0.25
 
@@ -627,17 +628,28 @@ def replace_summary_rows(spark: Any, tables: Tables, rows: DataFrame, months: Tu
     MERGE would leave, in two commits on the step's branch (readers of ``main`` see both or neither:
     emr_jobs/publish.py). A MERGE that inserts must keep every source row, so Spark cannot
     broadcast its source and shuffles the key and month of every stored row of the months it
-    writes (a 1% backfill's window: all of them). The delete's source is the narrow pairs, and
-    ``few_rows`` of them are broadcast: the stored rows are only scanned, never shuffled."""
-    pairs = rows.select(tables.config.key_column, tables.config.month_column)
-    (F.broadcast(pairs) if few_rows else pairs).createOrReplaceTempView(SUMMARY_PAIRS_VIEW)
+    writes (a 1% backfill's window: all of them). The delete's source is narrow, one row per
+    account with the months it replaces, and ``few_rows`` are broadcast: the stored rows are
+    only scanned, never shuffled."""
+    per_account = replaced_months(rows, tables.config)
+    (F.broadcast(per_account) if few_rows else per_account).createOrReplaceTempView(SUMMARY_REPLACED_VIEW)
     spark.sql(summary_delete_sql(tables, months))
     rows.writeTo(tables.written(tables.summary)).append()
 
 
+def replaced_months(rows: DataFrame, config: PipelineConfig) -> DataFrame:
+    """Per account of ``rows``: its key and the months of its rows (REPLACED_MONTHS)."""
+    return rows.groupBy(config.key_column).agg(F.collect_list(config.month_column).alias(REPLACED_MONTHS))
+
+
 def summary_delete_sql(tables: Tables, months: Tuple[str, ...]) -> str:
-    """Delete summary's rows at the pairs in SUMMARY_PAIRS_VIEW (its target scan reads key and month)."""
-    return _summary_merge(tables, SUMMARY_PAIRS_VIEW, months, None, "WHEN MATCHED THEN DELETE")
+    """Delete summary's rows at the months each account of SUMMARY_REPLACED_VIEW replaces (its target
+    scan reads key and month). Matched on the key alone, the month looked up in the account's
+    list: Spark's hash join on one integral key is its fastest, while a key and month hashed the
+    month text of every stored row scanned."""
+    month = tables.config.month_column
+    return _summary_merge(tables, SUMMARY_REPLACED_VIEW, months, None, "WHEN MATCHED THEN DELETE",
+                          f"array_contains(s.{REPLACED_MONTHS}, t.{month})")
 
 
 def merge_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
@@ -656,15 +668,16 @@ def summary_merge_sql(tables: Tables, months: Tuple[str, ...], keys: Optional[Tu
 
 
 def _summary_merge(tables: Tables, source: str, months: Tuple[str, ...], keys: Optional[Tuple[Any, ...]],
-                   actions: str) -> str:
-    """A MERGE into summary of ``source`` on key and month, its target pruned to ``months`` (and
+                   actions: str, same_month: Optional[str] = None) -> str:
+    """A MERGE into summary of ``source`` on key and month (``same_month``: how a target row's
+    month meets the source row; equal months by default), its target pruned to ``months`` (and
     ``keys``, when named)."""
     key, month = tables.config.key_column, tables.config.month_column
     month_list = ", ".join(f"'{m}'" for m in months)
     return f"""
         MERGE INTO {tables.written(tables.summary)} t
         USING {source} s
-        ON t.{key} = s.{key} AND t.{month} = s.{month} AND t.{month} IN ({month_list})
+        ON t.{key} = s.{key} AND {same_month or f"t.{month} = s.{month}"} AND t.{month} IN ({month_list})
            AND {tx.among_sql(keys, f"t.{key}")}
         {actions}
     """

@@ -166,23 +166,26 @@ def test_both_merges_read_only_key_and_month_of_their_target(spark, isolated, ke
 
 def test_an_unnamed_backfill_deletes_its_rows_by_a_broadcast_and_appends_them(spark, isolated, monkeypatch):
     """A step of accounts too many to name replaces its summary rows by a delete whose source is
-    the broadcast (key, month) pairs, and an append: a MERGE that also inserts shuffles the key
-    and month of every stored row of its months (a 1% backfill's window: all of them). The
-    delete's scan reads key and month; the result is the reference's."""
-    from emr_jobs.summarise import SUMMARY_PAIRS_VIEW, summary_delete_sql
+    the broadcast months each account replaces, and an append: a MERGE that also inserts
+    shuffles the key and month of every stored row of its months (a 1% backfill's window: all
+    of them). The delete hashes the key alone (a key and month hashed every scanned row's month
+    text) and its scan reads key and month; the result is the reference's."""
+    from emr_jobs.summarise import SUMMARY_REPLACED_VIEW, replaced_months, summary_delete_sql
 
     env, cfg = isolated, isolated.config
     key, month = cfg.key_column, cfg.month_column
     run_step(spark, env.tables, step_of("initial", as_step_batches(
         generate(cfg, env.landing, 20, 6, "2023-01", 0, seed=3))))
-    pairs = spark.table(env.tables.summary).select(key, month)
+    per_account = replaced_months(spark.table(env.tables.summary), cfg)
     spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")  # only the hint may broadcast
     try:
-        F.broadcast(pairs).createOrReplaceTempView(SUMMARY_PAIRS_VIEW)
+        F.broadcast(per_account).createOrReplaceTempView(SUMMARY_REPLACED_VIEW)
         plan = spark.sql(f"EXPLAIN {summary_delete_sql(env.tables, ('2023-01',))}").first()[0]
     finally:
         spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
-    assert "BroadcastHashJoin" in plan and "SortMergeJoin" not in plan, plan
+    assert "SortMergeJoin" not in plan, plan
+    join_keys = re.findall(r"BroadcastHashJoin \[([^\]]*)\]", plan)
+    assert join_keys and all(k.split("#")[0] == key and "," not in k for k in join_keys), plan
     assert _target_scan_columns(spark, summary_delete_sql(env.tables, ("2023-01",))) == {key, month}
     monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
     before = spark.sql(f"SELECT count(*) FROM {env.tables.summary}.snapshots").first()[0]
@@ -614,6 +617,26 @@ def test_files_of_reads_only_the_given_files_through_iceberg_with_their_deletes(
         assert sorted((r[key], r[month]) for r in rows.collect()) == [(1, "2022-05"), (3, "2022-05")]
     with file_reads.files_of(spark, summary, None, files | {"file:/nowhere/part-0.parquet"}) as rows:
         assert rows is None  # a file the table does not hold: the caller reads the table whole
+
+
+def test_files_of_spreads_small_files_over_every_core(spark, isolated):
+    """The files holding a backfill's rows are mostly its own small new ones: packed at
+    Iceberg's 128 MB per read task they were read by a single task while the other cores idled."""
+    env, cfg = isolated, isolated.config
+    months = ("2022-04", "2022-05", "2022-06")
+    batches = [write_batch(env.landing, m, f"b{i}", [record(cfg, k, m, i) for k in (1, 2, 3)], cfg)
+               for i, m in enumerate(months)]
+    run_step(spark, env.tables, step_of("initial", batches))
+    files = {r[0] for r in spark.table(env.tables.summary).select("_file").distinct().collect()}
+    slots = spark.sparkContext.defaultParallelism
+    assert len(files) >= len(months) and slots >= 2
+    with file_reads.files_of(spark, env.tables.summary, None, files) as rows:
+        assert rows.rdd.getNumPartitions() >= min(len(files), slots)
+        assert rows.count() == 9
+    mb = 2**20
+    assert file_reads.split_size([4 * mb] * 3, 2) == 6 * mb
+    assert file_reads.split_size([512 * mb] * 8, 2) == 128 * mb  # large files: Iceberg's own target
+    assert file_reads.split_size([4 * mb], 64) == mb  # never below a megabyte
 
 
 def test_a_forward_step_moving_most_accounts_rewrites_latest_summary_without_delete_files(spark, isolated):
