@@ -22,11 +22,6 @@ from emr_jobs.tables import iceberg_table
 
 FILE_COLUMN = "_file"  # Iceberg's metadata column: the data file a row was read from
 SCAN_TASK_SET_ID = "scan-task-set-id"  # SparkReadOptions.SCAN_TASK_SET_ID
-SPLIT_SIZE = "split-size"  # SparkReadOptions.SPLIT_SIZE: bytes per read task
-# Iceberg's defaults for read.split.target-size and read.split.open-file-cost (the tables set neither)
-TARGET_SPLIT_SIZE = 128 * 2**20
-OPEN_FILE_COST = 4 * 2**20
-MIN_SPLIT_SIZE = 2**20
 
 
 @contextmanager
@@ -51,23 +46,9 @@ def files_of(spark: Any, table: str, branch: Optional[str], files: Set[str],
     set_id = str(uuid.uuid4())
     manager.stageTasks(iceberg, set_id, tasks)
     try:
-        yield (spark.read.format("iceberg").option(SCAN_TASK_SET_ID, set_id)
-               .option(SPLIT_SIZE, str(split_size(_weights(tasks), spark.sparkContext.defaultParallelism)))
-               .load(table))
+        yield spark.read.format("iceberg").option(SCAN_TASK_SET_ID, set_id).load(table)
     finally:
         manager.removeTasks(iceberg, set_id)
-
-
-def split_size(weights: List[int], slots: int) -> int:
-    """Bytes per read task so that ``weights`` (each file's bytes, at least OPEN_FILE_COST: how
-    Iceberg packs files into tasks) fill every one of ``slots`` cores. The files holding a
-    backfill's rows are its freshly written small ones: at the table's 128 MB they packed into
-    a single task, one core of two reading 250k rows (3.8 s) while the other idled."""
-    return max(MIN_SPLIT_SIZE, min(TARGET_SPLIT_SIZE, -(-sum(weights) // max(slots, 1))))
-
-
-def _weights(tasks: Any) -> List[int]:
-    return [max(int(task.file().fileSizeInBytes()), OPEN_FILE_COST) for task in tasks]
 
 
 def _tasks_of(jvm: Any, iceberg: Any, branch: Optional[str], files: Set[str],

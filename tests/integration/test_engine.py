@@ -605,6 +605,28 @@ def test_integrity_checks_catch_missing_duplicated_and_stale_rows(spark, isolate
     assert message in str(err.value)
 
 
+def test_integrity_checks_judge_only_the_touched_pairs_when_an_accounts_months_skip_one(spark, isolated,
+                                                                                         check_reads):
+    """The checks find their files through each account's span of touched months, which can
+    take in a month between two touched ones: a duplicate there is not the step's row and
+    fails nothing, while one at a touched pair fails the step."""
+    from emr_jobs.checks import IntegrityError, check_touched
+
+    env, cfg = isolated, isolated.config
+    months = ("2022-04", "2022-05", "2022-06")
+    batches = [write_batch(env.landing, m, f"b{i}", [record(cfg, k, m, i) for k in (1, 2)], cfg)
+               for i, m in enumerate(months)]
+    run_step(spark, env.tables, step_of("initial", batches))
+    pairs = spark.createDataFrame([(1, "2022-04"), (1, "2022-06"), (2, "2022-05")], ["cons_acct_key", "rpt_as_of_mo"])
+    summary = env.tables.summary
+    spark.sql(f"INSERT INTO {summary} SELECT * FROM {summary} WHERE cons_acct_key = 1 AND rpt_as_of_mo = '2022-05'")
+    check_touched(spark, env.tables, pairs, among_untouched=check_reads)  # not a touched pair
+    spark.sql(f"INSERT INTO {summary} SELECT * FROM {summary} WHERE cons_acct_key = 1 AND rpt_as_of_mo = '2022-06'")
+    duplicate = r"duplicate \(cons_acct_key, rpt_as_of_mo\) rows, e.g. \[\(1, '2022-06'\)\]"
+    with pytest.raises(IntegrityError, match=duplicate):
+        check_touched(spark, env.tables, pairs, among_untouched=check_reads)
+
+
 def test_files_of_reads_only_the_given_files_through_iceberg_with_their_deletes(spark, isolated):
     env, cfg = isolated, isolated.config
     key, month, summary = cfg.key_column, cfg.month_column, env.tables.summary
@@ -617,26 +639,6 @@ def test_files_of_reads_only_the_given_files_through_iceberg_with_their_deletes(
         assert sorted((r[key], r[month]) for r in rows.collect()) == [(1, "2022-05"), (3, "2022-05")]
     with file_reads.files_of(spark, summary, None, files | {"file:/nowhere/part-0.parquet"}) as rows:
         assert rows is None  # a file the table does not hold: the caller reads the table whole
-
-
-def test_files_of_spreads_small_files_over_every_core(spark, isolated):
-    """The files holding a backfill's rows are mostly its own small new ones: packed at
-    Iceberg's 128 MB per read task they were read by a single task while the other cores idled."""
-    env, cfg = isolated, isolated.config
-    months = ("2022-04", "2022-05", "2022-06")
-    batches = [write_batch(env.landing, m, f"b{i}", [record(cfg, k, m, i) for k in (1, 2, 3)], cfg)
-               for i, m in enumerate(months)]
-    run_step(spark, env.tables, step_of("initial", batches))
-    files = {r[0] for r in spark.table(env.tables.summary).select("_file").distinct().collect()}
-    slots = spark.sparkContext.defaultParallelism
-    assert len(files) >= len(months) and slots >= 2
-    with file_reads.files_of(spark, env.tables.summary, None, files) as rows:
-        assert rows.rdd.getNumPartitions() >= min(len(files), slots)
-        assert rows.count() == 9
-    mb = 2**20
-    assert file_reads.split_size([4 * mb] * 3, 2) == 6 * mb
-    assert file_reads.split_size([512 * mb] * 8, 2) == 128 * mb  # large files: Iceberg's own target
-    assert file_reads.split_size([4 * mb], 64) == mb  # never below a megabyte
 
 
 def test_a_forward_step_moving_most_accounts_rewrites_latest_summary_without_delete_files(spark, isolated):
