@@ -146,17 +146,16 @@ def _rows_at(spark: Any, tables: Tables, table: str, where: Column, wanted: Data
 def _files_holding(rows: DataFrame, wanted: DataFrame, on: List[str], small: bool) -> Set[str]:
     """The data files of ``rows`` that hold a row at a ``wanted`` key (``on``: the key, or the
     key and month). Pairs are met as each account's span of months, joined on the key alone:
-    Spark's hash join on one integral key is its fastest, while a key and month hashed the month
-    text of every row scanned (1M accounts x 25 months: 2.4-2.6 s against 4.4-5.6 s). The span's
-    files are a superset of the pairs' (the same files unless an account's pairs skip months)."""
-    key = on[0]
-    if len(on) > 1:
-        month = on[1]
+    Spark's hash join on one long key is its fastest, while a key and month hashed the month
+    text of every row scanned (docs/decisions.md). The span's files are a superset of the
+    pairs' (the same files unless an account's pairs skip months)."""
+    key, month = on[0], (on[1] if len(on) > 1 else None)
+    if month is not None:
         wanted = wanted.groupBy(key).agg(F.min(month).alias("_lo"), F.max(month).alias("_hi"))
     probe = (F.broadcast(wanted) if small else wanted).alias("w")
     meets = F.col(f"r.{key}") == F.col(f"w.{key}")
-    if len(on) > 1:
-        meets = meets & F.col(f"r.{on[1]}").between(F.col("w._lo"), F.col("w._hi"))
+    if month is not None:
+        meets = meets & F.col(f"r.{month}").between(F.col("w._lo"), F.col("w._hi"))
     held = rows.select(*on, file_reads.FILE_COLUMN).alias("r").join(probe, meets, "left_semi")
     return {str(r[0]) for r in held.select(file_reads.FILE_COLUMN).distinct().collect()}
 
