@@ -392,8 +392,7 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepRe
     if classified.backfill_months is not None:
         backfill_accounts = accounts.where("_class = 'backfill'")
         backfilled = backfill_rows(reads.summary, changes, backfill_accounts, classified.backfill_months, config,
-                                   force, force or reads.keys is not None, hold,
-                                   classified.by_class["backfill"] <= tx.BROADCAST_ROWS)
+                                   force, force or reads.keys is not None, hold, classified.by_class["backfill"])
         parts.append(backfilled.rows)
         applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(backfilled.applied)
     computed = hold.keep(_union(parts, summary_column_names(config), spark, tables))
@@ -554,9 +553,9 @@ def against_stored(rows: DataFrame, stored: DataFrame, config: PipelineConfig) -
 
 def backfill_rows(
     summary: DataFrame, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
-    config: PipelineConfig, force: bool, whole_rows: bool, hold: Holding, broadcast_keys: bool = False,
+    config: PipelineConfig, force: bool, whole_rows: bool, hold: Holding, account_count: int,
 ) -> Backfilled:
-    """What backfill ``accounts`` need written (:class:`Backfilled`).
+    """What backfill ``accounts`` (``account_count`` of them) need written (:class:`Backfilled`).
 
     Without ``whole_rows`` only the window's scalar columns are read: Iceberg reads a
     projection of primitive columns vectorized, while it decodes every history array value by
@@ -569,9 +568,8 @@ def backfill_rows(
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
-    keys = accounts.select(key)
-    if broadcast_keys:  # what adaptive execution would make of it at run time (small steps run without)
-        keys = F.broadcast(keys)
+    # Broadcast when few: what adaptive execution would make of it at run time (small steps run without).
+    keys = tx.broadcast_when_few(accounts.select(key), account_count)
     # Partition predicate on the month range; the semi-join keeps only these accounts.
     # Read once, used several times (and again for the change records).
     window = summary.where(F.col(month).between(lo, hi))

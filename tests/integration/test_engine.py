@@ -281,7 +281,7 @@ def test_a_backfill_reads_its_window_without_arrays_and_a_rerun_repairs_a_stored
     for whole_rows in (False, True):
         window = backfill_rows(spark.table(env.tables.summary), changes, changes.select(key).distinct(),
                                (parse_month("2023-02"), parse_month("2023-02")), cfg, whole_rows, whole_rows,
-                               Holding(False, 2)).window
+                               Holding(False, 2), 2).window
         assert (arrays & _scan_columns(spark, window, env.tables.summary)) == (arrays if whole_rows else set())
         window.unpersist()
     monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
