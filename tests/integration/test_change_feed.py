@@ -58,15 +58,14 @@ def _differences(before, after):
     return {k: (before.get(k), row) for k, row in after.items() if before.get(k) != row}
 
 
-@pytest.mark.parametrize("reads", ["accounts named", "accounts not named", "nothing broadcast"])
+@pytest.mark.parametrize("reads", ["accounts named", "accounts not named, nothing broadcast"])
 def test_a_backfill_step_records_exactly_the_rows_it_changed_and_what_changed(spark, isolated, monkeypatch, reads):
     """Whether the step reads its window's rows whole (its accounts named) or rebuilds them from
     their scalars (not named), the previous rows it records are the stored ones; and whether its
-    rows meet their causes through a broadcast of the accounts' records or (too many accounts
-    to broadcast) a shuffle."""
+    rows meet their causes through a broadcast of the accounts' records or (as with accounts too
+    many to broadcast) a shuffle."""
     if reads != "accounts named":
         monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
-    if reads == "nothing broadcast":
         monkeypatch.setattr(tx, "BROADCAST_ROWS", 0)
     env, cfg = isolated, isolated.config
     _initial_and_forward(spark, env)
