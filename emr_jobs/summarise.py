@@ -461,7 +461,7 @@ def write(spark: Any, tables: Tables, built: BuiltRows, reads: StepReads, hold: 
     merged = False
     if summary_rows:
         merged = write_summary(spark, tables, written, months_written, reads, built.existing is not None,
-                               summary_rows <= tx.BROADCAST_ROWS)
+                               summary_rows)
         if feed is not None and compared is not None:  # compared: kept for the feed
             feed_started = time.monotonic()
             by_kind = append_change_records(tables, compared, hold.cut(built.applied), feed, built.accounts)
@@ -600,13 +600,13 @@ def backfill_rows(
 
 
 def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...], reads: StepReads,
-                  read_existing: bool, few_rows: bool) -> bool:
+                  read_existing: bool, row_count: int) -> bool:
     """Months the table read by the step holds no row of (a forward or initial step's new
     months; with named keys, no row of these accounts) are appended: nothing to match, so no
     MERGE join. Anything else replaces the rows it matches (which also covers a forward month
     published by a run that died before latest_summary): MERGEd when the step names its
-    accounts, else deleted and appended (:func:`replace_summary_rows`; ``few_rows``: at most
-    BROADCAST_ROWS of them). A step that ``read_existing`` rows to rebuild (a backfill)
+    accounts, else deleted and appended (:func:`replace_summary_rows`; ``row_count``: how many
+    rows). A step that ``read_existing`` rows to rebuild (a backfill)
     replaces without asking: its rows nearly always exist, and asking scans every month it
     writes. True when the rows went among rows the step did not touch."""
     month = tables.config.month_column
@@ -614,23 +614,23 @@ def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
         rows.writeTo(tables.written(tables.summary)).append()
         return False
     if reads.keys is None:
-        replace_summary_rows(spark, tables, rows, months, few_rows)
+        replace_summary_rows(spark, tables, rows, months, row_count)
     else:
         merge_summary(spark, tables, rows, months, reads.keys)
     return True
 
 
 def replace_summary_rows(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str, ...],
-                         few_rows: bool) -> None:
+                         row_count: int) -> None:
     """Delete the stored rows at ``rows``' (key, month) pairs, then append ``rows``: what the
     MERGE would leave, in two commits on the step's branch (readers of ``main`` see both or neither:
     emr_jobs/publish.py). A MERGE that inserts must keep every source row, so Spark cannot
     broadcast its source and shuffles the key and month of every stored row of the months it
     writes (a 1% backfill's window: all of them). The delete's source is narrow, one row per
-    account with the months it replaces, and ``few_rows`` are broadcast: the stored rows are
-    only scanned, never shuffled."""
+    account with the months it replaces, broadcast when few (at most ``row_count`` accounts):
+    the stored rows are only scanned, never shuffled."""
     per_account = replaced_months(rows, tables.config)
-    (F.broadcast(per_account) if few_rows else per_account).createOrReplaceTempView(SUMMARY_REPLACED_VIEW)
+    tx.broadcast_when_few(per_account, row_count).createOrReplaceTempView(SUMMARY_REPLACED_VIEW)
     spark.sql(summary_delete_sql(tables, months))
     rows.writeTo(tables.written(tables.summary)).append()
 
