@@ -100,6 +100,7 @@ def no_hook(stage: Stage) -> None:
 
 
 FORWARD_CLASSES = ("single_forward", "multi_forward")
+ONE_CHANGE = "_one"  # per classified account, a record of its changes (its only one when _cn = 1)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class Classified:
     """The step's changed records and, per account, its class against latest_summary."""
 
     changes: DataFrame  # one cleaned row per (account, month), with its month index
-    # key, _class, _cmin, _cmax, _lmi, _old_<month> (the latest row's month) and, for the
+    # key, _class, _cmin, _cmax, _cn, ONE_CHANGE, _lmi, _old_<month> (the latest row's month) and, for the
     # forward classes (every account with ``whole_rows``), _old_<column> of its other columns;
     # with latest_summary's other accounts too (a NULL _class) when classify kept them
     accounts: DataFrame
@@ -329,7 +330,10 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
     its accounts by broadcast. ``keep_untouched``: ``latest`` is the whole table, and its rows
     of accounts without changes are kept too (:meth:`Classified.untouched_rows`)."""
     key, month = config.key_column, config.month_column
-    span = changes.groupBy(key).agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"))
+    # ONE_CHANGE carries the record of an account with one (a single forward's): building its row
+    # then needs no second join of the wide classified rows to the records.
+    span = changes.groupBy(key).agg(F.min(MI).alias("_cmin"), F.max(MI).alias("_cmax"), F.count(F.lit(1)).alias("_cn"),
+                                    F.first(F.struct(*[c for c in changes.columns if c != key])).alias(ONE_CHANGE))
     if pick_out:  # its accounts' latest rows picked out as the table is scanned, not shuffled whole
         latest = latest.join(F.broadcast(span.select(key)), key, "left_semi")
     forward = F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward")
@@ -379,8 +383,8 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepRe
     key, rolling = config.key_column, config.rolling_columns
     parts: List[DataFrame] = []
     if classified.by_class.get("single_forward"):
-        single = changes.join(accounts.where("_class = 'single_forward'").select(
-            key, "_lmi", *[f"_old_{r.name}" for r in rolling]), key)
+        single = accounts.where("_class = 'single_forward'").select(
+            key, f"{ONE_CHANGE}.*", "_lmi", *[f"_old_{r.name}" for r in rolling])
         parts.append(tx.shift_forward(single, config))
     if classified.by_class.get("multi_forward"):
         multi_accounts = accounts.where("_class = 'multi_forward'")
@@ -395,10 +399,13 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepRe
                                    force, force or reads.keys is not None, hold, classified.by_class["backfill"])
         parts.append(backfilled.rows)
         applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(backfilled.applied)
-    computed = hold.keep(_union(parts, summary_column_names(config), spark, tables))
+    one_row_each = set(classified.by_class) == {"single_forward"}
+    computed = _union(parts, summary_column_names(config), spark, tables)
+    # Single forwards' rows are the held classification shifted: shifting again per read costs
+    # less than holding a second copy of every wide row (docs/benchmarks.md).
+    computed = computed if one_row_each else hold.keep(computed)
     forward = {"single_forward", "multi_forward"} & set(classified.by_class)
     forward_keys = accounts.where(F.col("_class").isin(sorted(forward))).select(key) if forward else None
-    one_row_each = set(classified.by_class) == {"single_forward"}
     accounts_count = sum(classified.by_class.values())
     if backfilled is None:
         return BuiltRows(computed, applied, accounts_count, forward_keys=forward_keys, one_row_each=one_row_each)

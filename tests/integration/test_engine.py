@@ -680,6 +680,47 @@ def test_a_forward_step_rewriting_latest_summary_reads_its_rows_once(spark, isol
     assert_equals_reference(spark, env)
 
 
+def _plan_shape(df):
+    """``df``'s plan above the frames the step holds (each a leaf): how many joins it runs, and
+    the columns of each leaf it reads."""
+    def walk(node):
+        children = node.children()
+        if children.size() == 0:
+            output = node.output()
+            return 0, [sorted(output.apply(i).name() for i in range(output.size()))]
+        here = 1 if node.getClass().getSimpleName() == "Join" else 0
+        below = [walk(children.apply(i)) for i in range(children.size())]
+        return here + sum(j for j, _ in below), [leaf for _, leaves in below for leaf in leaves]
+    return walk(df._jdf.queryExecution().withCachedData())
+
+
+@pytest.mark.parametrize("records", [30, 3], ids=["rewrites latest_summary", "merges latest_summary"])
+def test_a_forward_months_rows_are_the_held_classification_shifted(spark, isolated, monkeypatch, records):
+    """Each single forward's record rides through the classification, so its row is the held
+    classified row shifted: no second join of the wide rows to the records (a shuffle of every
+    latest row at 1M accounts), and no second held copy of them (holding cost more than
+    shifting again per read)."""
+    from emr_jobs import summarise
+
+    env, cfg = isolated, isolated.config
+    initial = as_step_batches(generate(cfg, env.landing, 40, 3, "2023-01", 0, seed=5))
+    run_step(spark, env.tables, step_of("initial", initial))
+    seen = []
+
+    def build_rows(*args, **kwargs):
+        built = summarise.build_rows.__wrapped__(*args, **kwargs)
+        joins, leaves = _plan_shape(built.computed)
+        seen.append((joins, ["_class" in leaf for leaf in leaves]))
+        return built
+
+    build_rows.__wrapped__ = summarise.build_rows
+    monkeypatch.setattr(summarise, "build_rows", build_rows)
+    month = write_batch(env.landing, "2023-04", "f", [record(cfg, k, "2023-04", 9) for k in range(1, records + 1)], cfg)
+    assert run_step(spark, env.tables, step_of("forward", [month])).accounts_by_class == {"single_forward": records}
+    assert seen == [(0, [True])]  # no join; read from the held classification alone
+    assert_equals_reference(spark, env)
+
+
 def latest_operation(spark, env):
     """The newest latest_summary snapshot's operation and its count of position deletes."""
     row = spark.sql(f"SELECT operation, summary['total-position-deletes'] FROM {env.tables.latest_summary}.snapshots "
