@@ -694,30 +694,32 @@ def _plan_shape(df):
     return walk(df._jdf.queryExecution().withCachedData())
 
 
-@pytest.mark.parametrize("records", [30, 3], ids=["rewrites latest_summary", "merges latest_summary"])
-def test_a_forward_months_rows_are_the_held_classification_shifted(spark, isolated, monkeypatch, records):
+def test_a_forward_months_rows_are_the_held_classification_shifted(spark, isolated, monkeypatch):
     """Each single forward's record rides through the classification, so its row is the held
     classified row shifted: no second join of the wide rows to the records (a shuffle of every
     latest row at 1M accounts), and no second held copy of them (holding cost more than
-    shifting again per read)."""
+    shifting again per read). Both ways a forward step classifies: against all of
+    latest_summary (it rewrites the table) and against its accounts' rows (it MERGEs)."""
     from emr_jobs import summarise
 
     env, cfg = isolated, isolated.config
     initial = as_step_batches(generate(cfg, env.landing, 40, 3, "2023-01", 0, seed=5))
     run_step(spark, env.tables, step_of("initial", initial))
-    seen = []
+    seen, original = [], summarise.build_rows
 
     def build_rows(*args, **kwargs):
-        built = summarise.build_rows.__wrapped__(*args, **kwargs)
+        built = original(*args, **kwargs)
         joins, leaves = _plan_shape(built.computed)
         seen.append((joins, ["_class" in leaf for leaf in leaves]))
         return built
 
-    build_rows.__wrapped__ = summarise.build_rows
     monkeypatch.setattr(summarise, "build_rows", build_rows)
-    month = write_batch(env.landing, "2023-04", "f", [record(cfg, k, "2023-04", 9) for k in range(1, records + 1)], cfg)
-    assert run_step(spark, env.tables, step_of("forward", [month])).accounts_by_class == {"single_forward": records}
-    assert seen == [(0, [True])]  # no join; read from the held classification alone
+    for month, accounts in (("2023-04", 30), ("2023-05", 3)):  # most accounts: a rewrite; few: a MERGE
+        batch = write_batch(env.landing, month, "f", [record(cfg, k, month, 9) for k in range(1, accounts + 1)], cfg)
+        report = run_step(spark, env.tables, step_of("forward", [batch]))
+        assert report.accounts_by_class == {"single_forward": accounts}
+    assert latest_operation(spark, env)[1] not in (None, "0")  # the second step MERGEd: position deletes
+    assert seen == [(0, [True])] * 2  # no join; read from the held classification alone
     assert_equals_reference(spark, env)
 
 
