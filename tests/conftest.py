@@ -52,15 +52,21 @@ class Isolated:
     landing: Path
 
 
-@pytest.fixture
-def isolated(spark: Any, catalog_settings: CatalogSettings, pipeline_config: PipelineConfig, tmp_path: Path) -> Any:
-    """Fresh tables in their own namespace, plus a landing folder, for one test."""
+def fresh_tables(spark: Any, catalog_settings: CatalogSettings, pipeline_config: PipelineConfig,
+                 landing: Path) -> Isolated:
+    """Fresh tables in their own namespace, with ``landing`` as their landing folder."""
     from emr_jobs.tables import Tables, create_tables
 
     config = pipeline_config.model_copy(update={"namespace": f"t{next(_namespaces)}"})
     tables = Tables(catalog_settings.name, config)
     create_tables(spark, tables, latest_buckets=4)
-    return Isolated(config, tables, tmp_path / "landing")
+    return Isolated(config, tables, landing)
+
+
+@pytest.fixture
+def isolated(spark: Any, catalog_settings: CatalogSettings, pipeline_config: PipelineConfig, tmp_path: Path) -> Any:
+    """Fresh tables in their own namespace, plus a landing folder, for one test."""
+    return fresh_tables(spark, catalog_settings, pipeline_config, tmp_path / "landing")
 
 
 @pytest.fixture(scope="session")

@@ -537,14 +537,48 @@ def check_reads(request, monkeypatch):
     assert any(staged), "no check read its rows from the files that hold them"
 
 
-def test_integrity_checks_catch_broken_rows(spark, isolated, check_reads):
+@pytest.fixture(scope="module")
+def summarised_once(spark, catalog_settings, pipeline_config, tmp_path_factory):
+    """Accounts 1 and 2 over 2022-04 and 2022-05, summarised by one step for all the checks' tests
+    below (each corrupts the tables; ``checked`` puts them back): the touched pairs and each
+    table's head after the step."""
+    from tests.conftest import fresh_tables
+
+    env = fresh_tables(spark, catalog_settings, pipeline_config, tmp_path_factory.mktemp("checks") / "landing")
+    cfg = env.config
+    batches = [write_batch(env.landing, month, f"b{i}", [record(cfg, k, month, i, past_due_am=10 * i + k)
+                                                         for k in (1, 2)], cfg)
+               for i, month in enumerate(("2022-04", "2022-05"))]
+    run_step(spark, env.tables, step_of("initial", batches))
+    pairs = spark.createDataFrame([(k, m) for k in (1, 2) for m in ("2022-04", "2022-05")],
+                                  ["cons_acct_key", "rpt_as_of_mo"])
+    heads = {table: current_snapshot(spark, table) for table in (env.tables.summary, env.tables.latest_summary)}
+    return env, pairs, heads
+
+
+@pytest.fixture
+def checked(spark, summarised_once):
+    """The step's tables and touched pairs for one test, each table set back to its head after it."""
+    from emr_jobs.tables import iceberg_table
+
+    env, pairs, heads = summarised_once
+    assert {table: current_snapshot(spark, table) for table in heads} == heads
+    yield env, pairs
+    for table, head in heads.items():
+        iceberg_table(spark, table).manageSnapshots().setCurrentSnapshot(head).commit()
+
+
+def test_integrity_checks_pass_the_rows_a_step_wrote(spark, checked, check_reads):
+    from emr_jobs.checks import check_touched
+
+    env, pairs = checked
+    check_touched(spark, env.tables, pairs, among_untouched=check_reads)
+
+
+def test_integrity_checks_catch_broken_rows(spark, checked, check_reads):
     from emr_jobs.checks import IntegrityError, check_touched
 
-    env, cfg = isolated, isolated.config
-    rows = [record(cfg, k, "2022-05", 0, past_due_am=k) for k in (1, 2, 3)]
-    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2022-05", "b1", rows, cfg)]))
-    pairs = spark.createDataFrame([(1, "2022-05"), (2, "2022-05"), (3, "2022-05")], ["cons_acct_key", "rpt_as_of_mo"])
-    check_touched(spark, env.tables, pairs, among_untouched=check_reads)  # clean
+    env, pairs = checked
     spark.sql(f"UPDATE {env.tables.summary} SET past_due_am_history = array(1), "
               f"payment_history_grid = 'x' WHERE cons_acct_key = 2")
     with pytest.raises(IntegrityError) as err:
@@ -555,20 +589,13 @@ def test_integrity_checks_catch_broken_rows(spark, isolated, check_reads):
     assert "latest_summary: differs from the summary row of the same month, e.g. [2]" in message
 
 
-def test_integrity_checks_tell_rows_apart_by_where_a_null_sits(spark, isolated, check_reads):
+def test_integrity_checks_tell_rows_apart_by_where_a_null_sits(spark, checked, check_reads):
     """latest_summary must equal the summary row of its month exactly: an array holding the
     same values in the same order with a NULL moved is a different row (the checks compare
     fingerprints, and a plain hash skips NULLs)."""
     from emr_jobs.checks import IntegrityError, check_touched
 
-    env, cfg = isolated, isolated.config
-    batches = [write_batch(env.landing, month, f"b{i}", [record(cfg, k, month, i, past_due_am=10 * i + k)
-                                                         for k in (1, 2)], cfg)
-               for i, month in enumerate(("2022-04", "2022-05"))]
-    run_step(spark, env.tables, step_of("initial", batches))
-    pairs = spark.createDataFrame([(k, m) for k in (1, 2) for m in ("2022-04", "2022-05")],
-                                  ["cons_acct_key", "rpt_as_of_mo"])
-    check_touched(spark, env.tables, pairs, among_untouched=check_reads)  # clean
+    env, pairs = checked
     history = "past_due_am_history"
     assert spark.table(env.tables.latest_summary).where("cons_acct_key = 2").first()[history][:3] == [12, 2, None]
     spark.sql(f"UPDATE {env.tables.latest_summary} SET {history} = concat(array({history}[0], NULL, {history}[1]), "
@@ -586,19 +613,12 @@ def test_integrity_checks_tell_rows_apart_by_where_a_null_sits(spark, isolated, 
     ("UPDATE {latest} SET rpt_as_of_mo = '2022-04' WHERE cons_acct_key = 2",
      "older than the account's newest summary row"),
 ])
-def test_integrity_checks_catch_missing_duplicated_and_stale_rows(spark, isolated, check_reads, corruption,
-                                                                  message):
+def test_integrity_checks_catch_missing_duplicated_and_stale_rows(spark, checked, check_reads, corruption, message):
     """The aggregate check counts rows rather than listing them: every way a count can go
     wrong fails the step, and the detailed queries name it."""
     from emr_jobs.checks import IntegrityError, check_touched
 
-    env, cfg = isolated, isolated.config
-    batches = [write_batch(env.landing, month, f"b{i}", [record(cfg, k, month, i) for k in (1, 2)], cfg)
-               for i, month in enumerate(("2022-04", "2022-05"))]
-    run_step(spark, env.tables, step_of("initial", batches))
-    pairs = spark.createDataFrame([(k, m) for k in (1, 2) for m in ("2022-04", "2022-05")],
-                                  ["cons_acct_key", "rpt_as_of_mo"])
-    check_touched(spark, env.tables, pairs, among_untouched=check_reads)  # clean
+    env, pairs = checked
     spark.sql(corruption.format(summary=env.tables.summary, latest=env.tables.latest_summary))
     with pytest.raises(IntegrityError) as err:
         check_touched(spark, env.tables, pairs, among_untouched=check_reads)
