@@ -125,11 +125,14 @@ def scenario_late_set(home: Path) -> Dict[str, Any]:
     applied_s = round(time.monotonic() - t0, 1)
     write_corrections(env.config, env.landing, [50], ["2022-07"], 1_234, 0, datetime(2026, 2, 1, tzinfo=timezone.utc),
                       batch_label="one")
+    jobs = _JobMeter(env.runner.session())
     t0 = time.monotonic()
     one = env.process(notify=lambda _: None)
+    one_s = time.monotonic() - t0
     assert one.ok and [s["mode"] for s in one.steps] == ["backfill"], (one.rejected, one.failed)
     return {"late_batches": batches, "applied_s": applied_s, "steps": [_step_profile(s) for s in result.steps],
-            "one_record_s": round(time.monotonic() - t0, 1), "one_record_step": _step_profile(one.steps[0])}
+            "one_record_s": round(one_s, 1), "one_record_step": _step_profile(one.steps[0]),
+            "one_record_jobs": jobs.read(one_s)}
 
 
 def _step_profile(step: Dict[str, Any]) -> Dict[str, Any]:
@@ -427,6 +430,41 @@ class _StageMeter:
                    "truncated": bool(new and self.seen) and min(d.stageId() for d in new) > max(self.seen) + 1}
         self.reset()
         return figures
+
+
+class _JobMeter:
+    """The Spark jobs that ran since the meter was made, from the session's status store: how
+    many, the time inside them and the driver's time around them, and the longest jobs, each
+    with its call site, its stage of the step and the driver time just before it (where a
+    fixed cost per step goes: planning, metadata and commits show as gaps, not jobs)."""
+
+    LONGEST = 8
+
+    def __init__(self, spark: Any) -> None:
+        self.store = spark.sparkContext._jsc.sc().statusStore()
+        self.seen = {j.jobId() for j in self._jobs()}
+
+    def _jobs(self) -> List[Any]:
+        iterator, jobs = self.store.jobsList(None).iterator(), []
+        while iterator.hasNext():
+            jobs.append(iterator.next())
+        return jobs
+
+    def read(self, wall_s: float) -> Dict[str, Any]:
+        new = sorted((j for j in self._jobs() if j.jobId() not in self.seen), key=lambda j: j.jobId())
+        timed, previous_end = [], None
+        for job in new:
+            if not (job.submissionTime().isDefined() and job.completionTime().isDefined()):
+                continue
+            start, end = job.submissionTime().get().getTime(), job.completionTime().get().getTime()
+            gap = max(0, start - previous_end) if previous_end is not None else 0
+            previous_end = end if previous_end is None else max(previous_end, end)
+            timed.append({"ms": end - start, "driver_ms_before": gap, "call": str(job.name())[:90],
+                          "stage": str(job.description().get()) if job.description().isDefined() else ""})
+        inside = sum(j["ms"] for j in timed)
+        return {"spark_jobs": len(new), "inside_jobs_s": round(inside / 1000, 2),
+                "outside_jobs_s": round(wall_s - inside / 1000, 2),
+                "longest": sorted(timed, key=lambda j: -(j["ms"] + j["driver_ms_before"]))[:self.LONGEST]}
 
 
 def _scale_point(home: Path, accounts: int, months: int = 1) -> Dict[str, Any]:
