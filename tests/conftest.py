@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -11,10 +9,10 @@ import pytest
 
 from datadominion.catalog import CatalogSettings, local_catalog_settings
 from datadominion.config import PipelineConfig, load_pipeline_config
+from tests.support.tables import fresh_tables
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_CONFIG = REPO / "configs" / "pipeline.json"
-_namespaces = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -41,26 +39,6 @@ def spark(catalog_settings: CatalogSettings) -> Iterator[Any]:
                                   extra_conf={"spark.driver.memory": "6g"})
     yield session
     session.stop()
-
-
-@dataclass(frozen=True)
-class Isolated:
-    """One test's own tables (in their own namespace) and landing folder."""
-
-    config: PipelineConfig
-    tables: Any  # emr_jobs.tables.Tables
-    landing: Path
-
-
-def fresh_tables(spark: Any, catalog_settings: CatalogSettings, pipeline_config: PipelineConfig,
-                 landing: Path) -> Isolated:
-    """Fresh tables in their own namespace, with ``landing`` as their landing folder."""
-    from emr_jobs.tables import Tables, create_tables
-
-    config = pipeline_config.model_copy(update={"namespace": f"t{next(_namespaces)}"})
-    tables = Tables(catalog_settings.name, config)
-    create_tables(spark, tables, latest_buckets=4)
-    return Isolated(config, tables, landing)
 
 
 @pytest.fixture

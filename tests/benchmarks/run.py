@@ -413,6 +413,14 @@ def scenario_maintenance(accounts: int, months: int) -> Dict[str, Any]:
             "last_full_read_s": {"without": without[-1]["full_read_s"], "with": with_[-1]["full_read_s"]}}
 
 
+def _java_list(found: Any) -> List[Any]:
+    """The items of a Java collection from the status store, as a Python list."""
+    iterator, items = found.iterator(), []
+    while iterator.hasNext():
+        items.append(iterator.next())
+    return items
+
+
 class _StageMeter:
     """Task time and bytes of every Spark stage that ran since the meter was (re)set, from the
     session's status store (bounded to its newest 200 stages; ``truncated`` says if that cut)."""
@@ -423,12 +431,8 @@ class _StageMeter:
 
     def _stages(self) -> List[Any]:
         gateway = self.context._gateway
-        found = self.context._jsc.sc().statusStore().stageList(None, False, False,
-                                                               gateway.new_array(gateway.jvm.double, 0), None)
-        iterator, stages = found.iterator(), []
-        while iterator.hasNext():
-            stages.append(iterator.next())
-        return stages
+        return _java_list(self.context._jsc.sc().statusStore().stageList(
+            None, False, False, gateway.new_array(gateway.jvm.double, 0), None))
 
     def reset(self) -> None:
         self.seen = {d.stageId() for d in self._stages()}
@@ -458,10 +462,7 @@ class _JobMeter:
         self.seen = {j.jobId() for j in self._jobs()}
 
     def _jobs(self) -> List[Any]:
-        iterator, jobs = self.store.jobsList(None).iterator(), []
-        while iterator.hasNext():
-            jobs.append(iterator.next())
-        return jobs
+        return _java_list(self.store.jobsList(None))
 
     def read(self, wall_s: float) -> Dict[str, Any]:
         new = sorted((j for j in self._jobs() if j.jobId() not in self.seen), key=lambda j: j.jobId())

@@ -542,7 +542,7 @@ def summarised_once(spark, catalog_settings, pipeline_config, tmp_path_factory):
     """Accounts 1 and 2 over 2022-04 and 2022-05, summarised by one step for all the checks' tests
     below (each corrupts the tables; ``checked`` puts them back): the touched pairs and each
     table's head after the step."""
-    from tests.conftest import fresh_tables
+    from tests.support.tables import fresh_tables
 
     env = fresh_tables(spark, catalog_settings, pipeline_config, tmp_path_factory.mktemp("checks") / "landing")
     cfg = env.config
