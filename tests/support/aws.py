@@ -25,6 +25,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def seed_objects(bucket: str, objects: Dict[str, bytes]) -> None:
+    """Store many objects straight into the session's moto S3 backend (the server runs in this
+    process): a test of what reads thousands of objects need not pay a PUT request for each."""
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[ACCOUNT]["aws"]
+    for key, body in objects.items():
+        backend.put_object(bucket, key, body, disable_notification=True)
+
+
 def create_ledger_table(dynamodb: Any, name: str) -> None:
     """The ledger table as the stack defines it (pk/sk and the by-state index)."""
     dynamodb.create_table(
