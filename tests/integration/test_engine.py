@@ -540,8 +540,7 @@ def check_reads(request, monkeypatch):
 @pytest.fixture(scope="module")
 def summarised_once(spark, catalog_settings, pipeline_config, tmp_path_factory):
     """Accounts 1 and 2 over 2022-04 and 2022-05, summarised by one step for all the checks' tests
-    below (each corrupts the tables; ``checked`` puts them back): the touched pairs and each
-    table's head after the step."""
+    below (each corrupts the tables; ``checked`` puts them back), and the touched pairs."""
     from tests.support.tables import fresh_tables
 
     env = fresh_tables(spark, catalog_settings, pipeline_config, tmp_path_factory.mktemp("checks") / "landing")
@@ -552,20 +551,17 @@ def summarised_once(spark, catalog_settings, pipeline_config, tmp_path_factory):
     run_step(spark, env.tables, step_of("initial", batches))
     pairs = spark.createDataFrame([(k, m) for k in (1, 2) for m in ("2022-04", "2022-05")],
                                   ["cons_acct_key", "rpt_as_of_mo"])
-    heads = {table: current_snapshot(spark, table) for table in (env.tables.summary, env.tables.latest_summary)}
-    return env, pairs, heads
+    return env, pairs
 
 
 @pytest.fixture
 def checked(spark, summarised_once):
     """The step's tables and touched pairs for one test, each table set back to its head after it."""
-    from emr_jobs.tables import iceberg_table
+    from tests.support.tables import set_back_after
 
-    env, pairs, heads = summarised_once
-    assert {table: current_snapshot(spark, table) for table in heads} == heads
-    yield env, pairs
-    for table, head in heads.items():
-        iceberg_table(spark, table).manageSnapshots().setCurrentSnapshot(head).commit()
+    env, pairs = summarised_once
+    with set_back_after(spark, env.tables.summary, env.tables.latest_summary):
+        yield env, pairs
 
 
 def test_integrity_checks_pass_the_rows_a_step_wrote(spark, checked, check_reads):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from datadominion.catalog import CatalogSettings
 from datadominion.config import PipelineConfig
@@ -31,3 +32,18 @@ def fresh_tables(spark: Any, catalog_settings: CatalogSettings, pipeline_config:
     tables = Tables(catalog_settings.name, config)
     create_tables(spark, tables, latest_buckets=4)
     return Isolated(config, tables, landing)
+
+
+@contextmanager
+def set_back_after(spark: Any, *tables: str) -> Iterator[None]:
+    """Run a block that may write to ``tables`` (a test corrupting them), then set each table's
+    current snapshot back to the one it had before: tests that corrupt rows share one step."""
+    from emr_jobs.summarise import current_snapshot
+    from emr_jobs.tables import iceberg_table
+
+    heads = {table: current_snapshot(spark, table) for table in tables}
+    try:
+        yield
+    finally:
+        for table, head in heads.items():
+            iceberg_table(spark, table).manageSnapshots().setCurrentSnapshot(head).commit()
