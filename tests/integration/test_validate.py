@@ -1,0 +1,51 @@
+"""`validate`'s comparison with a from-scratch recomputation (emr_jobs/recompute.py) passes the
+tables a step wrote and counts, as a multiset difference, each way they can be wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from emr_jobs.recompute import validate_tables
+from emr_jobs.summary_job import run_step
+from localmode.generator import generate
+from tests.integration.test_engine import as_step_batches, step_of
+from tests.support.tables import fresh_tables, set_back_after
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def summarised_once(spark, catalog_settings, pipeline_config, tmp_path_factory):
+    """Six accounts over three months, summarised by one step for every test here."""
+    env = fresh_tables(spark, catalog_settings, pipeline_config, tmp_path_factory.mktemp("validate") / "landing")
+    written = generate(env.config, env.landing, 6, 3, "2024-01", 0, seed=11)
+    run_step(spark, env.tables, step_of("initial", as_step_batches(written)))
+    return env
+
+
+@pytest.fixture
+def summarised(spark, summarised_once):
+    """The step's tables for one test, both set back to their heads after it."""
+    with set_back_after(spark, summarised_once.tables.summary, summarised_once.tables.latest_summary):
+        yield summarised_once
+
+
+def test_validate_passes_the_tables_a_step_wrote(spark, summarised):
+    assert validate_tables(spark, summarised.tables) == []
+
+
+@pytest.mark.parametrize("table, corruption, extra, missing", [
+    ("summary", "UPDATE {t} SET past_due_am = past_due_am + 1 WHERE cons_acct_key = 2 AND rpt_as_of_mo = '2024-02'",
+     1, 1),
+    ("summary", "INSERT INTO {t} SELECT * FROM {t} WHERE cons_acct_key = 3 AND rpt_as_of_mo = '2024-01'", 1, 0),
+    ("summary", "DELETE FROM {t} WHERE cons_acct_key = 4", 0, 3),
+    ("latest_summary", "UPDATE {t} SET rpt_as_of_mo = '2024-02' WHERE cons_acct_key = 5", 1, 1),
+])
+def test_validate_counts_each_row_the_tables_hold_wrongly(spark, summarised, table, corruption, extra, missing):
+    name = getattr(summarised.tables, table)
+    spark.sql(corruption.format(t=name))
+    problems = validate_tables(spark, summarised.tables)
+    assert problems[0] == (f"{name}: {extra} row(s) differ from or are absent in the recomputation, "
+                           f"{missing} recomputed row(s) absent or different in the table")
+    assert len(problems) == 1 + min(extra, 5) + min(missing, 5)  # each named by its (account, month)
+    assert all(("(2," in p or "(3," in p or "(4," in p or "(5," in p) for p in problems[1:])
