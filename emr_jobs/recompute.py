@@ -46,7 +46,7 @@ def compare(actual: DataFrame, expected: DataFrame, limit: int = 5) -> Tuple[int
     try:
         counts = surplus.agg(F.sum(F.greatest(F.col(_SIDE), F.lit(0))).alias("extra"),
                              F.sum(F.greatest(-F.col(_SIDE), F.lit(0))).alias("missing")).first()
-        extra, missing = int(counts["extra"] or 0), int(counts["missing"] or 0)
+        extra, missing = (int(counts["extra"] or 0), int(counts["missing"] or 0)) if counts else (0, 0)
         if not (extra or missing):
             return 0, 0, [], []
         examples = [surplus.where(F.col(_SIDE) > 0 if side else F.col(_SIDE) < 0).drop(_SIDE).limit(limit).collect()
