@@ -95,6 +95,13 @@ def base_spark_conf(shuffle_partitions: int) -> Dict[str, str]:
     }
 
 
+def local_driver_java_options() -> str:
+    """The local driver's JVM options: the quiet log configuration, then any the user adds in
+    ``DATADOMINION_DRIVER_JAVA_OPTIONS`` (README, "Local mode")."""
+    extra = os.environ.get("DATADOMINION_DRIVER_JAVA_OPTIONS", "").strip()
+    return " ".join(filter(None, (f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J2}", extra)))
+
+
 def build_spark_session(
     settings: CatalogSettings,
     app_name: str = "datadominion-summary",
@@ -118,7 +125,7 @@ def build_spark_session(
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "hostname resolves to a loopback" warning
         conf.update({
             # Spark's start-up warnings (native library, log level hints) stay out of the terminal.
-            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J2}",
+            "spark.driver.extraJavaOptions": local_driver_java_options(),
             "spark.master": os.environ.get("DATADOMINION_SPARK_MASTER", "local[2]"),
             "spark.jars": ",".join(str(j) for j in jars),
             "spark.ui.enabled": "false",
