@@ -9,10 +9,8 @@ import pytest
 
 from datadominion.catalog import CatalogSettings, local_catalog_settings
 from datadominion.config import PipelineConfig, load_pipeline_config
+from tests.support.paths import PIPELINE_CONFIG
 from tests.support.tables import fresh_tables
-
-REPO = Path(__file__).resolve().parents[1]
-PIPELINE_CONFIG = REPO / "configs" / "pipeline.json"
 
 
 @pytest.fixture(scope="session")

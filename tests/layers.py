@@ -5,7 +5,8 @@
       <- localmode (the `datadominion` command), which may also use emr_jobs
 
 A package may import only the packages listed for it; every import counts, also one inside a
-function (a lazy import still ships with, and couples, the importing package).
+function (a lazy import still ships with, and couples, the importing package). Tests may import
+tests/support but never another test module: what two test modules share lives in support.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ def violations(root: Path = ROOT) -> List[str]:
                 top = module.split(".")[0]
                 if top in ALLOWED and top not in allowed:
                     found.append(f"{path.relative_to(root)}:{line}: {package} must not import {module}")
+    return found + test_module_imports(root)
+
+
+def test_module_imports(root: Path = ROOT) -> List[str]:
+    """Imports of a test module (tests/**/test_*.py or a conftest) from anywhere under tests/."""
+    found = []
+    for path in sorted((root / "tests").rglob("*.py")):
+        for line, module in imports(path):
+            last = module.split(".")[-1]
+            if module.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
+                found.append(f"{path.relative_to(root)}:{line}: import {module}: shared test helpers belong in "
+                             "tests/support")
     return found
 
 

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Dict
 
 import pytest
 
-from tests.conftest import REPO
-
-# dev and prod ship with the account placeholder; "ci" is a deployable shape: a literal
-# 12-digit account, another region and a custom CDK bootstrap qualifier.
-ENVIRONMENTS = ("dev", "prod", "ci")
-CI_ENVIRONMENTS = REPO / "tests" / "infra" / "environments"
-
-
-def environment_dir(env: str) -> Path:
-    return CI_ENVIRONMENTS if env == "ci" else REPO / "configs" / "environments"
-
-
-def environment_file(env: str) -> Path:
-    return environment_dir(env) / f"{env}.json"
+from tests.support.paths import ENVIRONMENTS, REPO, environment_dir
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ from typing import Any, Dict, List
 import pytest
 
 from infra.environment import load_environment_config
-from tests.infra.conftest import ENVIRONMENTS, environment_file
 from tests.support.aws import ACCOUNT
 from tests.support.iam import Deployment, Need, allowed, via
+from tests.support.paths import ENVIRONMENTS, environment_file
 
 STEP_ID = "0f" * 16
 TABLES = ("accounts_all", "summary", "latest_summary", "summary_changes")

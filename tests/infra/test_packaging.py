@@ -38,7 +38,7 @@ def test_lambda_asset_for_the_runtime_fits_the_unzipped_limit(lambda_asset):
 def test_handlers_import_and_plan_from_the_asset_alone(tmp_path, aws):
     """The same requirements built for this interpreter, imported with no site-packages: the
     handlers import, and the Plan reads a Glue table's months over fsspec without pyarrow."""
-    from tests.integration.test_aws_launcher import summary_table_with_months
+    from tests.support.aws import summary_table_with_months
 
     summary_table_with_months(aws, ["2024-01", "2024-02"])
     version = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -9,8 +9,7 @@ import pytest
 
 from datadominion.config import Expectations, Maintenance, load_pipeline_config
 from infra.environment import load_environment_config
-from tests.conftest import PIPELINE_CONFIG
-from tests.infra.conftest import ENVIRONMENTS, environment_file
+from tests.support.paths import ENVIRONMENTS, PIPELINE_CONFIG, environment_file
 
 
 def resources(template: Dict[str, Any], kind: str) -> Dict[str, Dict[str, Any]]:
@@ -258,7 +257,7 @@ def test_a_config_without_an_account_cannot_be_deployed_and_one_with_an_account_
 
 def test_make_deploy_refuses_a_placeholder_config_with_the_reason(capsys):
     from infra.deploy_check import main
-    from tests.infra.conftest import CI_ENVIRONMENTS
+    from tests.support.paths import CI_ENVIRONMENTS
 
     assert main(["dev"]) == 2
     assert "refusing to deploy" in capsys.readouterr().err

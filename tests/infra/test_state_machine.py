@@ -15,8 +15,16 @@ import requests
 
 from datadominion.ledger import DONE, FAILED, REGISTERED
 from infra.naming import LOCK_POLL_SECONDS
-from tests.integration.test_aws_launcher import land, ledger, summary_table_with_months
-from tests.support.aws import ACCOUNT, REGION, FakeLambdaContext, put_json, s3_object_created_event
+from tests.support.aws import (
+    ACCOUNT,
+    REGION,
+    FakeLambdaContext,
+    land,
+    ledger,
+    put_json,
+    s3_object_created_event,
+    summary_table_with_months,
+)
 from tests.support.iam import CallRecorder, Deployment, check_calls
 from tests.support.requests import problems
 from tests.support.state_machine import (

@@ -3,52 +3,28 @@ and lock, EMR Serverless submission, Glue + S3 Iceberg metadata, and the Lambda 
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime, timedelta, timezone
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from datadominion.adapters.dynamodb_ledger import DynamoDbLedger
-from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
 from datadominion.job_request import client_token
 from datadominion.ledger import DONE, FAILED, REGISTERED, REJECTED, RUNNING
 from datadominion.months import month_of
 from datadominion.table_metadata import newest_summarised_month, summarised_months
 from lambdas import finish, lock, plan, record, register, wiring
-from tests.support.aws import FakeLambdaContext, put_json, s3_object_created_event
-from tests.support.iceberg_files import month_partitioned_table
+from tests.support.aws import (
+    FakeLambdaContext,
+    land,
+    ledger,
+    parquet_bytes,
+    put_json,
+    s3_object_created_event,
+    summary_table_with_months,
+)
 
 CTX = FakeLambdaContext()
 THIS_MONTH = month_of(datetime.now(timezone.utc).date())
-
-
-def parquet_bytes() -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(pa.table({"cons_acct_key": [1, 2]}), sink)
-    return sink.getvalue()
-
-
-def land(aws, month: str, batch_id: str, files=None, marker=True) -> str:
-    prefix = f"accounts_all/rpt_as_of_mo={month}/{batch_id}/"
-    for name, body in ({"part-0.parquet": parquet_bytes()} if files is None else files).items():
-        aws.s3.put_object(Bucket=aws.landing, Key=prefix + name, Body=body)
-    if marker:
-        aws.s3.put_object(Bucket=aws.landing, Key=prefix + "_SUCCESS", Body=b"")
-    return prefix + "_SUCCESS"
-
-
-def ledger(aws) -> DynamoDbLedger:
-    return DynamoDbLedger(aws.dynamodb, aws.ledger_table)
-
-
-def summary_table_with_months(aws, months):
-    """An Iceberg summary table in moto Glue + S3, partitioned by month, one append per month."""
-    catalog = load_pyiceberg_catalog(glue_catalog_settings(f"s3://{aws.warehouse}/", aws.catalog_properties))
-    month_partitioned_table(catalog, f"{aws.database}.summary", months, rows_per_month=2)
-    return catalog
 
 
 # --- Register ----------------------------------------------------------------------------

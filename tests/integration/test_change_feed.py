@@ -9,8 +9,8 @@ from datadominion.steps import Step
 from emr_jobs import transforms as tx
 from emr_jobs.summarise import current_snapshot
 from emr_jobs.summary_job import run_step
-from tests.integration.test_engine import Crash, actual_tables, assert_equals_reference, audit_refs, step_of
 from tests.support.batches import record, write_batch
+from tests.support.steps import Crash, actual_tables, assert_equals_reference, audit_refs, crash_at, step_of
 
 pytestmark = pytest.mark.spark
 
@@ -122,12 +122,8 @@ def test_a_step_killed_while_publishing_leaves_each_change_recorded_once(spark, 
     before, _ = actual_tables(spark, env)
     step = _late_set(env)
 
-    def crash(reached):
-        if reached == stage:
-            raise Crash(stage)
-
     with pytest.raises(Crash):
-        run_step(spark, env.tables, step, on_stage=crash)
+        run_step(spark, env.tables, step, on_stage=crash_at(stage))
     again = run_step(spark, env.tables, step)
     if stage == "between_publishes":  # summary holds every row; the new account's, not in latest, are compared too
         assert again.summary_rows_written == 0

@@ -10,8 +10,8 @@ import pytest
 
 from emr_jobs.summary_job import run_step
 from localmode.check_batch import check_batch
-from tests.integration.test_engine import _bad_cases, rule_of, snapshots, step_of
 from tests.support.batches import record, write_batch
+from tests.support.steps import bad_cases, rule_of, snapshots, step_of
 
 pytestmark = pytest.mark.spark
 NOW = datetime(2026, 11, 27, tzinfo=timezone.utc)
@@ -32,7 +32,7 @@ def test_every_rule_the_job_applies_is_found_before_delivery(spark, isolated):
     before = snapshots(spark, env)
     good = write_batch(env.landing, "2022-02", "good", [record(cfg, 9, "2022-02", 50)], cfg)
     assert check(spark, env, folder(good)) == []
-    for n, (rule, rows, schema) in enumerate(_bad_cases(cfg)):
+    for n, (rule, rows, schema) in enumerate(bad_cases(cfg)):
         bad = write_batch(env.landing, "2022-02", f"bad{n}", rows, cfg, schema)
         [problem] = check(spark, env, folder(bad))
         assert rule_of(problem) == rule and f"batch {bad.batch_key}" in problem

@@ -10,8 +10,8 @@ import pytest
 from datadominion.catalog import load_pyiceberg_catalog
 from emr_jobs.summary_job import run_step
 from localmode.generator import generate
-from tests.integration.test_engine import as_step_batches, step_of
 from tests.support import duckdb_reference as ddb
+from tests.support.steps import as_step_batches, step_of
 
 pytestmark = pytest.mark.spark
 

@@ -12,50 +12,33 @@ import pytest
 from pyspark.sql import functions as F
 
 from datadominion.months import add_months, format_month, parse_month
-from datadominion.steps import Step, StepBatch
+from datadominion.steps import Step
 from emr_jobs import file_reads
 from emr_jobs import transforms as tx
-from emr_jobs.publish import audit_branch, refs
-from emr_jobs.summarise import INTERPRET_SMALL_STEPS, current_snapshot
+from emr_jobs.publish import audit_branch
+from emr_jobs.summarise import INTERPRET_SMALL_STEPS
 from emr_jobs.summary_job import run_step
 from localmode.generator import generate, write_corrections
 from tests.support.batches import record, write_batch
 from tests.support.reference import diff_tables, expected_tables
+from tests.support.steps import (
+    Crash,
+    actual_tables,
+    as_step_batches,
+    assert_equals_reference,
+    audit_refs,
+    bad_cases,
+    crash_at,
+    rule_of,
+    snapshots,
+    step_of,
+    summarised_by_one_step,
+)
+from tests.support.tables import set_back_after
 
 pytestmark = pytest.mark.spark
 
 
-def step_of(mode, batches):
-    batches = tuple(batches)
-    return Step(mode, tuple(sorted({b.month for b in batches})), batches)
-
-
-def as_step_batches(written):
-    return [StepBatch(w.ref.month, w.ref.batch_id, "file://" + str(w.path) + "/") for w in written]
-
-
-def actual_tables(spark, env):
-    key, month = env.config.key_column, env.config.month_column
-    summary = {(r[key], r[month]): r.asDict(recursive=True) for r in spark.table(env.tables.summary).collect()}
-    latest = {r[key]: r.asDict(recursive=True) for r in spark.table(env.tables.latest_summary).collect()}
-    return summary, latest
-
-
-def assert_equals_reference(spark, env, records=None):
-    if records is None:
-        records = [r.asDict() for r in spark.table(env.tables.accounts_all).collect()]
-    want_summary, want_latest = expected_tables(records, env.config)
-    got_summary, got_latest = actual_tables(spark, env)
-    assert diff_tables(got_summary, want_summary) == []
-    assert diff_tables(got_latest, want_latest) == []
-
-
-def snapshots(spark, env):
-    return tuple(current_snapshot(spark, t) for t in (env.tables.accounts_all, env.tables.summary,
-                                                       env.tables.latest_summary))
-
-
-# --- the seed's test cases ------------------------------------------------------------------
 def _seed_case(spark, env, accounts, months, start, gap_pct, targets, target_months, dpd_delta, pd_delta):
     written = generate(env.config, env.landing, accounts, months, start, gap_pct, seed=7)
     run_step(spark, env.tables, step_of("initial", as_step_batches(written)))
@@ -382,37 +365,6 @@ def test_random_arrivals_equal_from_scratch_recomputation(spark, isolated, monke
 
 
 # --- bad batches --------------------------------------------------------------------------
-def _bad_cases(cfg):
-    import pyarrow as pa
-
-    from datadominion.schema import arrow_schema
-
-    good = [record(cfg, 1, "2022-02", 10)]
-    schema = arrow_schema(cfg.source_types)
-    missing = schema.remove(schema.get_field_index("past_due_am"))
-    extra = schema.append(pa.field("surprise", pa.string()))
-    wrong = schema.set(schema.get_field_index("past_due_am"), pa.field("past_due_am", pa.string()))
-    return [
-        ("schema: missing columns", [{k: v for k, v in good[0].items() if k != "past_due_am"}], missing),
-        ("schema: extra columns", [dict(good[0], surprise="!")], extra),
-        ("schema: column types", [dict(good[0], past_due_am="12")], wrong),
-        ("month matches path", [record(cfg, 1, "2022-03", 10)], None),
-        ("non-null cons_acct_key", [record(cfg, None, "2022-02", 10)], None),
-        ("non-null base_ts", [dict(record(cfg, 1, "2022-02"), base_ts=None)], None),
-        ("no conflicting duplicates", [record(cfg, 5, "2022-02", 3, past_due_am=1),
-                                       record(cfg, 5, "2022-02", 3, past_due_am=2)], None),
-        ("no conflicting duplicates", [record(cfg, 1, "2022-02", 0, past_due_am=12345)], None),  # vs accounts_all
-        # neighbouring columns swapping a value and a NULL (a plain hash skips NULLs: equal hashes)
-        ("no conflicting duplicates", [record(cfg, 6, "2022-02", 3, past_due_am=7, actual_pymt_am=None),
-                                       record(cfg, 6, "2022-02", 3, past_due_am=None, actual_pymt_am=7)], None),
-        ("non-empty", [], None),
-    ]
-
-
-def rule_of(reason: str) -> str:
-    return reason.split("rule '", 1)[1].split("'", 1)[0]
-
-
 def test_bad_batches_are_each_rejected_once_with_their_rule_and_the_good_one_is_applied(spark, isolated):
     """Every bad batch of the catalogue in one step beside a good one: one run validates each
     once, rejects each bad one naming its rule, and applies the good one."""
@@ -420,7 +372,7 @@ def test_bad_batches_are_each_rejected_once_with_their_rule_and_the_good_one_is_
     seedling = write_batch(env.landing, "2022-02", "seed", [record(cfg, 1, "2022-02", 0)], cfg)
     run_step(spark, env.tables, step_of("initial", [seedling]))
     good = write_batch(env.landing, "2022-02", "good", [record(cfg, 9, "2022-02", 50)], cfg)
-    cases = _bad_cases(cfg)
+    cases = bad_cases(cfg)
     written = [write_batch(env.landing, "2022-02", f"bad{n}", rows, cfg, schema) for n, (_, rows, schema) in
                enumerate(cases)]
     bad = {batch.batch_key: rule for batch, (rule, _, _) in zip(written, cases)}
@@ -454,7 +406,7 @@ def test_a_batch_lacking_a_column_the_others_carry_is_rejected_though_the_merged
     column has every column: the per-file footer check must still reject that batch (read
     merged, the absent column would arrive as NULLs)."""
     env, cfg = isolated, isolated.config
-    good_rows, cases = [record(cfg, 9, "2022-02", 50)], _bad_cases(cfg)
+    good_rows, cases = [record(cfg, 9, "2022-02", 50)], bad_cases(cfg)
     rule, rows, schema = cases[0]
     assert rule == "schema: missing columns"
     good = write_batch(env.landing, "2022-02", "good", good_rows, cfg)
@@ -541,14 +493,13 @@ def check_reads(request, monkeypatch):
 def summarised_once(spark, catalog_settings, pipeline_config, tmp_path_factory):
     """Accounts 1 and 2 over 2022-04 and 2022-05, summarised by one step for all the checks' tests
     below (each corrupts the tables; ``checked`` puts them back), and the touched pairs."""
-    from tests.support.tables import fresh_tables
+    def land(env):
+        return [write_batch(env.landing, month, f"b{i}", [record(env.config, k, month, i, past_due_am=10 * i + k)
+                                                          for k in (1, 2)], env.config)
+                for i, month in enumerate(("2022-04", "2022-05"))]
 
-    env = fresh_tables(spark, catalog_settings, pipeline_config, tmp_path_factory.mktemp("checks") / "landing")
-    cfg = env.config
-    batches = [write_batch(env.landing, month, f"b{i}", [record(cfg, k, month, i, past_due_am=10 * i + k)
-                                                         for k in (1, 2)], cfg)
-               for i, month in enumerate(("2022-04", "2022-05"))]
-    run_step(spark, env.tables, step_of("initial", batches))
+    env = summarised_by_one_step(spark, catalog_settings, pipeline_config,
+                                 tmp_path_factory.mktemp("checks") / "landing", land)
     pairs = spark.createDataFrame([(k, m) for k in (1, 2) for m in ("2022-04", "2022-05")],
                                   ["cons_acct_key", "rpt_as_of_mo"])
     return env, pairs
@@ -557,8 +508,6 @@ def summarised_once(spark, catalog_settings, pipeline_config, tmp_path_factory):
 @pytest.fixture
 def checked(spark, summarised_once):
     """The step's tables and touched pairs for one test, each table set back to its head after it."""
-    from tests.support.tables import set_back_after
-
     env, pairs = summarised_once
     with set_back_after(spark, env.tables.summary, env.tables.latest_summary):
         yield env, pairs
@@ -746,18 +695,6 @@ def latest_operation(spark, env):
     return row[0], row[1]
 
 
-class Crash(RuntimeError):
-    pass
-
-
-def crash_at(stage):
-    """A stage hook that kills the step when it reaches ``stage``."""
-    def hook(reached):
-        if reached == stage:
-            raise Crash(stage)
-    return hook
-
-
 @pytest.mark.parametrize("stage", ["after_ingest", "between_commits", "before_checks", "before_publish",
                                    "between_publishes"])
 def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
@@ -780,12 +717,6 @@ def test_job_killed_at_a_stage_is_repaired_by_a_rerun(spark, isolated, stage):
         assert_equals_reference(spark, env)
         assert audit_refs(spark, env) == []
     assert spark.table(env.tables.accounts_all).count() == 5
-
-
-def audit_refs(spark, env):
-    return sorted((table.rsplit(".", 1)[1], name)
-                  for table in (env.tables.summary, env.tables.latest_summary, env.tables.changes)
-                  for name, _ in refs(spark, table, "BRANCH") + refs(spark, table, "TAG") if name != "main")
 
 
 def test_a_step_killed_between_its_fast_forwards_is_published_by_the_next_step(spark, isolated):

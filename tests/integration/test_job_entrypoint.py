@@ -8,8 +8,8 @@ import json
 
 from datadominion.steps import Step
 from emr_jobs.summary_job import main
-from tests.conftest import PIPELINE_CONFIG
 from tests.support.batches import record, write_batch
+from tests.support.paths import PIPELINE_CONFIG
 
 _namespaces = itertools.count(1)
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from emr_jobs.recompute import validate_tables
-from emr_jobs.summary_job import run_step
 from localmode.generator import generate
-from tests.integration.test_engine import as_step_batches, step_of
-from tests.support.tables import fresh_tables, set_back_after
+from tests.support.steps import as_step_batches, summarised_by_one_step
+from tests.support.tables import set_back_after
 
 pytestmark = pytest.mark.spark
 
@@ -17,10 +16,11 @@ pytestmark = pytest.mark.spark
 @pytest.fixture(scope="module")
 def summarised_once(spark, catalog_settings, pipeline_config, tmp_path_factory):
     """Six accounts over three months, summarised by one step for every test here."""
-    env = fresh_tables(spark, catalog_settings, pipeline_config, tmp_path_factory.mktemp("validate") / "landing")
-    written = generate(env.config, env.landing, 6, 3, "2024-01", 0, seed=11)
-    run_step(spark, env.tables, step_of("initial", as_step_batches(written)))
-    return env
+    def land(env):
+        return as_step_batches(generate(env.config, env.landing, 6, 3, "2024-01", 0, seed=11))
+
+    return summarised_by_one_step(spark, catalog_settings, pipeline_config,
+                                  tmp_path_factory.mktemp("validate") / "landing", land)
 
 
 @pytest.fixture

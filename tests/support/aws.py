@@ -3,15 +3,20 @@ pyarrow's S3 clients bypass in-process mocks), reset between tests."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from datadominion.adapters.dynamodb_ledger import STATE_INDEX
+from datadominion.adapters.dynamodb_ledger import STATE_INDEX, DynamoDbLedger
+from datadominion.catalog import glue_catalog_settings, load_pyiceberg_catalog
+from tests.support.iceberg_files import month_partitioned_table
 
 REGION = "ap-south-1"
 ACCOUNT = "123456789012"
@@ -84,3 +89,31 @@ def client(service: str, endpoint: str) -> Any:
 
 def put_json(s3: Any, bucket: str, key: str, value: Any) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(value).encode())
+
+
+def parquet_bytes() -> bytes:
+    """A small valid Parquet file, for what only needs a batch to exist."""
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"cons_acct_key": [1, 2]}), sink)
+    return sink.getvalue()
+
+
+def land(aws: Any, month: str, batch_id: str, files: Optional[Dict[str, bytes]] = None, marker: bool = True) -> str:
+    """Put a batch's files (and its _SUCCESS marker) in the landing bucket; the marker's key."""
+    prefix = f"accounts_all/rpt_as_of_mo={month}/{batch_id}/"
+    for name, body in ({"part-0.parquet": parquet_bytes()} if files is None else files).items():
+        aws.s3.put_object(Bucket=aws.landing, Key=prefix + name, Body=body)
+    if marker:
+        aws.s3.put_object(Bucket=aws.landing, Key=prefix + "_SUCCESS", Body=b"")
+    return prefix + "_SUCCESS"
+
+
+def ledger(aws: Any) -> DynamoDbLedger:
+    return DynamoDbLedger(aws.dynamodb, aws.ledger_table)
+
+
+def summary_table_with_months(aws: Any, months: List[str]) -> Any:
+    """An Iceberg summary table in moto Glue + S3, partitioned by month, one append per month."""
+    catalog = load_pyiceberg_catalog(glue_catalog_settings(f"s3://{aws.warehouse}/", aws.catalog_properties))
+    month_partitioned_table(catalog, f"{aws.database}.summary", months, rows_per_month=2)
+    return catalog
