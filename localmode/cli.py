@@ -279,14 +279,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     spark, tables = _spark_tables(env)
     problems = check_rows(spark.table(tables.summary), env.config, tables.summary)
     problems += check_rows(spark.table(tables.latest_summary), env.config, tables.latest_summary)
-    problems += validate_tables(spark, tables)
-    summary_rows = spark.table(tables.summary).count()
+    validation = validate_tables(spark, tables)
+    problems += validation.problems
     if problems:
         _say("VALIDATION FAILED:")
         for p in problems[:40]:
             _say(f"  {p}")
         return EXIT_PROBLEMS
-    _say(f"validation passed: {summary_rows} summary rows and latest_summary equal a from-scratch "
+    _say(f"validation passed: {validation.rows[tables.summary]} summary rows and latest_summary equal a from-scratch "
          f"recomputation; integrity checks clean")
     return EXIT_OK
 

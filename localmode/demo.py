@@ -102,7 +102,7 @@ def run_demo(home: Path, config: PipelineConfig, say: Callable[[str], None], fre
         f"every later row within 35 months hold the corrected values: {'yes' if history_ok else 'NO'}")
 
     say("7. validate: integrity checks + comparison with a from-scratch recomputation")
-    problems = validate_tables(spark, tables)
+    problems = validate_tables(spark, tables).problems
     for p in problems[:10]:
         say("   " + p)
     seconds = time.monotonic() - started

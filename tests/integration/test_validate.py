@@ -31,7 +31,9 @@ def summarised(spark, summarised_once):
 
 
 def test_validate_passes_the_tables_a_step_wrote(spark, summarised):
-    assert validate_tables(spark, summarised.tables) == []
+    validation = validate_tables(spark, summarised.tables)
+    assert validation.problems == []
+    assert validation.rows == {summarised.tables.summary: 6 * 3, summarised.tables.latest_summary: 6}
 
 
 @pytest.mark.parametrize("table, corruption, account, extra, missing", [
@@ -45,7 +47,9 @@ def test_validate_counts_each_row_the_tables_hold_wrongly(spark, summarised, tab
                                                           missing):
     name = getattr(summarised.tables, table)
     spark.sql(corruption.format(t=name))
-    problems = validate_tables(spark, summarised.tables)
+    validation = validate_tables(spark, summarised.tables)
+    problems = validation.problems
+    assert validation.rows[name] == spark.table(name).count()  # as the table holds them, wrong rows too
     assert problems[0] == (f"{name}: {extra} row(s) differ from or are absent in the recomputation, "
                            f"{missing} recomputed row(s) absent or different in the table")
     examples = problems[1:]  # each row named by its (account, month)
