@@ -17,6 +17,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: $(SETUP_STAMP) ## create .venv, install Python deps, the SQLite JDBC driver and the CDK CLI; check Java 17
+	@$(PY) -m localmode.class_archive
 
 $(SETUP_STAMP): pyproject.toml package.json
 	@java -version 2>&1 | grep -q 'version "17' || { echo "Java 17 is required (apt-get install openjdk-17-jre-headless)"; exit 1; }

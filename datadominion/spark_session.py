@@ -7,6 +7,8 @@ check that the Iceberg runtime really loaded (a missing jar only warns at start-
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,6 +20,8 @@ from datadominion.catalog import CatalogSettings
 
 SQLITE_JDBC_JAR = Path("/usr/share/java/sqlite-jdbc.jar")
 QUIET_LOG4J2 = Path(__file__).with_name("log4j2-local.properties")
+# An archive the JVM cannot map (another build, changed jars) is skipped; nothing is printed.
+QUIET_CDS = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 ICEBERG_JAR_NAME = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
 
 
@@ -40,16 +44,19 @@ def iceberg_runtime_jar() -> Path:
     return jar
 
 
-def check_java() -> None:
+def _java() -> str:
     java = shutil.which("java", path=os.path.join(os.environ.get("JAVA_HOME", ""), "bin") + os.pathsep
                         + os.environ.get("PATH", ""))
     if not java:
         raise SparkStackError(
             "Java 17 is required for Spark but `java` was not found (apt-get install openjdk-17-jre-headless)"
         )
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
-    if ' version "17' not in out:
-        first = out.splitlines()[0] if out else "unknown"
+    return java
+
+
+def check_java() -> None:
+    first = java_version()
+    if ' version "17' not in first:
         raise SparkStackError(f"Spark 3.5 here is verified with Java 17; found: {first}")
 
 
@@ -96,10 +103,42 @@ def base_spark_conf(shuffle_partitions: int) -> Dict[str, str]:
 
 
 def local_driver_java_options() -> str:
-    """The local driver's JVM options: the quiet log configuration, then any the user adds in
+    """The local driver's JVM options: the quiet log configuration, the class-data archive when
+    one was built for this Java and these jars, then any the user adds in
     ``DATADOMINION_DRIVER_JAVA_OPTIONS`` (README, "Local mode")."""
     extra = os.environ.get("DATADOMINION_DRIVER_JAVA_OPTIONS", "").strip()
-    return " ".join(filter(None, (f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J2}", extra)))
+    archive = class_archive_path()
+    use_archive = (f"-XX:SharedArchiveFile={archive} {QUIET_CDS}"
+                   if archive is not None and archive.is_file() else "")
+    return " ".join(filter(None, (f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J2}", use_archive, extra)))
+
+
+def class_archive_path() -> Optional[Path]:
+    """Where the local driver's class-data archive for this Java and these jars lives (built by
+    ``python -m localmode.class_archive``; docs/decisions.md, "Local Spark"), or None when
+    ``DATADOMINION_CLASS_ARCHIVE=off``. The name is a digest of the Java version and of every
+    jar the driver loads (path, size, time), so a changed stack never maps a stale archive."""
+    if os.environ.get("DATADOMINION_CLASS_ARCHIVE", "").lower() == "off":
+        return None
+    digest = hashlib.sha256(java_version().encode())
+    for jar in sorted(spark_classpath_jars()) + [iceberg_runtime_jar(), SQLITE_JDBC_JAR]:
+        stat = jar.stat() if jar.is_file() else None
+        digest.update(f"{jar}:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1}".encode())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "datadominion" / f"driver-classes-{digest.hexdigest()[:16]}.jsa"
+
+
+def spark_classpath_jars() -> list[Path]:
+    import pyspark
+
+    return list((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+
+
+@functools.lru_cache(maxsize=1)
+def java_version() -> str:
+    """``java -version``'s first line (it names the exact build an archive belongs to)."""
+    out = subprocess.run([_java(), "-version"], capture_output=True, text=True, check=False).stderr
+    return out.splitlines()[0] if out else "unknown"
 
 
 def build_spark_session(

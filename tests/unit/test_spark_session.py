@@ -2,11 +2,54 @@
 
 from __future__ import annotations
 
-from datadominion.spark_session import QUIET_LOG4J2, local_driver_java_options
+import os
+
+import pytest
+
+from datadominion import spark_session
+from datadominion.spark_session import QUIET_CDS, QUIET_LOG4J2, class_archive_path, local_driver_java_options
+
+LOG = f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J2}"
 
 
-def test_the_local_driver_keeps_its_quiet_logging_and_adds_the_users_jvm_options(monkeypatch):
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache folder of the user's (no class-data archive in it)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("DATADOMINION_CLASS_ARCHIVE", raising=False)
     monkeypatch.delenv("DATADOMINION_DRIVER_JAVA_OPTIONS", raising=False)
-    assert local_driver_java_options() == f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J2}"
+    return tmp_path
+
+
+def test_the_local_driver_keeps_its_quiet_logging_and_adds_the_users_jvm_options(cache, monkeypatch):
+    assert local_driver_java_options() == LOG
     monkeypatch.setenv("DATADOMINION_DRIVER_JAVA_OPTIONS", " -XX:TieredStopAtLevel=1 ")
-    assert local_driver_java_options() == f"-Dlog4j2.configurationFile=file:{QUIET_LOG4J2} -XX:TieredStopAtLevel=1"
+    assert local_driver_java_options() == f"{LOG} -XX:TieredStopAtLevel=1"
+
+
+def test_the_driver_maps_the_class_archive_only_when_there_is_one_and_archives_are_on(cache, monkeypatch):
+    archive = class_archive_path()
+    assert archive is not None and archive.parent == cache / "datadominion"
+    archive.parent.mkdir()
+    archive.write_bytes(b"recorded")
+    monkeypatch.setenv("DATADOMINION_DRIVER_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+    assert local_driver_java_options() == f"{LOG} -XX:SharedArchiveFile={archive} {QUIET_CDS} -XX:TieredStopAtLevel=1"
+    monkeypatch.setenv("DATADOMINION_CLASS_ARCHIVE", "off")
+    assert class_archive_path() is None
+    assert local_driver_java_options() == f"{LOG} -XX:TieredStopAtLevel=1"
+
+
+def test_the_archive_is_named_for_the_jars_so_a_changed_jar_never_maps_a_stale_one(cache, tmp_path, monkeypatch):
+    jars = [tmp_path / "spark-core.jar", tmp_path / "spark-sql.jar"]
+    for jar in jars:
+        jar.write_bytes(b"classes")
+    monkeypatch.setattr(spark_session, "spark_classpath_jars", lambda: list(jars))
+    names = [class_archive_path(), class_archive_path()]
+    jars[1].write_bytes(b"other classes")  # reinstalled: another size
+    names.append(class_archive_path())
+    os.utime(jars[1], ns=(1, 1))  # the same size, another time
+    names.append(class_archive_path())
+    jars.append(tmp_path / "spark-extra.jar")
+    jars[2].write_bytes(b"")
+    names.append(class_archive_path())
+    assert names[0] == names[1] and len(set(names)) == 4
