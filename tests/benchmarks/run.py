@@ -291,6 +291,31 @@ def scenario_plan_metadata(home: Path, months: int = 60) -> Dict[str, Any]:
             "metadata_files_opened": len(paths) - len(data_files), "data_files_opened": len(data_files)}
 
 
+def scenario_command_start(home: Path, rounds: int = 3) -> Dict[str, Any]:
+    """Short `datadominion` commands (`show`, `validate`) over the class archive's story tables,
+    each a JVM of its own, with and without the driver's class-data archive, alternating in the
+    same run (localmode/class_archive.py)."""
+    import statistics
+
+    from localmode.class_archive import ensure, run_story
+
+    t0 = time.monotonic()
+    archive = ensure()
+    recorded_s = time.monotonic() - t0
+    run_story(str(home))  # the tables the commands read (this process's own JVM)
+    timings: Dict[str, List[float]] = {}
+    for _ in range(rounds):
+        for mode in ("on", "off"):
+            env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", DATADOMINION_CLASS_ARCHIVE=mode)
+            for command in (["show", "--account", "2"], ["validate"]):
+                started = time.monotonic()
+                subprocess.run([sys.executable, "-m", "localmode.cli", "--home", str(home), *command], env=env,
+                               check=True, capture_output=True)
+                timings.setdefault(f"{command[0]}_{mode}", []).append(round(time.monotonic() - started, 2))
+    return {"archive": str(archive), "ensure_s": round(recorded_s, 1),
+            "median_s": {k: round(statistics.median(v), 2) for k, v in timings.items()}, "runs_s": timings}
+
+
 def scenario_soak(home: Path, months: int = 24, rounds: int = 3, accounts: int = 500) -> Dict[str, Any]:
     """Many small batches arriving while `datadominion watch` runs: ``months`` forward months
     delivered one by one, then ``rounds`` correction batches per month (backfills), out of
@@ -571,6 +596,7 @@ SCENARIOS = {
     "soak": lambda home, large: scenario_soak(home, 60 if large else 24),
     "scale": lambda home, large: scenario_scale(
         home, [250_000, 500_000, 1_000_000] if large else [25_000, 50_000, 100_000]),
+    "command_start": lambda home, large: scenario_command_start(home),
     "maintenance": lambda home, large: scenario_maintenance(100_000 if large else 1_000, 24 if large else 9),
 }
 DEFAULT = ["seed_case_2", "late_set", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]
