@@ -80,7 +80,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return run_story(args[1])
     try:
         path = ensure()
-    except (ArchiveError, OSError) as exc:  # setup goes on: commands start without an archive, only slower
+    except (ArchiveError, OSError, subprocess.SubprocessError) as exc:
+        # Setup goes on: commands start without an archive, only slower.
         print(f"warning: {exc}", file=sys.stderr)
         return 0
     print(f"class-data archive: {path}" if path else "class-data archive: off (DATADOMINION_CLASS_ARCHIVE=off)")
