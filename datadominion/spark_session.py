@@ -22,6 +22,7 @@ SQLITE_JDBC_JAR = Path("/usr/share/java/sqlite-jdbc.jar")
 QUIET_LOG4J2 = Path(__file__).with_name("log4j2-local.properties")
 # An archive the JVM cannot map (another build, changed jars) is skipped; nothing is printed.
 QUIET_CDS = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+CLASS_ARCHIVE_PREFIX = "driver-classes-"  # the local driver's class-data archives, one per Java and jars
 ICEBERG_JAR_NAME = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
 
 
@@ -125,7 +126,7 @@ def class_archive_path() -> Optional[Path]:
         stat = jar.stat() if jar.is_file() else None
         digest.update(f"{jar}:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1}".encode())
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "datadominion" / f"driver-classes-{digest.hexdigest()[:16]}.jsa"
+    return cache / "datadominion" / f"{CLASS_ARCHIVE_PREFIX}{digest.hexdigest()[:16]}.jsa"
 
 
 def spark_classpath_jars() -> list[Path]:

@@ -16,10 +16,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import List, Optional
 
-from datadominion.spark_session import QUIET_CDS, class_archive_path
+from datadominion.spark_session import CLASS_ARCHIVE_PREFIX, QUIET_CDS, class_archive_path
+
+UNUSED_DAYS = 14
 
 # Two accounts' first month, summarised and validated: Spark's and Iceberg's start-up, a
 # step's writes and checks. A longer story (a correction's MERGEs, the feed) took 63 s to
@@ -51,7 +54,20 @@ def ensure(timeout_seconds: float = 900) -> Optional[Path]:
         raise ArchiveError(f"recording the class-data archive {path} failed (exit {done.returncode}):\n"
                            f"{_clipped(done.stdout + done.stderr)}")
     os.replace(partial, path)  # whole or absent: a command never maps a half-written archive
+    prune_unused(path)
     return path
+
+
+def prune_unused(kept: Path, days: float = UNUSED_DAYS) -> List[Path]:
+    """Delete the other archives in ``kept``'s folder that no JVM has mapped for ``days``
+    (another checkout's, an old pyspark's): each is ~180 MB. Mapping one reads it, so its
+    access time says when it was last used (where access times are not kept, an archive in
+    use is at worst recorded again). Returns what was deleted."""
+    cutoff = time.time() - days * 86400
+    stale = [p for p in kept.parent.glob(f"{CLASS_ARCHIVE_PREFIX}*.jsa") if p != kept and p.stat().st_atime < cutoff]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def _clipped(output: str, keep: int = 3000) -> str:
