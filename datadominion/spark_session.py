@@ -151,6 +151,8 @@ def build_spark_session(
     """Create (or return) the SparkSession wired to the catalog, and prove Iceberg loaded."""
     from pyspark.sql import SparkSession
 
+    from datadominion.jvm_lookups import remember_static_lookups  # py4j: not in the Lambdas' asset
+
     builder = SparkSession.builder.appName(app_name)
     conf = {**base_spark_conf(shuffle_partitions), **catalog_spark_conf(settings)}
     if settings.kind == "local":
@@ -190,6 +192,7 @@ def build_spark_session(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    remember_static_lookups(spark)
     verify_iceberg(spark, settings)
     return spark
 
