@@ -20,7 +20,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import cli_env, run_cli, start_cli
+from tests.support.paths import REPO
 
 
 def _jvm_pid(spark: Any) -> int:
@@ -306,14 +307,54 @@ def scenario_command_start(home: Path, rounds: int = 3) -> Dict[str, Any]:
     timings: Dict[str, List[float]] = {}
     for _ in range(rounds):
         for mode in ("on", "off"):
-            env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", DATADOMINION_CLASS_ARCHIVE=mode)
+            env = cli_env(home, DATADOMINION_CLASS_ARCHIVE=mode)
             for command in (["show", "--account", "2"], ["validate"]):
                 started = time.monotonic()
-                subprocess.run([sys.executable, "-m", "localmode.cli", "--home", str(home), *command], env=env,
-                               check=True, capture_output=True)
+                run_cli(home, *command, env=env, check=True)
                 timings.setdefault(f"{command[0]}_{mode}", []).append(round(time.monotonic() - started, 2))
     return {"archive": str(archive), "ensure_s": round(recorded_s, 1),
             "median_s": {k: round(statistics.median(v), 2) for k, v in timings.items()}, "runs_s": timings}
+
+
+def scenario_static_lookups(home: Path, pairs: int = 5) -> Dict[str, Any]:
+    """One-record backfill steps after the seed's Test Case 2, alternating with and without the
+    session's remembered JVM lookups (datadominion/jvm_lookups.py) in one process: each step's
+    seconds and the py4j requests it sent."""
+    import statistics
+
+    from datadominion import jvm_lookups
+    from localmode.generator import generate
+
+    env = _env(home)
+    generate(env.config, env.landing, 100, 60, "2020-01", 10, 42)
+    _process(env)
+    spark = env.runner.session()
+    view, client = spark.sparkContext._jvm, spark.sparkContext._gateway._gateway_client
+    send = client.send_command
+    sent = [0]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        return send(*args, **kwargs)
+
+    client.send_command = counted
+    runs: Dict[str, List[Dict[str, Any]]] = {"forgotten": [], "remembered": []}
+    for number in range(pairs + 1):  # the first pair warms the JVM and is left out
+        for mode in runs:
+            if mode == "forgotten":
+                for name in jvm_lookups.STATIC_CLASSES:
+                    view.__dict__.pop(name, None)
+            else:
+                jvm_lookups.remember_static_lookups(spark)
+            sent[0] = 0
+            step = _one_record_step(env, 10 + 2 * number + (mode == "remembered"), f"{mode}{number}")
+            if number:
+                runs[mode].append({"seconds": step["one_record_s"], "py4j_requests": sent[0],
+                                   "inside_jobs_s": step["one_record_jobs"]["inside_jobs_s"]})
+    client.send_command = send
+    jvm_lookups.remember_static_lookups(spark)
+    return {"median_s": {mode: statistics.median(r["seconds"] for r in steps) for mode, steps in runs.items()},
+            "runs": runs}
 
 
 def scenario_soak(home: Path, months: int = 24, rounds: int = 3, accounts: int = 500) -> Dict[str, Any]:
@@ -330,10 +371,7 @@ def scenario_soak(home: Path, months: int = 24, rounds: int = 3, accounts: int =
 
     config = load_pipeline_config(REPO / "configs" / "pipeline.json")
     landing = home / "landing"
-    env = dict(os.environ, DATADOMINION_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1")
-    cli = [sys.executable, "-m", "localmode.cli"]
-    watch = subprocess.Popen(cli + ["watch", "--interval", "1"], env=env, cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watch = start_cli(home, "watch", "--interval", "1")
     started = time.monotonic()
     delivered = 0
     try:
@@ -369,7 +407,7 @@ def scenario_soak(home: Path, months: int = 24, rounds: int = 3, accounts: int =
         watch.wait(timeout=600)
     records = SqliteLedger(home / "ledger.db").batches()
     t0 = time.monotonic()
-    check = subprocess.run(cli + ["validate"], env=env, cwd=REPO, capture_output=True, text=True)
+    check = run_cli(home, "validate", timeout=None)
     return {"batches_delivered": delivered, "batches_done": sum(r.state == DONE for r in records),
             "max_attempts": max(r.attempts for r in records), "runs": len(SqliteLedger(home / "ledger.db").runs(10000)),
             "all_applied_s": round(applied, 1), "validate_exit": check.returncode,
@@ -597,6 +635,7 @@ SCENARIOS = {
     "scale": lambda home, large: scenario_scale(
         home, [250_000, 500_000, 1_000_000] if large else [25_000, 50_000, 100_000]),
     "command_start": lambda home, large: scenario_command_start(home),
+    "static_lookups": lambda home, large: scenario_static_lookups(home),
     "maintenance": lambda home, large: scenario_maintenance(100_000 if large else 1_000, 24 if large else 9),
 }
 DEFAULT = ["seed_case_2", "late_set", "forward_100k", "history_ratio", "backfill_ratio", "plan_metadata"]

@@ -3,13 +3,10 @@ every later command's JVM, and a failed recording leaves nothing behind."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from localmode.class_archive import ArchiveError, ensure
+from tests.support.cli import cli_env, run_cli
 
 pytestmark = pytest.mark.spark
 
@@ -20,10 +17,9 @@ def test_a_command_maps_spark_and_iceberg_classes_from_the_recorded_archive(tmp_
     archive = ensure()
     assert archive is not None and archive.is_file()
     loaded = tmp_path / "classes.log"
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1",
-               DATADOMINION_DRIVER_JAVA_OPTIONS=f"-Xlog:class+load=info:file={loaded}")
-    done = subprocess.run([sys.executable, "-m", "localmode.cli", "--home", str(tmp_path / "home"), "validate"],
-                          env=env, capture_output=True, text=True, timeout=600)
+    home = tmp_path / "home"
+    logged = cli_env(home, DATADOMINION_DRIVER_JAVA_OPTIONS=f"-Xlog:class+load=info:file={loaded}")
+    done = run_cli(home, "validate", env=logged)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = loaded.read_text().splitlines()
     for name in ("org.apache.spark.SparkContext", "org.apache.iceberg.spark.SparkCatalog"):

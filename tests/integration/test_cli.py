@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import cli_env, run_cli, start_cli
 
 pytestmark = pytest.mark.spark
 
@@ -19,22 +19,18 @@ def command_env(home: Path, command: str) -> dict:
     accounts: without the optimizing compiler (C2) it competes less for the 2 cores; the demo,
     which runs long enough to win from C2, keeps it (docs/benchmarks.md, thirteenth)."""
     quick = {} if command == "demo" else {"DATADOMINION_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}
-    return dict(os.environ, DATADOMINION_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", **quick)
+    return cli_env(home, **quick)
 
 
 def dd(home: Path, *args: str, check_code: int | None = 0) -> subprocess.CompletedProcess:
-    env = command_env(home, args[0])
-    proc = subprocess.run([sys.executable, "-m", "localmode.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = run_cli(home, *args, env=command_env(home, args[0]))
     if check_code is not None:
         assert proc.returncode == check_code, proc.stdout + proc.stderr
     return proc
 
 
 def start(home: Path, *args: str) -> subprocess.Popen:
-    env = command_env(home, args[0])
-    return subprocess.Popen([sys.executable, "-m", "localmode.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return start_cli(home, *args, env=command_env(home, args[0]))
 
 
 def table_state(home: Path):
