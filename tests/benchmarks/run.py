@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from tests.support.cli import cli_env, run_cli, start_cli
+from tests.support.jvm import forget_static_lookups, py4j_requests
 from tests.support.paths import REPO
 
 
@@ -329,29 +330,19 @@ def scenario_static_lookups(home: Path, pairs: int = 5) -> Dict[str, Any]:
     generate(env.config, env.landing, 100, 60, "2020-01", 10, 42)
     _process(env)
     spark = env.runner.session()
-    view, client = spark.sparkContext._jvm, spark.sparkContext._gateway._gateway_client
-    send = client.send_command
-    sent = [0]
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        sent[0] += 1
-        return send(*args, **kwargs)
-
-    client.send_command = counted
     runs: Dict[str, List[Dict[str, Any]]] = {"forgotten": [], "remembered": []}
-    for number in range(pairs + 1):  # the first pair warms the JVM and is left out
-        for mode in runs:
-            if mode == "forgotten":
-                for name in jvm_lookups.STATIC_CLASSES:
-                    view.__dict__.pop(name, None)
-            else:
-                jvm_lookups.remember_static_lookups(spark)
-            sent[0] = 0
-            step = _one_record_step(env, 10 + 2 * number + (mode == "remembered"), f"{mode}{number}")
-            if number:
-                runs[mode].append({"seconds": step["one_record_s"], "py4j_requests": sent[0],
-                                   "inside_jobs_s": step["one_record_jobs"]["inside_jobs_s"]})
-    client.send_command = send
+    with py4j_requests(spark) as sent:
+        for number in range(pairs + 1):  # the first pair warms the JVM and is left out
+            for mode in runs:
+                if mode == "forgotten":
+                    forget_static_lookups(spark)
+                else:
+                    jvm_lookups.remember_static_lookups(spark)
+                sent[0] = 0
+                step = _one_record_step(env, 10 + 2 * number + (mode == "remembered"), f"{mode}{number}")
+                if number:
+                    runs[mode].append({"seconds": step["one_record_s"], "py4j_requests": sent[0],
+                                       "inside_jobs_s": step["one_record_jobs"]["inside_jobs_s"]})
     jvm_lookups.remember_static_lookups(spark)
     return {"median_s": {mode: statistics.median(r["seconds"] for r in steps) for mode, steps in runs.items()},
             "runs": runs}

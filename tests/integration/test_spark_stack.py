@@ -1,5 +1,6 @@
 from datadominion.catalog import load_pyiceberg_catalog
 from datadominion.spark_session import verify_iceberg
+from tests.support.jvm import py4j_requests
 
 
 def test_spark_iceberg_table_is_read_back_by_pyiceberg(spark, catalog_settings):
@@ -14,37 +15,33 @@ def test_spark_iceberg_table_is_read_back_by_pyiceberg(spark, catalog_settings):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
 
 
-def _round_trips(spark, monkeypatch, build):
+def _round_trips(spark, build):
     """How many py4j requests ``build()`` sends to the JVM after its first run (a first run
     looks its static methods up)."""
     build()
-    client = spark.sparkContext._gateway._gateway_client
-    sent = []
-    send = client.send_command
-    monkeypatch.setattr(client, "send_command", lambda *a, **k: sent.append(a) or send(*a, **k))
-    build()
-    monkeypatch.undo()
-    return len(sent)
+    with py4j_requests(spark) as sent:
+        build()
+    return sent[0]
 
 
-def test_a_column_costs_one_py4j_round_trip_once_the_session_is_built(spark, monkeypatch):
+def test_a_column_costs_one_py4j_round_trip_once_the_session_is_built(spark):
     """The session resolves pyspark's per-column JVM lookups once (datadominion/jvm_lookups.py):
     a column by name, a literal and a conditional are each one request, not three."""
     from pyspark.sql import functions as F
 
-    assert _round_trips(spark, monkeypatch, lambda: F.col("x")) == 1
-    assert _round_trips(spark, monkeypatch, lambda: F.lit(7)) == 1
-    assert _round_trips(spark, monkeypatch, lambda: F.when(F.col("x") > 1, 2)) == 3  # col, >, when
+    assert _round_trips(spark, lambda: F.col("x")) == 1
+    assert _round_trips(spark, lambda: F.lit(7)) == 1
+    assert _round_trips(spark, lambda: F.when(F.col("x") > 1, 2)) == 3  # col, >, when
     rows = spark.range(4).select(F.when(F.col("id") > 1, F.lit("big")).otherwise("small").alias("size")).collect()
     assert [r.size for r in rows] == ["small", "small", "big", "big"]
 
 
-def test_remembered_methods_keep_static_methods_and_read_fields_anew(spark, monkeypatch):
+def test_remembered_methods_keep_static_methods_and_read_fields_anew(spark):
     from datadominion.jvm_lookups import RememberedMethods
 
     integer = RememberedMethods("java.lang.Integer", spark.sparkContext._gateway._gateway_client)
     assert integer.parseInt("41") + 1 == 42
-    assert "parseInt" in integer.__dict__ and _round_trips(spark, monkeypatch, lambda: integer.parseInt("7")) == 1
+    assert "parseInt" in integer.__dict__ and _round_trips(spark, lambda: integer.parseInt("7")) == 1
     assert integer.MAX_VALUE == 2_147_483_647 and "MAX_VALUE" not in integer.__dict__
 
 
