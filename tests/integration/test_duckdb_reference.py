@@ -37,10 +37,10 @@ def test_duckdb_forward_month_and_recompute_equal_the_engine(spark, isolated, ca
     db = ddb.connect()
     db.register("new_records", new_month)
     db.register("latest", latest_before)
-    forward = db.execute(ddb.forward_sql(cfg, "new_records", "latest")).to_arrow_table()
+    forward = db.sql(ddb.forward_sql(cfg, "new_records", "latest")).to_arrow_table()
     engine_summary = scan(env.tables.summary)
     assert forward.num_rows > 30
     assert _rows(forward, cfg) == _rows(engine_summary, cfg, written[-1].ref.month)
     db.register("accounts_all", scan(env.tables.accounts_all))
-    recomputed = db.execute(ddb.recompute_sql(cfg, "accounts_all")).to_arrow_table()
+    recomputed = db.sql(ddb.recompute_sql(cfg, "accounts_all")).to_arrow_table()
     assert _rows(recomputed, cfg) == _rows(engine_summary, cfg)
