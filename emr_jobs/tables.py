@@ -77,6 +77,17 @@ _MERGE_ON_READ = {
 }
 
 
+# Summary is written in key order (WRITE ORDERED BY), so each Parquet row group holds a narrow
+# key range, and a read that names its accounts (a small late batch: its window, its MERGE, its
+# checks) decodes only the row groups whose key bounds can hold them. At Parquet's 128 MiB
+# default a row group is millions of rows, each decoded to find one account: a one-record
+# step at 1M accounts 17.3-19.3 s, 12.0-13.4 s with row groups of 1 MiB (docs/benchmarks.md,
+# sixteenth). Smaller groups cost a larger footer and more reads per full scan; 8 MiB keeps
+# a 512 MiB data file at ~64 of them (docs/decisions.md, "Summary's row groups").
+ROW_GROUP_PROPERTY = "write.parquet.row-group-size-bytes"
+SUMMARY_ROW_GROUP_BYTES = 8 * 2**20
+
+
 def change_columns(config: PipelineConfig) -> List[Tuple[str, str]]:
     """The amended-history feed (docs/architecture.md, "Amended-history feed"): one row per
     (account, month) a step changed that readers may already have seen."""
@@ -96,8 +107,10 @@ def _properties(extra: dict) -> str:
     return ", ".join(f"'{k}'='{v}'" for k, v in items.items())
 
 
-def create_tables(spark: Any, tables: Tables, latest_buckets: int = 16) -> None:
-    """Create the namespace and the four tables if missing (safe to repeat)."""
+def create_tables(spark: Any, tables: Tables, latest_buckets: int = 16,
+                  row_group_bytes: int = SUMMARY_ROW_GROUP_BYTES) -> None:
+    """Create the namespace and the four tables if missing (safe to repeat); summary's row
+    groups are kept at ``row_group_bytes``, on a table created before this setting too."""
     config = tables.config
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {tables.catalog}.{config.namespace}")
     source = ", ".join(f"{c.name} {SPARK_SQL_TYPES[c.type]}" for c in config.source_schema)
@@ -113,6 +126,8 @@ def create_tables(spark: Any, tables: Tables, latest_buckets: int = 16) -> None:
         f"PARTITIONED BY ({config.month_column}) TBLPROPERTIES ({_properties(_MERGE_ON_READ)})"
     )
     spark.sql(f"ALTER TABLE {tables.summary} WRITE ORDERED BY {config.key_column}")
+    if iceberg_table(spark, tables.summary).properties().get(ROW_GROUP_PROPERTY) != str(row_group_bytes):
+        spark.sql(f"ALTER TABLE {tables.summary} SET TBLPROPERTIES ('{ROW_GROUP_PROPERTY}'='{row_group_bytes}')")
     spark.sql(
         f"CREATE TABLE IF NOT EXISTS {tables.latest_summary} ({summary}) USING iceberg "
         f"PARTITIONED BY (bucket({latest_buckets}, {config.key_column})) "

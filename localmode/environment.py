@@ -25,6 +25,9 @@ from localmode.loop import ProcessResult, process
 from localmode.spark_runner import LocalSparkJobRunner
 
 LOCAL_LATEST_BUCKETS = 4
+# Summary's row groups at local sizes: a local month's file is tens of MiB where production's
+# are 512 MiB, so its row groups are as many per file as production's 8 MiB give (emr_jobs/tables.py).
+LOCAL_ROW_GROUP_BYTES = 2**20
 
 
 @dataclass
@@ -41,7 +44,8 @@ class LocalEnvironment:
         self.ledger = SqliteLedger(self.home / "ledger.db")
         self.catalog_settings: CatalogSettings = local_catalog_settings(self.home)
         self._catalog: Optional[Any] = None
-        self.runner = LocalSparkJobRunner(self.catalog_settings, self.config, LOCAL_LATEST_BUCKETS)
+        self.runner = LocalSparkJobRunner(self.catalog_settings, self.config, LOCAL_LATEST_BUCKETS,
+                                          row_group_bytes=LOCAL_ROW_GROUP_BYTES)
 
     @property
     def catalog(self) -> Any:

@@ -113,6 +113,31 @@ def test_named_accounts_reach_the_iceberg_scans_of_both_tables(spark, isolated):
     assert tx.among_sql((1, 2), "t.k") == "t.k IN (1, 2)" and tx.among_sql(None, "t.k") == "TRUE"
 
 
+def test_a_read_that_names_an_account_decodes_only_the_row_groups_that_can_hold_it(spark, isolated):
+    """Summary is written in key order in row groups of a set size (emr_jobs/tables.py), so a
+    read naming one account decodes the row group whose key bounds hold it, not the file: at
+    Parquet's default size a month of 1M accounts was one row group, decoded whole by every
+    small late batch's reads. Set on the existing table here, as a deployment's tables get it."""
+    import pyarrow.parquet as pq
+
+    from emr_jobs.tables import ROW_GROUP_PROPERTY, create_tables, iceberg_table
+    from tests.support.jvm import records_read
+
+    env, cfg = isolated, isolated.config
+    create_tables(spark, env.tables, 4, row_group_bytes=64 * 1024)
+    assert iceberg_table(spark, env.tables.summary).properties().get(ROW_GROUP_PROPERTY) == str(64 * 1024)
+    accounts = 3_000
+    rows = [record(cfg, k, "2020-01", past_due_am=k) for k in random.Random(3).sample(range(1, accounts + 1), accounts)]
+    run_step(spark, env.tables, step_of("initial", [write_batch(env.landing, "2020-01", "b1", rows, cfg)]))
+    files = [pq.ParquetFile(r[0].removeprefix("file:")).metadata
+             for r in spark.sql(f"SELECT file_path FROM {env.tables.summary}.files").collect()]
+    assert all(f.num_row_groups >= 2 for f in files), [(f.num_rows, f.num_row_groups) for f in files]
+    with records_read(spark) as read:
+        found = spark.table(env.tables.summary).where(tx.among((1_500,), cfg.key_column)).collect()
+    assert [r["past_due_am"] for r in found] == [1_500]
+    assert 0 < read[0] < min(f.num_rows for f in files), (read[0], [f.num_rows for f in files])
+
+
 def _target_scan_columns(spark, sql):
     """The columns the MERGE's scan of its target reads (the scan that also reads _file and
     _pos, the row positions a merge-on-read MERGE deletes by)."""

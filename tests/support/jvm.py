@@ -31,3 +31,25 @@ def forget_static_lookups(spark: Any) -> None:
     """Undo :func:`jvm_lookups.remember_static_lookups`: pyspark resolves every lookup again."""
     for name in jvm_lookups.STATIC_CLASSES:
         spark.sparkContext._jvm.__dict__.pop(name, None)
+
+
+@contextmanager
+def records_read(spark: Any) -> Iterator[List[int]]:
+    """How many records the Spark stages run inside the block read from their sources
+    (``read[0]``, set when the block ends): rows decoded, whatever filters then dropped."""
+    context = spark.sparkContext
+    store = context._jsc.sc().statusStore()
+
+    def stages() -> Any:
+        gateway = context._gateway
+        found = store.stageList(None, False, False, gateway.new_array(gateway.jvm.double, 0), None)
+        iterator, items = found.iterator(), []
+        while iterator.hasNext():
+            items.append(iterator.next())
+        return items
+
+    before = {stage.stageId() for stage in stages()}
+    read = [0]
+    yield read
+    context._jsc.sc().listenerBus().waitUntilEmpty()  # the stages' last metrics are posted after the action
+    read[0] = sum(stage.inputRecords() for stage in stages() if stage.stageId() not in before)
