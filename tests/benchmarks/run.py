@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from tests.support.cli import cli_env, run_cli, start_cli
-from tests.support.jvm import forget_static_lookups, py4j_requests
+from tests.support.jvm import forget_static_lookups, py4j_requests, spark_stages
 from tests.support.paths import REPO
 
 
@@ -480,13 +480,11 @@ class _StageMeter:
     session's status store (bounded to its newest 200 stages; ``truncated`` says if that cut)."""
 
     def __init__(self, spark: Any) -> None:
-        self.context = spark.sparkContext
+        self.spark = spark
         self.reset()
 
     def _stages(self) -> List[Any]:
-        gateway = self.context._gateway
-        return _java_list(self.context._jsc.sc().statusStore().stageList(
-            None, False, False, gateway.new_array(gateway.jvm.double, 0), None))
+        return spark_stages(self.spark)
 
     def reset(self) -> None:
         self.seen = {d.stageId() for d in self._stages()}

@@ -33,23 +33,24 @@ def forget_static_lookups(spark: Any) -> None:
         spark.sparkContext._jvm.__dict__.pop(name, None)
 
 
+def spark_stages(spark: Any) -> List[Any]:
+    """The stages in ``spark``'s status store (its newest ones, as many as the store keeps)."""
+    context = spark.sparkContext
+    gateway = context._gateway
+    found = context._jsc.sc().statusStore().stageList(None, False, False, gateway.new_array(gateway.jvm.double, 0),
+                                                      None)
+    iterator, items = found.iterator(), []
+    while iterator.hasNext():
+        items.append(iterator.next())
+    return items
+
+
 @contextmanager
 def records_read(spark: Any) -> Iterator[List[int]]:
     """How many records the Spark stages run inside the block read from their sources
     (``read[0]``, set when the block ends): rows decoded, whatever filters then dropped."""
-    context = spark.sparkContext
-    store = context._jsc.sc().statusStore()
-
-    def stages() -> Any:
-        gateway = context._gateway
-        found = store.stageList(None, False, False, gateway.new_array(gateway.jvm.double, 0), None)
-        iterator, items = found.iterator(), []
-        while iterator.hasNext():
-            items.append(iterator.next())
-        return items
-
-    before = {stage.stageId() for stage in stages()}
+    before = {stage.stageId() for stage in spark_stages(spark)}
     read = [0]
     yield read
-    context._jsc.sc().listenerBus().waitUntilEmpty()  # the stages' last metrics are posted after the action
-    read[0] = sum(stage.inputRecords() for stage in stages() if stage.stageId() not in before)
+    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()  # a stage's last metrics come after the action
+    read[0] = sum(stage.inputRecords() for stage in spark_stages(spark) if stage.stageId() not in before)
