@@ -80,10 +80,11 @@ _MERGE_ON_READ = {
 # Summary is written in key order (WRITE ORDERED BY), so each Parquet row group holds a narrow
 # key range, and a read that names its accounts (a small late batch: its window, its MERGE, its
 # checks) decodes only the row groups whose key bounds can hold them. At Parquet's 128 MiB
-# default a row group is millions of rows, each decoded to find one account: a one-record
-# step at 1M accounts 17.3-19.3 s, 12.0-13.4 s with row groups of 1 MiB (docs/benchmarks.md,
-# sixteenth). Smaller groups cost a larger footer and more reads per full scan; 8 MiB keeps
-# a 512 MiB data file at ~64 of them (docs/decisions.md, "Summary's row groups").
+# default a local month of 1M accounts was files of ~500k rows in one group each, every row
+# decoded to find one account: a one-record step 16.5-19.3 s, 12.8-14.2 s with 1 MiB groups
+# (docs/benchmarks.md, sixteenth). Smaller groups cost a larger footer and smaller reads per
+# full scan; 8 MiB is ~64 groups in a 512 MB file (docs/scale.md, "Table layout";
+# docs/decisions.md, "Summary's row groups").
 ROW_GROUP_PROPERTY = "write.parquet.row-group-size-bytes"
 SUMMARY_ROW_GROUP_BYTES = 8 * 2**20
 
