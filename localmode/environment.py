@@ -25,8 +25,8 @@ from localmode.loop import ProcessResult, process
 from localmode.spark_runner import LocalSparkJobRunner
 
 LOCAL_LATEST_BUCKETS = 4
-# Summary's row groups at local sizes: a local month's file is tens of MiB where production's
-# are 512 MiB, so its row groups are as many per file as production's 8 MiB give (emr_jobs/tables.py).
+# Summary's row groups at local sizes: a local month's files are ~16 MB, not production's 512 MB,
+# so 1 MiB gives them many groups, as 8 MiB gives production's (emr_jobs/tables.py).
 LOCAL_ROW_GROUP_BYTES = 2**20
 
 
