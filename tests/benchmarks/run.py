@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from tests.support.cli import cli_env, run_cli, start_cli
-from tests.support.jvm import forget_static_lookups, py4j_requests, spark_stages
+from tests.support.jvm import forget_static_lookups, java_list, py4j_requests, spark_stages
 from tests.support.paths import REPO
 
 
@@ -467,14 +467,6 @@ def scenario_maintenance(accounts: int, months: int) -> Dict[str, Any]:
             "last_full_read_s": {"without": without[-1]["full_read_s"], "with": with_[-1]["full_read_s"]}}
 
 
-def _java_list(found: Any) -> List[Any]:
-    """The items of a Java collection from the status store, as a Python list."""
-    iterator, items = found.iterator(), []
-    while iterator.hasNext():
-        items.append(iterator.next())
-    return items
-
-
 class _StageMeter:
     """Task time and bytes of every Spark stage that ran since the meter was (re)set, from the
     session's status store (bounded to its newest 200 stages; ``truncated`` says if that cut)."""
@@ -514,7 +506,7 @@ class _JobMeter:
         self.seen = {j.jobId() for j in self._jobs()}
 
     def _jobs(self) -> List[Any]:
-        return _java_list(self.store.jobsList(None))
+        return java_list(self.store.jobsList(None))
 
     def read(self, wall_s: float) -> Dict[str, Any]:
         new = sorted((j for j in self._jobs() if j.jobId() not in self.seen), key=lambda j: j.jobId())

@@ -39,6 +39,11 @@ def spark_stages(spark: Any) -> List[Any]:
     gateway = context._gateway
     found = context._jsc.sc().statusStore().stageList(None, False, False, gateway.new_array(gateway.jvm.double, 0),
                                                       None)
+    return java_list(found)
+
+
+def java_list(found: Any) -> List[Any]:
+    """The items of a Java collection (e.g. from Spark's status store), as a Python list."""
     iterator, items = found.iterator(), []
     while iterator.hasNext():
         items.append(iterator.next())
