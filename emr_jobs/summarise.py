@@ -87,7 +87,7 @@ def prepare_changes(source: DataFrame, config: PipelineConfig) -> DataFrame:
     if SOURCE_BATCH_COLUMN not in source.columns:
         source = source.withColumn(SOURCE_BATCH_COLUMN, F.lit(None).cast("string"))
     scalars = tx.to_summary_scalars(source, config, carry=(SOURCE_BATCH_COLUMN,))
-    return tx.with_month_index(tx.newest_per_account_month(scalars, config), config)
+    return tx.with_month_index(tx.newest_per_account_month(scalars, config, SOURCE_BATCH_COLUMN), config)
 
 
 Stage = Literal["after_validate", "after_ingest", "between_commits", "before_checks", "before_publish",
@@ -114,6 +114,7 @@ class Classified:
     accounts: DataFrame
     by_class: Dict[str, int]
     backfill_months: Optional[Tuple[int, int]]  # month-index range of the backfill accounts' changes
+    records: int = 0  # the step's records: one per (account, month) it changes
     whole_rows: bool = True  # every account's whole latest row was read (else the forward classes')
     forward_known: int = 0  # forward-class accounts with a latest row (the others are new)
 
@@ -206,13 +207,17 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     summary_at, latest_at = current_snapshot(spark, tables.summary), main_snapshot(latest_table)
     whole_summary = read_pinned(spark, tables.summary, summary_at)
     whole_latest = read_pinned(spark, tables.latest_summary, latest_at)
-    sized = size_step(spark, source_rows, tables.config) if source_rows is not None else None
-    changes = prepare_changes(source, tables.config).persist(StorageLevel.MEMORY_AND_DISK)
-    changed_records = changes.count()
-    if changed_records == 0:
+    changes = prepare_changes(source, tables.config)
+    if source_rows is None:  # a re-run of stored months: its records are counted to size it
+        changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
+        source_rows = changes.count()
+    if source_rows == 0:
         changes.unpersist()
         return SummariseResult(0, 0, 0, (), ())
-    hold = sized if sized is not None else size_step(spark, changed_records, tables.config)
+    # Sized before any action on the records. A large step's records are not held: holding 1M of
+    # them cost more than de-duplicating them again from the validated scan at each of their
+    # (one to three) reads (docs/benchmarks.md, seventeenth section).
+    hold = size_step(spark, source_rows, tables.config)
     held_changes = hold.cut(changes)
     # A step of few accounts names them in every read of both tables: Iceberg then opens only
     # the files that can hold them, not whole month partitions.
@@ -222,7 +227,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     # A step that may rewrite latest_summary whole classifies against all of it and keeps the
     # rows it does not touch, so the rewrite decodes no wide row a second time.
     latest_total = rows_at(latest_table, latest_at)
-    may_rewrite = replaces_share(changed_records, latest_total)  # records bound the accounts that move
+    may_rewrite = replaces_share(source_rows, latest_total)  # records bound the accounts that move
     # Any other step classifies against latest_summary's key and month, and decodes the wide rows
     # of only its forward-class accounts (their arrays move forward).
     if may_rewrite:
@@ -237,7 +242,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     result = write(spark, tables, built, reads, hold, on_stage, feed, rewrite)
     for df in (changes, first_classified.accounts, classified.accounts, built.computed, *built.held):
         df.unpersist()
-    return replace(result, changed_records=changed_records, accounts_by_class=tuple(sorted(
+    return replace(result, changed_records=first_classified.records, accounts_by_class=tuple(sorted(
         classified.by_class.items())), named_keys=keys)
 
 
@@ -345,13 +350,14 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
                     .when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")), forward)
                     .otherwise("backfill"))
     )
-    # One pass gives the class sizes and the backfill month range.
+    # One pass gives the class sizes, the step's records and the backfill month range.
     stats = {row["_class"]: row for row in accounts.where(F.col("_class").isNotNull()).groupBy("_class").agg(
         F.count("*").alias("n"), F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi"),
-        F.count("_lmi").alias("known")).collect()}
+        F.count("_lmi").alias("known"), F.sum("_cn").alias("records")).collect()}
     backfill = stats.get("backfill")
     return Classified(changes, accounts, {name: int(row["n"]) for name, row in stats.items()},
                       (int(backfill["lo"]), int(backfill["hi"])) if backfill else None,
+                      records=sum(int(row["records"]) for row in stats.values()),
                       whole_rows=set(summary_column_names(config)) <= set(latest.columns),
                       forward_known=sum(int(row["known"]) for name, row in stats.items() if name in FORWARD_CLASSES))
 

@@ -55,11 +55,14 @@ def newest_per_account(rows: DataFrame, config: PipelineConfig) -> DataFrame:
     return rows.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
 
 
-def newest_per_account_month(df: DataFrame, config: PipelineConfig) -> DataFrame:
+def newest_per_account_month(df: DataFrame, config: PipelineConfig, tie_break: Optional[str] = None) -> DataFrame:
     """One row per (account, month): the greatest base_ts wins. Ties are rejected at
-    ingest as conflicting duplicates; identical copies collapse here."""
+    ingest as conflicting duplicates; identical copies collapse here, the greatest
+    ``tie_break`` (e.g. the batch the copy came from) kept, so every evaluation of the frame
+    keeps the same copy."""
     key, month, ts = config.key_column, config.month_column, config.timestamp_column
-    window = Window.partitionBy(key, month).orderBy(F.col(ts).desc())
+    order = [F.col(ts).desc()] + ([F.col(tie_break).desc_nulls_last()] if tie_break else [])
+    window = Window.partitionBy(key, month).orderBy(*order)
     return df.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
 
 

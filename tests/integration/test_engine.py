@@ -717,6 +717,45 @@ def test_a_forward_months_rows_are_the_held_classification_shifted(spark, isolat
     assert_equals_reference(spark, env)
 
 
+def test_a_large_step_holds_no_copy_of_its_records_and_leaves_the_from_scratch_result(
+        spark, catalog_settings, pipeline_config, tmp_path, monkeypatch):
+    """A step of more records than one shuffle partition takes (here ten, at 1M accounts a
+    forward month) holds the frames it reads often in Spark's cache, but not its records:
+    de-duplicating them again from the validated scan at each read cost less than caching 1M
+    of them (docs/benchmarks.md, seventeenth section). Each step is sized as large: an initial
+    load, a forward month that rewrites latest_summary, and a backfill whose record comes
+    twice, as identical copies in two batches beside a newer version of another."""
+    from pyspark import StorageLevel
+
+    from datadominion.config import ShufflePartitions
+    from emr_jobs import summarise
+    from tests.support.tables import fresh_tables
+
+    config = pipeline_config.model_copy(update={"shuffle_partitions": ShufflePartitions(rows_per_partition=10)})
+    env = fresh_tables(spark, catalog_settings, config, tmp_path / "landing")
+    held, records, original = [], [], summarise.prepare_changes
+
+    def prepare_changes(*args, **kwargs):
+        records.append(original(*args, **kwargs))
+        return records[-1]
+
+    def record_holding(stage):
+        if stage == "between_commits":
+            held.append((records[-1].storageLevel, spark.conf.get(summarise.ADAPTIVE)))
+
+    monkeypatch.setattr(summarise, "prepare_changes", prepare_changes)
+    written = generate(config, env.landing, 40, 4, "2023-01", 0, seed=5)
+    run_step(spark, env.tables, step_of("initial", as_step_batches(written[:3])), on_stage=record_holding)
+    run_step(spark, env.tables, step_of("forward", as_step_batches(written[3:])), on_stage=record_holding)
+    late = [record(config, k, "2023-02", 30, past_due_am=k) for k in range(1, 13)]
+    copies = [write_batch(env.landing, "2023-02", label, late, config) for label in ("copy1", "copy2")]
+    newer = write_batch(env.landing, "2023-02", "newer", [record(config, 3, "2023-02", 31, past_due_am=99)], config)
+    report = run_step(spark, env.tables, step_of("backfill", [*copies, newer]), on_stage=record_holding)
+    assert report.changed_records == 12 and report.accounts_by_class == {"backfill": 12}
+    assert held == [(StorageLevel.NONE, "true")] * 3  # large steps (adaptive), their records never cached
+    assert_equals_reference(spark, env)
+
+
 def latest_operation(spark, env):
     """The newest latest_summary snapshot's operation and its count of position deletes."""
     row = spark.sql(f"SELECT operation, summary['total-position-deletes'] FROM {env.tables.latest_summary}.snapshots "
