@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import operator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from functools import reduce
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Literal, Optional, Set, Tuple
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -20,6 +21,7 @@ from emr_jobs import transforms as tx
 from emr_jobs.tables import Tables, summary_column_names
 
 EXAMPLES = 5
+ReadingMode = Literal["named", "files first", "whole"]  # how the checks read the touched rows (_Reading)
 
 
 class IntegrityError(RuntimeError):
@@ -73,8 +75,8 @@ def check_touched(spark: Any, tables: Tables, pairs: DataFrame, keys: Optional[T
     expected = sum(int(r[1]) for r in per_month)  # one row per (account, month) the step computed
     named_keys = keys if keys else tx.named_keys(pairs, key)
     named = tx.among(named_keys, key)
-    files_first = among_untouched and named_keys is None
-    if not _touched_rows_fail(spark, tables, pairs, named, months, expected, files_first):
+    reading: ReadingMode = "named" if named_keys is not None else "files first" if among_untouched else "whole"
+    if not _touched_rows_fail(spark, tables, pairs, named, months, expected, reading):
         return
     _explain_failures(spark, tables, pairs, named, months)
 
@@ -109,7 +111,7 @@ def _narrow(rows: DataFrame, config: Any) -> DataFrame:
 
 
 def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Column, months: List[str],
-                       expected: int, files_first: bool) -> bool:
+                       expected: int, reading: ReadingMode) -> bool:
     """One query: each table's touched rows read once and narrowed, aggregated per account on
     both sides, joined, summed. Any count other than the touched pairs found, or any non-zero
     sum, is a failure."""
@@ -118,28 +120,44 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Colu
     small = expected <= tx.BROADCAST_ROWS
     accounts = pairs.select(key) if small else pairs.select(key).distinct()  # an inner join must not repeat rows
     with ExitStack() as stack:
-        staged = stack if files_first else None
+        how = _Reading(reading, stack)
         summary_rows = _rows_at(spark, tables, tables.summary, F.col(month).isin(months) & named, pairs,
-                                [key, month], small, staged, (month, months))
-        latest_rows = _rows_at(spark, tables, tables.latest_summary, named, accounts, [key], small, staged)
+                                [key, month], small, how, (month, months))
+        latest_rows = _rows_at(spark, tables, tables.latest_summary, named, accounts, [key], small, how)
         return _counts_fail(_touched(summary_rows, pairs, [key, month], small, config),
                             _touched(latest_rows, accounts, [key], small, config), config, expected)
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How the checks read a table's touched rows: ``named`` (through Iceberg, which opens only
+    the files that can hold the step's named accounts), ``files first`` (a backfill of
+    accounts too many to name, MERGEd among rows it did not touch) or ``whole`` (the touched
+    months whole: a forward month's, written by the step); ``stack`` holds what a read
+    stages until the checks' query has run."""
+
+    mode: ReadingMode
+    stack: ExitStack
+
+
 def _rows_at(spark: Any, tables: Tables, table: str, where: Column, wanted: DataFrame, on: List[str], small: bool,
-             staged: Optional[ExitStack], partitions: Optional[Tuple[str, List[str]]] = None) -> DataFrame:
-    """``table``'s rows as the step wrote them that ``where`` keeps. With ``staged`` (a backfill
-    of accounts too many to name) only those of the data files that hold a ``wanted`` row:
-    its rows sit in every file of their months, so a plain read decodes every history array
-    of those months (Iceberg filters by ``_file`` only after reading). The files are found by
-    a read of ``on`` and ``_file``, primitive columns that Iceberg reads vectorized, and read
-    through Iceberg with their delete files (emr_jobs/file_reads.py); every row at a wanted
-    key, a duplicate too, lives in one of them, so the checks see the same rows."""
+             reading: _Reading, partitions: Optional[Tuple[str, List[str]]] = None) -> DataFrame:
+    """``table``'s rows as the step wrote them that ``where`` keeps. Read ``whole``, by Spark's
+    own Parquet reader when no delete file applies (:func:`file_reads.as_written`). Read
+    ``files first``, only those of the data files that hold a ``wanted`` row: its rows sit in
+    every file of their months, so a plain read decodes every history array of those months
+    (Iceberg filters by ``_file`` only after reading). The files are found by a read of ``on``
+    and ``_file``, primitive columns that Iceberg reads vectorized, and read through Iceberg
+    with their delete files (emr_jobs/file_reads.py); every row at a wanted key, a duplicate
+    too, lives in one of them, so the checks see the same rows."""
     rows = _read(spark, tables, table).where(where)
-    if staged is None:
+    if reading.mode == "whole":
+        written = reading.stack.enter_context(file_reads.as_written(spark, table, tables.audit_branch, partitions))
+        return rows if written is None else written.where(where)
+    if reading.mode != "files first":
         return rows
     files = _files_holding(rows, wanted, on, small)
-    found = staged.enter_context(file_reads.files_of(spark, table, tables.audit_branch, files, partitions))
+    found = reading.stack.enter_context(file_reads.files_of(spark, table, tables.audit_branch, files, partitions))
     return rows if found is None else found.where(where)
 
 

@@ -491,13 +491,19 @@ def test_corrupt_parquet_and_size_ceiling(spark, isolated):
     assert snapshots(spark, env) == (None, None, None)
 
 
-@pytest.fixture(params=["whole months", "files holding the touched rows", "whole months, nothing broadcast"])
+@pytest.fixture(params=["whole months", "files holding the touched rows", "whole months, nothing broadcast",
+                        "whole months read as written"])
 def check_reads(request, monkeypatch):
     """The checks read the touched months whole, or (a backfill MERGEd among rows it did not
     touch, its accounts not named) only the data files that hold a touched row
     (checks._rows_at); they meet the touched pairs by a broadcast (a step of few records) or by
     shuffled joins (a large step's, the production forward month's): every check must catch
-    every corruption each way."""
+    every corruption each way. Read as written (accounts not named, no delete files: a forward
+    month's), Spark's Parquet reader reads the files; the corruptions then rewrite files
+    (copy-on-write) rather than add delete files, so that reader meets them."""
+    if request.param == "whole months read as written":
+        yield from _read_as_written(request, monkeypatch)
+        return
     if request.param.startswith("whole months"):
         if request.param.endswith("nothing broadcast"):
             monkeypatch.setattr(tx, "BROADCAST_ROWS", 0)
@@ -516,6 +522,37 @@ def check_reads(request, monkeypatch):
     monkeypatch.setattr(file_reads, "files_of", spy)
     yield True
     assert any(staged), "no check read its rows from the files that hold them"
+
+
+def _read_as_written(request, monkeypatch):
+    """``check_reads``' read by Spark's Parquet reader: the test's tables corrupted by
+    rewriting files, and the accounts not named; it must have read some table that way."""
+    env = request.getfixturevalue("checked")[0] if "checked" in request.fixturenames else \
+        request.getfixturevalue("isolated")
+    spark = request.getfixturevalue("spark")
+    monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
+    tables = (env.tables.summary, env.tables.latest_summary)
+
+    def set_modes(mode):
+        for table in tables:
+            spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES "
+                      f"('write.update.mode'='{mode}', 'write.delete.mode'='{mode}')")
+
+    set_modes("copy-on-write")
+    read, as_written = [], file_reads.as_written
+
+    @contextmanager
+    def spy(*args, **kwargs):
+        with as_written(*args, **kwargs) as rows:
+            read.append(rows is not None)
+            yield rows
+
+    monkeypatch.setattr(file_reads, "as_written", spy)
+    try:
+        yield False
+    finally:
+        set_modes("merge-on-read")
+    assert any(read), "no check read its rows as written"
 
 
 @pytest.fixture(scope="module")
@@ -633,6 +670,34 @@ def test_files_of_reads_only_the_given_files_through_iceberg_with_their_deletes(
         assert sorted((r[key], r[month]) for r in rows.collect()) == [(1, "2022-05"), (3, "2022-05")]
     with file_reads.files_of(spark, summary, None, files | {"file:/nowhere/part-0.parquet"}) as rows:
         assert rows is None  # a file the table does not hold: the caller reads the table whole
+
+
+def test_as_written_reads_what_iceberg_reads_or_declines(spark, isolated):
+    """Spark's Parquet reader over a table's data files returns Iceberg's rows, columns matched
+    by field id (a renamed column still reads its values); with a delete file, or once a column
+    changed type, it declines."""
+    env, cfg = isolated, isolated.config
+    key, month, summary = cfg.key_column, cfg.month_column, env.tables.summary
+    batches = [write_batch(env.landing, m, f"b{i}", [record(cfg, k, m, i, past_due_am=k) for k in (1, 2, 3)], cfg)
+               for i, m in enumerate(("2022-04", "2022-05"))]
+    run_step(spark, env.tables, step_of("initial", batches))
+
+    def rows(df):
+        return sorted((r.asDict() for r in df.where(f"{month} = '2022-05'").collect()), key=lambda r: r[key])
+
+    spark.sql(f"ALTER TABLE {summary} RENAME COLUMN past_due_am TO past_due_amount")
+    with file_reads.as_written(spark, summary, None, (month, ["2022-05"])) as written:
+        assert rows(written) == rows(spark.table(summary))
+        assert [r["past_due_amount"] for r in rows(written)] == [1, 2, 3]
+    spark.sql(f"DELETE FROM {summary} WHERE {key} = 2 AND {month} = '2022-05'")  # a position delete
+    with file_reads.as_written(spark, summary, None, (month, ["2022-05"])) as written:
+        assert written is None
+    latest = env.tables.latest_summary
+    with file_reads.as_written(spark, latest, None) as written:
+        assert rows(written) == rows(spark.table(latest))
+    spark.sql(f"ALTER TABLE {latest} ALTER COLUMN past_due_am TYPE bigint")  # a promoted column
+    with file_reads.as_written(spark, latest, None) as written:
+        assert written is None
 
 
 def test_a_forward_step_moving_most_accounts_rewrites_latest_summary_without_delete_files(spark, isolated):
