@@ -510,18 +510,23 @@ def check_reads(request, monkeypatch):
         yield False
         return
     monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
-    staged = []
-    files_of = file_reads.files_of
+    staged = _frames_given(monkeypatch, "files_of")
+    yield True
+    assert any(staged), "no check read its rows from the files that hold them"
+
+
+def _frames_given(monkeypatch, reader):
+    """Spy on ``file_reads.<reader>``: the list it fills says, per call, whether it gave a frame."""
+    given, original = [], getattr(file_reads, reader)
 
     @contextmanager
     def spy(*args, **kwargs):
-        with files_of(*args, **kwargs) as rows:
-            staged.append(rows is not None)
+        with original(*args, **kwargs) as rows:
+            given.append(rows is not None)
             yield rows
 
-    monkeypatch.setattr(file_reads, "files_of", spy)
-    yield True
-    assert any(staged), "no check read its rows from the files that hold them"
+    monkeypatch.setattr(file_reads, reader, spy)
+    return given
 
 
 def _read_as_written(request, monkeypatch):
@@ -539,15 +544,7 @@ def _read_as_written(request, monkeypatch):
                       f"('write.update.mode'='{mode}', 'write.delete.mode'='{mode}')")
 
     set_modes("copy-on-write")
-    read, as_written = [], file_reads.as_written
-
-    @contextmanager
-    def spy(*args, **kwargs):
-        with as_written(*args, **kwargs) as rows:
-            read.append(rows is not None)
-            yield rows
-
-    monkeypatch.setattr(file_reads, "as_written", spy)
+    read = _frames_given(monkeypatch, "as_written")
     try:
         yield False
     finally:
