@@ -90,11 +90,8 @@ def as_written(spark: Any, table: str, branch: Optional[str],
 def _plain_parquet_files(jvm: Any, iceberg: Any, branch: Optional[str],
                          partitions: Optional[Tuple[str, List[str]]]) -> Optional[List[str]]:
     """The data files of the scan, when each is Parquet with no delete file; else None."""
-    scan = iceberg.newScan() if branch is None else iceberg.newScan().useRef(branch)
-    if partitions is not None and partitions[1]:
-        scan = scan.filter(_any_of(jvm, *partitions))
     paths = []
-    planned = scan.planFiles()
+    planned = _planned(jvm, iceberg, branch, partitions)
     try:
         walk = planned.iterator()
         while walk.hasNext():
@@ -130,11 +127,8 @@ def _tasks_of(jvm: Any, iceberg: Any, branch: Optional[str], files: Set[str],
               partitions: Optional[Tuple[str, List[str]]]) -> Any:
     """The scan tasks (a Java list) of ``files`` at the head of ``branch``; None unless every
     one of them is there."""
-    scan = iceberg.newScan() if branch is None else iceberg.newScan().useRef(branch)
-    if partitions is not None and partitions[1]:
-        scan = scan.filter(_any_of(jvm, *partitions))
     tasks, found = jvm.java.util.ArrayList(), set()
-    planned = scan.planFiles()
+    planned = _planned(jvm, iceberg, branch, partitions)
     try:
         walk = planned.iterator()
         while walk.hasNext():
@@ -146,6 +140,14 @@ def _tasks_of(jvm: Any, iceberg: Any, branch: Optional[str], files: Set[str],
     finally:
         planned.close()
     return tasks if files and found == files else None
+
+def _planned(jvm: Any, iceberg: Any, branch: Optional[str], partitions: Optional[Tuple[str, List[str]]]) -> Any:
+    """The file scan tasks (closeable) at the head of ``branch``, within ``partitions``."""
+    scan = iceberg.newScan() if branch is None else iceberg.newScan().useRef(branch)
+    if partitions is not None and partitions[1]:
+        scan = scan.filter(_any_of(jvm, *partitions))
+    return scan.planFiles()
+
 
 def _any_of(jvm: Any, column: str, values: List[str]) -> Any:
     """Iceberg's expression ``column = v1 OR column = v2 ...``."""
