@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 from functools import reduce
-from typing import Any, Iterator, List, Optional, Set, Tuple
+from typing import Any, Iterator, List, Optional, Set, Tuple, Union
 
 from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame
@@ -23,6 +23,7 @@ from emr_jobs.tables import iceberg_table
 
 FILE_COLUMN = "_file"  # Iceberg's metadata column: the data file a row was read from
 SCAN_TASK_SET_ID = "scan-task-set-id"  # SparkReadOptions.SCAN_TASK_SET_ID
+Version = Union[str, int, None]  # a branch's head (its name), a snapshot (its id), or main's head (None)
 
 
 @contextmanager
@@ -57,20 +58,20 @@ PARQUET_FIELD_ID = "parquet.field.id"  # a Spark field's metadata key: the Parqu
 
 
 @contextmanager
-def as_written(spark: Any, table: str, branch: Optional[str],
+def as_written(spark: Any, table: str, version: Version,
                partitions: Optional[Tuple[str, List[str]]] = None) -> Iterator[Optional[DataFrame]]:
-    """``table``'s rows at the head of ``branch`` (within ``partitions``) read by Spark's own
-    Parquet reader, which decodes the history arrays vectorized (Iceberg's reader decodes rows
-    holding arrays one by one): ~40% less time for the checks' reads (docs/benchmarks.md,
-    seventeenth section). Only when no delete file applies to any data file, so the files
-    hold exactly the rows Iceberg's reader returns; columns are matched by Parquet field id,
-    as Iceberg matches them, not by name. None otherwise, and for a table whose columns ever
-    changed type (Spark 3.5's reader can misread a promoted column matched by id: SPARK-52267):
-    the caller reads through Iceberg. Field ids are on for reads inside the block (the frame
-    must be used inside it)."""
+    """``table``'s rows at ``version`` (within ``partitions``) read by Spark's own Parquet
+    reader, which decodes the history arrays vectorized (Iceberg's reader decodes rows holding
+    arrays one by one): ~40% less time for the checks' reads, about half for a forward month's
+    read of latest_summary (docs/benchmarks.md, seventeenth and eighteenth sections). Only when
+    no delete file applies to any data file, so the files hold exactly the rows Iceberg's
+    reader returns; columns are matched by Parquet field id, as Iceberg matches them, not by
+    name. None otherwise, and for a table whose columns ever changed type (Spark 3.5's reader
+    can misread a promoted column matched by id: SPARK-52267): the caller reads through
+    Iceberg. Field ids are on for reads inside the block (the frame must be used inside it)."""
     try:
         iceberg = iceberg_table(spark, table)
-        paths = _plain_parquet_files(spark._jvm, iceberg, branch, partitions) if _types_unchanged(iceberg) else None
+        paths = _plain_parquet_files(spark._jvm, iceberg, version, partitions) if _types_unchanged(iceberg) else None
     except (Py4JError, TypeError):  # an Iceberg without these APIs: the Iceberg read is still right
         paths = None
     if not paths:
@@ -79,7 +80,8 @@ def as_written(spark: Any, table: str, branch: Optional[str],
     before = spark.conf.get(FIELD_ID_READS, None)
     spark.conf.set(FIELD_ID_READS, "true")
     try:
-        yield spark.read.schema(_with_field_ids(spark.table(table).schema, iceberg)).parquet(*paths)
+        schema = _with_field_ids(_spark_schema(spark, table, version), _schema_at(iceberg, version))
+        yield spark.read.schema(schema).parquet(*paths)
     finally:
         if before is None:
             spark.conf.unset(FIELD_ID_READS)
@@ -87,11 +89,26 @@ def as_written(spark: Any, table: str, branch: Optional[str],
             spark.conf.set(FIELD_ID_READS, before)
 
 
-def _plain_parquet_files(jvm: Any, iceberg: Any, branch: Optional[str],
+def _spark_schema(spark: Any, table: str, version: Version) -> T.StructType:
+    """The columns a read of ``table`` at ``version`` gives (a snapshot's own schema; a branch
+    reads with the table's current one)."""
+    if isinstance(version, int):
+        return spark.read.format("iceberg").option("snapshot-id", version).load(table).schema
+    return spark.table(table).schema
+
+
+def _schema_at(iceberg: Any, version: Version) -> Any:
+    """The Iceberg schema of ``version``: a snapshot's own, else the table's current one."""
+    snapshot = iceberg.snapshot(version) if isinstance(version, int) else None
+    schema_id = None if snapshot is None else snapshot.schemaId()
+    return iceberg.schema() if schema_id is None else iceberg.schemas().get(schema_id)
+
+
+def _plain_parquet_files(jvm: Any, iceberg: Any, version: Version,
                          partitions: Optional[Tuple[str, List[str]]]) -> Optional[List[str]]:
     """The data files of the scan, when each is Parquet with no delete file; else None."""
     paths = []
-    planned = _planned(jvm, iceberg, branch, partitions)
+    planned = _planned(jvm, iceberg, version, partitions)
     try:
         walk = planned.iterator()
         while walk.hasNext():
@@ -115,9 +132,8 @@ def _types_unchanged(iceberg: Any) -> bool:
     return True
 
 
-def _with_field_ids(schema: T.StructType, iceberg: Any) -> T.StructType:
-    """``schema`` with each top-level field carrying its Iceberg field id."""
-    ids = iceberg.schema()
+def _with_field_ids(schema: T.StructType, ids: Any) -> T.StructType:
+    """``schema`` with each top-level field carrying its field id in the Iceberg schema ``ids``."""
     return T.StructType([T.StructField(f.name, f.dataType, f.nullable,
                                        {**f.metadata, PARQUET_FIELD_ID: int(ids.findField(f.name).fieldId())})
                          for f in schema.fields])
@@ -141,9 +157,14 @@ def _tasks_of(jvm: Any, iceberg: Any, branch: Optional[str], files: Set[str],
         planned.close()
     return tasks if files and found == files else None
 
-def _planned(jvm: Any, iceberg: Any, branch: Optional[str], partitions: Optional[Tuple[str, List[str]]]) -> Any:
-    """The file scan tasks (closeable) at the head of ``branch``, within ``partitions``."""
-    scan = iceberg.newScan() if branch is None else iceberg.newScan().useRef(branch)
+
+def _planned(jvm: Any, iceberg: Any, version: Version, partitions: Optional[Tuple[str, List[str]]]) -> Any:
+    """The file scan tasks (closeable) at ``version``, within ``partitions``."""
+    scan = iceberg.newScan()
+    if isinstance(version, int):
+        scan = scan.useSnapshot(version)
+    elif version is not None:
+        scan = scan.useRef(version)
     if partitions is not None and partitions[1]:
         scan = scan.filter(_any_of(jvm, *partitions))
     return scan.planFiles()

@@ -17,7 +17,7 @@ DataFrame can never see this step's own commits.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Tuple
 
@@ -29,6 +29,7 @@ from datadominion.config import PipelineConfig
 from datadominion.months import format_month
 from datadominion.schema import SOURCE_BATCH_COLUMN
 from emr_jobs import changes as feed_records
+from emr_jobs import file_reads
 from emr_jobs import transforms as tx
 from emr_jobs.tables import Tables, iceberg_table, summary_column_names
 
@@ -79,6 +80,19 @@ def read_pinned(spark: Any, table: str, snapshot: Optional[int]) -> DataFrame:
     if snapshot is not None:
         reader = reader.option("snapshot-id", snapshot)
     return reader.load(table)
+
+
+def read_whole(spark: Any, table: str, pinned: DataFrame, snapshot: Optional[int], open_reads: ExitStack
+               ) -> DataFrame:
+    """``table`` whole at ``snapshot`` (``pinned`` reads it through Iceberg): its data files read
+    by Spark's own Parquet reader when no delete file applies (:func:`file_reads.as_written`;
+    open until ``open_reads`` closes). latest_summary's rows decode in about half the time
+    (docs/benchmarks.md, eighteenth section); after a forward month rewrote it whole it has no
+    delete file."""
+    if snapshot is None:  # an empty table
+        return pinned
+    written = open_reads.enter_context(file_reads.as_written(spark, table, snapshot))
+    return pinned if written is None else written
 
 
 def prepare_changes(source: DataFrame, config: PipelineConfig) -> DataFrame:
@@ -230,16 +244,18 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     may_rewrite = replaces_share(source_rows, latest_total)  # records bound the accounts that move
     # Any other step classifies against latest_summary's key and month, and decodes the wide rows
     # of only its forward-class accounts (their arrays move forward).
-    if may_rewrite:
-        classified = first_classified = classify(held_changes, whole_latest, tables.config, hold, keep_untouched=True)
-    else:
-        first_classified = classify(held_changes, reads.latest.select(key, tables.config.month_column), tables.config,
-                                    hold, pick_out=reads_whole_partitions(hold, keys))
-        classified = with_forward_rows(first_classified, reads.latest, tables.config, hold)
-    built = build_rows(spark, tables, classified, reads, force, hold)
-    reads = replace(reads, latest=classified.latest_rows(tables.config, built.existing))
-    rewrite = latest_rewrite(classified, latest_total, tables.config) if may_rewrite else None
-    result = write(spark, tables, built, reads, hold, on_stage, feed, rewrite)
+    with ExitStack() as open_reads:  # a read of files as written is used up to the step's last write
+        if may_rewrite:
+            whole = read_whole(spark, tables.latest_summary, whole_latest, latest_at, open_reads)
+            classified = first_classified = classify(held_changes, whole, tables.config, hold, keep_untouched=True)
+        else:
+            first_classified = classify(held_changes, reads.latest.select(key, tables.config.month_column),
+                                        tables.config, hold, pick_out=reads_whole_partitions(hold, keys))
+            classified = with_forward_rows(first_classified, reads.latest, tables.config, hold)
+        built = build_rows(spark, tables, classified, reads, force, hold)
+        reads = replace(reads, latest=classified.latest_rows(tables.config, built.existing))
+        rewrite = latest_rewrite(classified, latest_total, tables.config) if may_rewrite else None
+        result = write(spark, tables, built, reads, hold, on_stage, feed, rewrite)
     for df in (changes, first_classified.accounts, classified.accounts, built.computed, *built.held):
         df.unpersist()
     return replace(result, changed_records=first_classified.records, accounts_by_class=tuple(sorted(

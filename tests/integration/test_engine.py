@@ -512,17 +512,18 @@ def check_reads(request, monkeypatch):
     monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
     staged = _frames_given(monkeypatch, "files_of")
     yield True
-    assert any(staged), "no check read its rows from the files that hold them"
+    assert any(given for _, given in staged), "no check read its rows from the files that hold them"
 
 
 def _frames_given(monkeypatch, reader):
-    """Spy on ``file_reads.<reader>``: the list it fills says, per call, whether it gave a frame."""
+    """Spy on ``file_reads.<reader>``: the list it fills says, per call, which table was asked
+    for and whether a frame was given."""
     given, original = [], getattr(file_reads, reader)
 
     @contextmanager
-    def spy(*args, **kwargs):
-        with original(*args, **kwargs) as rows:
-            given.append(rows is not None)
+    def spy(spark, table, *args, **kwargs):
+        with original(spark, table, *args, **kwargs) as rows:
+            given.append((table, rows is not None))
             yield rows
 
     monkeypatch.setattr(file_reads, reader, spy)
@@ -549,7 +550,7 @@ def _read_as_written(request, monkeypatch):
         yield False
     finally:
         set_modes("merge-on-read")
-    assert any(read), "no check read its rows as written"
+    assert any(given for _, given in read), "no check read its rows as written"
 
 
 @pytest.fixture(scope="module")
@@ -682,10 +683,14 @@ def test_as_written_reads_what_iceberg_reads_or_declines(spark, isolated):
     def rows(df):
         return sorted((r.asDict() for r in df.where(f"{month} = '2022-05'").collect()), key=lambda r: r[key])
 
+    before = spark.sql(f"SELECT snapshot_id FROM {summary}.snapshots ORDER BY committed_at DESC LIMIT 1").first()[0]
     spark.sql(f"ALTER TABLE {summary} RENAME COLUMN past_due_am TO past_due_amount")
     with file_reads.as_written(spark, summary, None, (month, ["2022-05"])) as written:
         assert rows(written) == rows(spark.table(summary))
         assert [r["past_due_amount"] for r in rows(written)] == [1, 2, 3]
+    with file_reads.as_written(spark, summary, before, (month, ["2022-05"])) as written:  # a snapshot's own columns
+        assert rows(written) == rows(spark.read.format("iceberg").option("snapshot-id", before).load(summary))
+        assert [r["past_due_am"] for r in rows(written)] == [1, 2, 3]
     spark.sql(f"DELETE FROM {summary} WHERE {key} = 2 AND {month} = '2022-05'")  # a position delete
     with file_reads.as_written(spark, summary, None, (month, ["2022-05"])) as written:
         assert written is None
@@ -697,11 +702,15 @@ def test_as_written_reads_what_iceberg_reads_or_declines(spark, isolated):
         assert written is None
 
 
-def test_a_forward_step_moving_most_accounts_rewrites_latest_summary_without_delete_files(spark, isolated):
+def test_a_forward_step_moving_most_accounts_rewrites_latest_summary_without_delete_files(spark, isolated,
+                                                                                          monkeypatch):
     """Write strategy per step: a forward month moving >= LATEST_REPLACE_SHARE of
     latest_summary rewrites it whole (no delete files left over the table); a forward step
-    moving a few accounts and a backfill MERGE. Each leaves the from-scratch result."""
+    moving a few accounts and a backfill MERGE. Each leaves the from-scratch result. A step
+    that rewrites the table reads it by Spark's Parquet reader while no delete file applies,
+    else through Iceberg (after the MERGE)."""
     env = isolated
+    read = _frames_given(monkeypatch, "as_written")
     written = generate(env.config, env.landing, 40, 4, "2023-01", 0, seed=5)
     run_step(spark, env.tables, step_of("initial", as_step_batches(written[:3])))
     forward = run_step(spark, env.tables, step_of("forward", as_step_batches(written[3:4])))
@@ -712,6 +721,11 @@ def test_a_forward_step_moving_most_accounts_rewrites_latest_summary_without_del
     assert run_step(spark, env.tables, step_of("forward", [few])).latest_rows_written == 2
     assert latest_operation(spark, env)[0] == "overwrite" and latest_operation(spark, env)[1] != "0"  # a MERGE
     assert_equals_reference(spark, env)
+    every = write_batch(env.landing, "2023-06", "every", [record(env.config, k, "2023-06", 10) for k in range(1, 41)],
+                        env.config)
+    assert run_step(spark, env.tables, step_of("forward", [every])).latest_rows_written == 40
+    assert_equals_reference(spark, env)
+    assert [given for table, given in read if table == env.tables.latest_summary] == [True, False]
 
 
 def test_a_forward_step_rewriting_latest_summary_reads_its_rows_once(spark, isolated):
