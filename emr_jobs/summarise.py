@@ -358,6 +358,8 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
     if pick_out:  # its accounts' latest rows picked out as the table is scanned, not shuffled whole
         latest = latest.join(F.broadcast(span.select(key)), key, "left_semi")
     forward = F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward")
+    if keep_untouched:  # hashed, not sorted: a sort-merge join sorted every wide latest row
+        span = span.hint("shuffle_hash")
     accounts = hold.keep(
         span.join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
                                 *[F.col(c).alias(f"_old_{c}") for c in latest.columns if c != key]),

@@ -63,7 +63,10 @@ def newest_per_account_month(df: DataFrame, config: PipelineConfig, tie_break: O
     key, month, ts = config.key_column, config.month_column, config.timestamp_column
     order = [F.col(ts).desc()] + ([F.col(tie_break).desc_nulls_last()] if tie_break else [])
     window = Window.partitionBy(key, month).orderBy(*order)
-    return df.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
+    # Shuffled by the account alone: each later grouping or join per account (the step's span
+    # of months, its classification) then finds the rows in place, not shuffled and sorted again.
+    by_account = df.repartition(key)
+    return by_account.withColumn("_rn", F.row_number().over(window)).where("_rn = 1").drop("_rn")
 
 
 def with_month_index(df: DataFrame, config: PipelineConfig) -> DataFrame:
