@@ -104,10 +104,13 @@ def _fingerprint(config: Any) -> Any:
 
 
 def _narrow(rows: DataFrame, config: Any) -> DataFrame:
-    """Each row as its key, month, fingerprint and count of broken rules: the only columns the
-    checks join and aggregate, so no wide row is shuffled or cached."""
-    return rows.select(config.key_column, config.month_column, _fingerprint(config).alias("_fp"),
-                       _broken(config).alias("_broken"))
+    """Each row as its key, month (as text and as a number), fingerprint and count of broken
+    rules: the only columns the checks join and aggregate, so no wide row is shuffled or
+    cached. The aggregates take the month as a number: Spark aggregates by hashing only when
+    every aggregate's state is fixed-width; a text month sorted every narrow row instead."""
+    month = config.month_column
+    return rows.select(config.key_column, month, tx.month_index(F.col(month)).alias(tx.MI),
+                       _fingerprint(config).alias("_fp"), _broken(config).alias("_broken"))
 
 
 def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Column, months: List[str],
@@ -180,7 +183,7 @@ def _files_holding(rows: DataFrame, wanted: DataFrame, on: List[str], small: boo
 
 def _counts_fail(summary: DataFrame, latest: DataFrame, config: Any, expected: int) -> bool:
     """Aggregate both tables' narrow touched rows: True when anything is wrong."""
-    key, month = config.key_column, config.month_column
+    key, month = config.key_column, tx.MI
     touched = summary.groupBy(key).agg(
         F.count(F.lit(1)).alias("_rows"), F.countDistinct(month).alias("_months"),
         F.max(month).alias("_newest"), F.max_by("_fp", month).alias("_fp"), F.sum("_broken").alias("_broken"))
