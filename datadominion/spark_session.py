@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from datadominion.catalog import CatalogSettings
 
@@ -94,12 +94,50 @@ def catalog_spark_conf(settings: CatalogSettings) -> Dict[str, str]:
 
 
 def base_spark_conf(shuffle_partitions: int) -> Dict[str, str]:
+    """The session settings of every session, the job's on EMR and the local one alike."""
     return {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.sql.ansi.enabled": "false",
+        # Whole-stage code over the wide array expressions compiles to methods past HotSpot's
+        # 8,000-byte JIT limit, which then run in the bytecode interpreter: a 1M-account forward
+        # month took 158 s with it, 93 s without (docs/benchmarks.md, eighteenth section).
+        # Expressions are still compiled one by one; a step may turn it on for itself
+        # (emr_jobs/summarise.py, compile_whole_partition_reads).
+        "spark.sql.codegen.wholeStage": "false",
+    }
+
+
+# Local settings that follow from local volumes (the job on EMR keeps Spark's defaults), each
+# with why; every other setting that shapes a query is the same in both sessions
+# (base_spark_conf), so local measurements stand for the job's.
+LOCAL_SCALE_SETTINGS = {
+    "spark.sql.adaptive.advisoryPartitionSizeInBytes": "16m",  # MBs, not GBs, a step locally
+    "spark.sql.ui.retainedExecutions": "20",  # a bounded driver heap for a long local `watch`
+}
+
+
+def local_session_conf(jars: List[Path]) -> Dict[str, str]:
+    """The local session's own settings (on top of :func:`base_spark_conf`)."""
+    return {
+        # Spark's start-up warnings (native library, log level hints) stay out of the terminal.
+        "spark.driver.extraJavaOptions": local_driver_java_options(),
+        "spark.master": os.environ.get("DATADOMINION_SPARK_MASTER", "local[2]"),
+        "spark.jars": ",".join(str(j) for j in jars),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": os.environ.get("DATADOMINION_DRIVER_MEMORY", "4g"),
+        "spark.default.parallelism": "4",
+        "spark.datadominion.localShufflePartitionCap": "4",
+        # The status store keeps finished queries (with their plan text, large for the wide
+        # array plans) and jobs even without a UI: bounded, so a long `watch` or a test session
+        # does not fill the driver heap.
+        "spark.ui.retainedJobs": "200",
+        "spark.ui.retainedStages": "200",
+        "spark.ui.retainedTasks": "10000",
+        **LOCAL_SCALE_SETTINGS,
     }
 
 
@@ -165,28 +203,7 @@ def build_spark_session(
         # PySpark reads the variable when the context starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "hostname resolves to a loopback" warning
-        conf.update({
-            # Spark's start-up warnings (native library, log level hints) stay out of the terminal.
-            "spark.driver.extraJavaOptions": local_driver_java_options(),
-            "spark.master": os.environ.get("DATADOMINION_SPARK_MASTER", "local[2]"),
-            "spark.jars": ",".join(str(j) for j in jars),
-            "spark.ui.enabled": "false",
-            "spark.ui.showConsoleProgress": "false",
-            "spark.driver.memory": os.environ.get("DATADOMINION_DRIVER_MEMORY", "4g"),
-            "spark.sql.adaptive.advisoryPartitionSizeInBytes": "16m",
-            "spark.default.parallelism": "4",
-            "spark.datadominion.localShufflePartitionCap": "4",
-            # Whole-stage codegen of the wide array expressions costs seconds per query
-            # and buys nothing at local volumes.
-            "spark.sql.codegen.wholeStage": "false",
-            # The status store keeps finished queries (with their plan text, large for the
-            # wide array plans) and jobs even without a UI: bounded, so a long `watch` or a
-            # test session does not fill the driver heap.
-            "spark.sql.ui.retainedExecutions": "20",
-            "spark.ui.retainedJobs": "200",
-            "spark.ui.retainedStages": "200",
-            "spark.ui.retainedTasks": "10000",
-        })
+        conf.update(local_session_conf(jars))
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)

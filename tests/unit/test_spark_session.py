@@ -1,8 +1,9 @@
-"""The local Spark driver's JVM options (datadominion/spark_session.py)."""
+"""The local Spark driver's JVM options and session settings (datadominion/spark_session.py)."""
 
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -53,3 +54,24 @@ def test_the_archive_is_named_for_the_jars_so_a_changed_jar_never_maps_a_stale_o
     jars[2].write_bytes(b"")
     names.append(class_archive_path())
     assert names[0] == names[1] and len(set(names)) == 4
+
+
+def test_the_local_session_shapes_queries_as_the_job_on_emr_does():
+    """Local measurements stand for the job's: every setting that shapes a query (``spark.sql.*``)
+    is the same in the local session and in the job's on EMR (both build on base_spark_conf),
+    but those declared to follow from local volumes; and the job's submit parameters agree with
+    base_spark_conf where they repeat it. A local-only ``spark.sql.codegen.wholeStage=false``
+    once hid that on EMR a forward month's shift compiled to methods too large for the JIT."""
+    from datadominion.job_request import JobSettings, spark_submit_parameters
+
+    local = spark_session.local_session_conf([])
+    assert {k for k in local if k.startswith("spark.sql.")} == set(spark_session.LOCAL_SCALE_SETTINGS)
+    base = spark_session.base_spark_conf(16)
+    assert base["spark.sql.codegen.wholeStage"] == "false"
+    settings = JobSettings(application_id="a", execution_role_arn="arn:aws:iam::123456789012:role/job",
+                           entry_point="s3://art/e.py", py_files="s3://art/j.zip", dependencies="s3://art/d.zip",
+                           config_uri="s3://art/p.json", warehouse="s3://wh/", log_uri="s3://logs/",
+                           result_prefix="s3://art/r/", timeout_minutes=90, tags={}, region="ap-south-1",
+                           log_group="/aws/emr-serverless/x")
+    submitted = dict(pair.split("=", 1) for pair in re.findall(r"--conf (\S+)", spark_submit_parameters(settings)))
+    assert {k: v for k, v in submitted.items() if k in base} == {k: base[k] for k in submitted if k in base}
