@@ -18,7 +18,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from tests.support.cli import cli_env, run_cli, start_cli
 from tests.support.jvm import forget_static_lookups, java_list, py4j_requests, spark_stages
@@ -35,11 +35,18 @@ def _reset_peak(pid: int) -> None:
         Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def _peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+def _peak_mb(pid: int) -> Optional[int]:
+    """The JVM's peak resident memory in MB; None once it is gone (killed for memory, say), so
+    a scenario still reports what it measured (a 1M x 24 scale point lost 30 minutes of
+    figures to ``round(nan)`` when the kernel killed its driver at the end)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            return round(int(line.split()[1]) / 1024)
+    return None
 
 
 def _env(home: Path) -> Any:
@@ -72,7 +79,7 @@ def scenario_seed_case_2(home: Path) -> Dict[str, Any]:
     backfill = _process(env)
     return {"total_s": round(time.monotonic() - started, 1), "initial_incl_start_s": round(t_initial, 1),
             "backfill_s": round(time.monotonic() - t0, 1), "initial_stages": initial.get("stage_seconds"),
-            "backfill_stages": backfill.get("stage_seconds"), "driver_peak_mb": round(_peak_mb(pid))}
+            "backfill_stages": backfill.get("stage_seconds"), "driver_peak_mb": _peak_mb(pid)}
 
 
 def _late_set(env: Any) -> int:
@@ -194,7 +201,7 @@ def _load_then_forward(home: Path, accounts: int, history_months: int) -> Dict[s
     reference = _duckdb_reference(env, home, report["months"][-1], latest_before)
     return {"accounts": accounts, "history_months": history_months, "forward_s": round(seconds, 1),
             "records_per_s": round(accounts / seconds), "stages": report.get("stage_seconds"),
-            "driver_peak_mb": round(_peak_mb(pid)), **reference,
+            "driver_peak_mb": _peak_mb(pid), **reference,
             "ratio_engine_over_duckdb_forward": round(seconds / reference["duckdb_forward_s"], 1)}
 
 
@@ -244,7 +251,8 @@ def scenario_history_ratio(home: Path, accounts: int) -> Dict[str, Any]:
     long = _child("forward_h60", accounts)
     return {"forward_6_months_s": short["forward_s"], "forward_60_months_s": long["forward_s"],
             "ratio_60_over_6": round(long["forward_s"] / short["forward_s"], 2),
-            "driver_peak_mb": max(short["driver_peak_mb"], long["driver_peak_mb"])}
+            "driver_peak_mb": max((p for p in (short["driver_peak_mb"], long["driver_peak_mb"]) if p is not None),
+                                  default=None)}
 
 
 def scenario_backfill_ratio(home: Path, accounts: int) -> Dict[str, Any]:
@@ -265,7 +273,7 @@ def scenario_backfill_ratio(home: Path, accounts: int) -> Dict[str, Any]:
     _process(env)
     backfill = time.monotonic() - t0
     return {"accounts": accounts, "forward_s": round(forward, 1), "backfill_1pct_s": round(backfill, 1),
-            "ratio_backfill_over_forward": round(backfill / forward, 2), "driver_peak_mb": round(_peak_mb(pid))}
+            "ratio_backfill_over_forward": round(backfill / forward, 2), "driver_peak_mb": _peak_mb(pid)}
 
 
 def scenario_plan_metadata(home: Path, months: int = 60) -> Dict[str, Any]:
@@ -567,7 +575,7 @@ def _scale_point(home: Path, accounts: int, months: int = 1) -> Dict[str, Any]:
                         "stages": forward_report.get("stage_seconds"), **forward_spark},
             "backfill_1pct": {"s": round(backfill, 1), "records": backfill_report.get("changed_records"),
                               "stages": backfill_report.get("stage_seconds"), **backfill_spark},
-            "ratio_backfill_over_forward": round(backfill / forward, 2), "driver_peak_mb": round(_peak_mb(pid)),
+            "ratio_backfill_over_forward": round(backfill / forward, 2), "driver_peak_mb": _peak_mb(pid),
             "stored": stored, "duckdb_forward_s": reference["duckdb_forward_s"],
             "ratio_engine_over_duckdb_forward": round(forward / reference["duckdb_forward_s"], 1)}
 
