@@ -155,7 +155,8 @@ def _rows_at(spark: Any, tables: Tables, table: str, where: Column, wanted: Data
     too, lives in one of them, so the checks see the same rows."""
     rows = _read(spark, tables, table).where(where)
     if reading.mode == "whole":
-        written = reading.stack.enter_context(file_reads.as_written(spark, table, tables.audit_branch, partitions))
+        written = reading.stack.enter_context(
+            file_reads.as_written(spark, table, tables.audit_branch, partitions, columns=rows.schema))
         return rows if written is None else written.where(where)
     if reading.mode != "files first":
         return rows
