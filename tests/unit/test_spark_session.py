@@ -68,6 +68,7 @@ def test_the_local_session_shapes_queries_as_the_job_on_emr_does():
     assert {k for k in local if k.startswith("spark.sql.")} == set(spark_session.LOCAL_SCALE_SETTINGS)
     base = spark_session.base_spark_conf(16)
     assert base["spark.sql.codegen.wholeStage"] == "false"
+    assert base["spark.sql.inMemoryColumnarStorage.compressed"] == "false"  # a held frame's cost, both sessions
     settings = JobSettings(application_id="a", execution_role_arn="arn:aws:iam::123456789012:role/job",
                            entry_point="s3://art/e.py", py_files="s3://art/j.zip", dependencies="s3://art/d.zip",
                            config_uri="s3://art/p.json", warehouse="s3://wh/", log_uri="s3://logs/",
