@@ -108,8 +108,8 @@ def base_spark_conf(shuffle_partitions: int) -> Dict[str, str]:
         # (emr_jobs/summarise.py, compile_whole_partition_reads).
         "spark.sql.codegen.wholeStage": "false",
         # A held frame (a large step's classification) is cached without Spark's column
-        # encodings: trying each encoding on every column of every batch took a third of the
-        # classification's stage (1M-account forward month: 29.5-31.3 s of task time, 19.9-20.0
+        # encodings: offering every scalar value to each encoding took up to a third of the
+        # classification's stage (1M-account forward month: 23.7-31.3 s of task time, 18.8-20.0
         # without), for a cache 8% smaller: its arrays are not encoded either way
         # (docs/benchmarks.md, nineteenth section).
         "spark.sql.inMemoryColumnarStorage.compressed": "false",
