@@ -156,7 +156,7 @@ def _rows_at(spark: Any, tables: Tables, table: str, where: Column, wanted: Data
     rows = _read(spark, tables, table).where(where)
     if reading.mode == "whole":
         written = reading.stack.enter_context(
-            file_reads.as_written(spark, table, tables.audit_branch, partitions, columns=rows.schema))
+            file_reads.as_written(spark, table, tables.audit_branch, rows.schema, partitions))
         return rows if written is None else written.where(where)
     if reading.mode != "files first":
         return rows

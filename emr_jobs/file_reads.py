@@ -58,8 +58,8 @@ PARQUET_FIELD_ID = "parquet.field.id"  # a Spark field's metadata key: the Parqu
 
 
 @contextmanager
-def as_written(spark: Any, table: str, version: Version, partitions: Optional[Tuple[str, List[str]]] = None,
-               columns: Optional[T.StructType] = None) -> Iterator[Optional[DataFrame]]:
+def as_written(spark: Any, table: str, version: Version, columns: T.StructType,
+               partitions: Optional[Tuple[str, List[str]]] = None) -> Iterator[Optional[DataFrame]]:
     """``table``'s rows at ``version`` (within ``partitions``) read by Spark's own Parquet
     reader, which decodes the history arrays vectorized (Iceberg's reader decodes rows holding
     arrays one by one): ~40% less time for the checks' reads, about half for a forward month's
@@ -68,9 +68,9 @@ def as_written(spark: Any, table: str, version: Version, partitions: Optional[Tu
     reader returns; columns are matched by Parquet field id, as Iceberg matches them, not by
     name. None otherwise, and for a table whose columns ever changed type (Spark 3.5's reader
     can misread a promoted column matched by id: SPARK-52267): the caller reads through
-    Iceberg. ``columns``: the Spark schema of the caller's own read of ``version``, when it
-    holds one (else looked up). Field ids are on for reads inside the block (the frame must be
-    used inside it)."""
+    Iceberg. ``columns``: the Spark schema of the caller's own read of ``version`` (a
+    snapshot's own columns; a branch reads with the table's current ones). Field ids are on for
+    reads inside the block (the frame must be used inside it)."""
     try:
         iceberg = iceberg_table(spark, table)
         paths = _plain_parquet_files(spark._jvm, iceberg, version, partitions) if _types_unchanged(iceberg) else None
@@ -82,22 +82,13 @@ def as_written(spark: Any, table: str, version: Version, partitions: Optional[Tu
     before = spark.conf.get(FIELD_ID_READS, None)
     spark.conf.set(FIELD_ID_READS, "true")
     try:
-        spark_columns = columns if columns is not None else _spark_schema(spark, table, version)
-        schema = _with_field_ids(spark_columns, _schema_at(iceberg, version))
+        schema = _with_field_ids(columns, _schema_at(iceberg, version))
         yield spark.read.schema(schema).parquet(*paths)
     finally:
         if before is None:
             spark.conf.unset(FIELD_ID_READS)
         else:
             spark.conf.set(FIELD_ID_READS, before)
-
-
-def _spark_schema(spark: Any, table: str, version: Version) -> T.StructType:
-    """The columns a read of ``table`` at ``version`` gives (a snapshot's own schema; a branch
-    reads with the table's current one)."""
-    if isinstance(version, int):
-        return spark.read.format("iceberg").option("snapshot-id", version).load(table).schema
-    return spark.table(table).schema
 
 
 def _schema_at(iceberg: Any, version: Version) -> Any:

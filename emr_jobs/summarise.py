@@ -91,7 +91,7 @@ def read_whole(spark: Any, table: str, pinned: DataFrame, snapshot: Optional[int
     delete file."""
     if snapshot is None:  # an empty table
         return pinned
-    written = open_reads.enter_context(file_reads.as_written(spark, table, snapshot, columns=pinned.schema))
+    written = open_reads.enter_context(file_reads.as_written(spark, table, snapshot, pinned.schema))
     return pinned if written is None else written
 
 
