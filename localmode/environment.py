@@ -25,9 +25,6 @@ from localmode.loop import ProcessResult, process
 from localmode.spark_runner import LocalSparkJobRunner
 
 LOCAL_LATEST_BUCKETS = 4
-# Summary's row groups at local sizes: a local month's files are ~16 MB, not production's 512 MB,
-# so 1 MiB gives them many groups, as 8 MiB gives production's (emr_jobs/tables.py).
-LOCAL_ROW_GROUP_BYTES = 2**20
 
 
 @dataclass
@@ -44,8 +41,7 @@ class LocalEnvironment:
         self.ledger = SqliteLedger(self.home / "ledger.db")
         self.catalog_settings: CatalogSettings = local_catalog_settings(self.home)
         self._catalog: Optional[Any] = None
-        self.runner = LocalSparkJobRunner(self.catalog_settings, self.config, LOCAL_LATEST_BUCKETS,
-                                          row_group_bytes=LOCAL_ROW_GROUP_BYTES)
+        self.runner = LocalSparkJobRunner(self.catalog_settings, self.config, LOCAL_LATEST_BUCKETS)
 
     @property
     def catalog(self) -> Any:

@@ -16,9 +16,8 @@ from datadominion.steps import Step
 
 class LocalSparkJobRunner:
     def __init__(self, settings: CatalogSettings, config: PipelineConfig, latest_buckets: int = 4,
-                 spark_factory: Optional[Callable[[], Any]] = None, row_group_bytes: Optional[int] = None):
+                 spark_factory: Optional[Callable[[], Any]] = None):
         self.settings, self.config, self.latest_buckets = settings, config, latest_buckets
-        self.row_group_bytes = row_group_bytes  # summary's Parquet row groups; None: the job's default
         self._spark_factory = spark_factory
         self._spark: Any = None
         self._tables: Any = None
@@ -32,8 +31,7 @@ class LocalSparkJobRunner:
 
             self._spark = self._spark_factory() if self._spark_factory else build_spark_session(self.settings)
             self._tables = Tables(self.settings.name, self.config)
-            layout = {"row_group_bytes": self.row_group_bytes} if self.row_group_bytes else {}
-            create_tables(self._spark, self._tables, self.latest_buckets, **layout)
+            create_tables(self._spark, self._tables, self.latest_buckets)
         return self._spark
 
     @property
