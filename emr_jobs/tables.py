@@ -82,8 +82,8 @@ _MERGE_ON_READ = {
 # checks) decodes only the row groups whose key bounds can hold them. Smaller is not better: at
 # 1M accounts locally a one-record step took 18.2-21.3 s with 128 MiB groups, 9.5-14.0 s with
 # 8 MiB and 12.4-15.4 s with 1 MiB, whose per-group costs also made a 1% backfill that reads
-# whole partitions half as slow again; at 8 MiB it is as fast as at 128 MiB (docs/benchmarks.md,
-# twentieth). Local runs use production's size: ~64 groups in a 512 MB file (docs/scale.md,
+# whole partitions half as slow again; at 8 MiB that backfill is about as fast as at 128 MiB
+# (docs/benchmarks.md, twentieth). Local runs use production's size: ~64 groups in a 512 MB file (docs/scale.md,
 # "Table layout"; docs/decisions.md, "Summary's row groups").
 ROW_GROUP_PROPERTY = "write.parquet.row-group-size-bytes"
 SUMMARY_ROW_GROUP_BYTES = 8 * 2**20

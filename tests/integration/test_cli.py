@@ -34,15 +34,16 @@ def start(home: Path, *args: str) -> subprocess.Popen:
     return start_cli(home, *args, env=command_env(home, args[0]))
 
 
-def home_table(home: Path, table: str):
+def home_catalog(home: Path):
     from datadominion.catalog import load_pyiceberg_catalog, local_catalog_settings
 
-    return load_pyiceberg_catalog(local_catalog_settings(home)).load_table(f"default.{table}")
+    return load_pyiceberg_catalog(local_catalog_settings(home))
 
 
 def table_state(home: Path):
-    tables = ("accounts_all", "summary", "latest_summary")
-    return tuple(home_table(home, t).metadata.current_snapshot_id for t in tables)
+    catalog = home_catalog(home)
+    return tuple(catalog.load_table(f"default.{t}").metadata.current_snapshot_id
+                 for t in ("accounts_all", "summary", "latest_summary"))
 
 
 def test_test_case_2_story(tmp_path):
@@ -67,7 +68,8 @@ def test_lifecycle_duplicates_incomplete_rejected_and_rerun(tmp_path):
     assert "summarise done in" in out  # each stage reports its elapsed time
     assert "WARN" not in first.stderr and "log level" not in first.stderr, first.stderr  # Spark stays quiet
     # laid out as the job lays summary out on EMR: the local benchmarks measure production's row groups
-    assert home_table(home, "summary").properties[ROW_GROUP_PROPERTY] == str(SUMMARY_ROW_GROUP_BYTES)
+    summary = home_catalog(home).load_table("default.summary")
+    assert summary.properties[ROW_GROUP_PROPERTY] == str(SUMMARY_ROW_GROUP_BYTES)
     assert f"INCOMPLETE accounts_all/rpt_as_of_mo=2024-04/{held.name}/" in dd(home, "status", "--incomplete-after",
                                                                                "0").stdout
     assert "INCOMPLETE" not in dd(home, "status").stdout  # not yet overdue
