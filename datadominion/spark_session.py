@@ -104,8 +104,8 @@ def base_spark_conf(shuffle_partitions: int) -> Dict[str, str]:
         # Whole-stage code over the wide array expressions compiles to methods past HotSpot's
         # 8,000-byte JIT limit, which then run in the bytecode interpreter: a 1M-account forward
         # month took 158 s with it, 93 s without (docs/benchmarks.md, eighteenth section).
-        # Expressions are still compiled one by one; a step may turn it on for itself
-        # (emr_jobs/summarise.py, compile_whole_partition_reads).
+        # Expressions are still compiled one by one; a small step's scans of whole partitions
+        # turn it on for themselves (emr_jobs/codegen.py).
         "spark.sql.codegen.wholeStage": "false",
         # A held frame (a large step's classification) is cached without Spark's column
         # encodings: offering every scalar value to each encoding took up to a third of the

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Literal, Optional, Set, Tuple
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from emr_jobs import file_reads
+from emr_jobs import codegen, file_reads
 from emr_jobs import transforms as tx
 from emr_jobs.tables import Tables, summary_column_names
 
@@ -123,6 +123,7 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Colu
     small = expected <= tx.BROADCAST_ROWS
     accounts = pairs.select(key) if small else pairs.select(key).distinct()  # an inner join must not repeat rows
     with ExitStack() as stack:
+        stack.enter_context(codegen.whole_partition_scan(spark, reading == "whole"))
         how = _Reading(reading, stack)
         summary_rows = _rows_at(spark, tables, tables.summary, F.col(month).isin(months) & named, pairs,
                                 [key, month], small, how, (month, months))
@@ -179,7 +180,8 @@ def _files_holding(rows: DataFrame, wanted: DataFrame, on: List[str], small: boo
     if month is not None:
         meets = meets & F.col(f"r.{month}").between(F.col("w._lo"), F.col("w._hi"))
     held = rows.select(*on, file_reads.FILE_COLUMN).alias("r").join(probe, meets, "left_semi")
-    return {str(r[0]) for r in held.select(file_reads.FILE_COLUMN).distinct().collect()}
+    with codegen.whole_partition_scan(rows.sparkSession):  # every row of the touched months
+        return {str(r[0]) for r in held.select(file_reads.FILE_COLUMN).distinct().collect()}
 
 
 def _counts_fail(summary: DataFrame, latest: DataFrame, config: Any, expected: int) -> bool:

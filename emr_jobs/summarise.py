@@ -29,7 +29,7 @@ from datadominion.config import PipelineConfig
 from datadominion.months import format_month
 from datadominion.schema import SOURCE_BATCH_COLUMN
 from emr_jobs import changes as feed_records
-from emr_jobs import file_reads
+from emr_jobs import codegen, file_reads
 from emr_jobs import transforms as tx
 from emr_jobs.tables import Tables, iceberg_table, summary_column_names
 
@@ -37,10 +37,8 @@ MI = tx.MI
 LOCAL_PARTITION_CAP = "spark.datadominion.localShufflePartitionCap"
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 ADAPTIVE = "spark.sql.adaptive.enabled"
-# Spark's switches between generated code and its interpreted path (both internal settings).
-WHOLE_STAGE_CODEGEN = "spark.sql.codegen.wholeStage"
-CODEGEN_FACTORY = "spark.sql.codegen.factoryMode"
-STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE, WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)  # what each step sizes for itself
+# What each step sizes for itself.
+STEP_SETTINGS = (SHUFFLE_PARTITIONS, ADAPTIVE, codegen.WHOLE_STAGE_CODEGEN, codegen.CODEGEN_FACTORY)
 INTERPRET_SMALL_STEPS = "spark.datadominion.interpretSmallSteps"  # "false" keeps generated code
 SUMMARY_ROWS_VIEW, LATEST_ROWS_VIEW = "_dd_summary_rows", "_dd_latest_rows"  # the MERGEs' sources
 SUMMARY_REPLACED_VIEW = "_dd_summary_replaced"  # per account, the months of the rows a step replaces
@@ -236,7 +234,6 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     # A step of few accounts names them in every read of both tables: Iceberg then opens only
     # the files that can hold them, not whole month partitions.
     keys = tx.named_keys(held_changes, key)
-    compile_whole_partition_reads(spark, hold, keys)
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
     # A step that may rewrite latest_summary whole classifies against all of it and keeps the
     # rows it does not touch, so the rewrite decodes no wide row a second time.
@@ -251,7 +248,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
         else:
             first_classified = classify(held_changes, reads.latest.select(key, tables.config.month_column),
                                         tables.config, hold, pick_out=reads_whole_partitions(hold, keys))
-            classified = with_forward_rows(first_classified, reads.latest, tables.config, hold)
+            classified = with_forward_rows(first_classified, reads.latest, tables.config, hold, keys is None)
         built = build_rows(spark, tables, classified, reads, force, hold)
         reads = replace(reads, latest=classified.latest_rows(tables.config, built.existing))
         rewrite = latest_rewrite(classified, latest_total, tables.config) if may_rewrite else None
@@ -273,7 +270,8 @@ def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> Holdi
       hundreds of milliseconds to compile per stage, more than its rows cost. It is the path
       Spark falls back to whenever generated code fails, and Spark's own tests run both;
       ``spark.datadominion.interpretSmallSteps=false`` keeps generated code; a step that
-      cannot name its accounts compiles after all (:func:`compile_whole_partition_reads`);
+      cannot name its accounts compiles its scans of whole partitions alone
+      (emr_jobs/codegen.py);
     * cutting the lineage of the frames it holds (:class:`Holding`).
     Measured in docs/benchmarks.md ("Small steps")."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
@@ -283,26 +281,14 @@ def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> Holdi
     small_step = changed_records <= config.shuffle_partitions.rows_per_partition
     spark.conf.set(ADAPTIVE, str(not small_step).lower())
     if small_step and spark.conf.get(INTERPRET_SMALL_STEPS, "true") != "false":
-        spark.conf.set(WHOLE_STAGE_CODEGEN, "false")
-        spark.conf.set(CODEGEN_FACTORY, "NO_CODEGEN")
+        spark.conf.set(codegen.WHOLE_STAGE_CODEGEN, "false")
+        spark.conf.set(codegen.CODEGEN_FACTORY, codegen.INTERPRETED)
     return Holding(small_step, partitions)
 
 
 def reads_whole_partitions(hold: Holding, keys: Optional[Tuple[Any, ...]]) -> bool:
     """A small step that could not name its accounts: its records are few, its reads are not."""
     return hold.small_step and keys is None
-
-
-def compile_whole_partition_reads(spark: Any, hold: Holding, keys: Optional[Tuple[Any, ...]]) -> None:
-    """A small step of more accounts than it can name reads whole month partitions (a backfill's
-    window: every row of up to 71 months) however few its records: it runs Spark's generated
-    code, whole-stage too, as Spark does by default. Interpreted, each of those rows went
-    through every expression and join one by one: a 1% backfill at 1M accounts x 24 months
-    took 124.4 s interpreted, 92.9 s compiled (docs/benchmarks.md, "A backfill at 1M x 24
-    months")."""
-    if reads_whole_partitions(hold, keys):
-        spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
-        spark.conf.set(CODEGEN_FACTORY, "FALLBACK")
 
 
 @dataclass(frozen=True)
@@ -360,7 +346,7 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
     forward = F.when(F.col("_cn") == 1, "single_forward").otherwise("multi_forward")
     if keep_untouched:  # hashed, not sorted: a sort-merge join sorted every wide latest row
         span = span.hint("shuffle_hash")
-    accounts = hold.keep(
+    classes = (
         span.join(latest.select(key, tx.month_index(F.col(month)).alias("_lmi"),
                                 *[F.col(c).alias(f"_old_{c}") for c in latest.columns if c != key]),
                   key, "full" if keep_untouched else "left")
@@ -368,6 +354,8 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
                     .when(F.col("_lmi").isNull() | (F.col("_cmin") > F.col("_lmi")), forward)
                     .otherwise("backfill"))
     )
+    with codegen.whole_partition_scan(latest.sparkSession, pick_out or keep_untouched):  # all of latest_summary
+        accounts = hold.keep(classes)
     # One pass gives the class sizes, the step's records and the backfill month range.
     stats = {row["_class"]: row for row in accounts.where(F.col("_class").isNotNull()).groupBy("_class").agg(
         F.count("*").alias("n"), F.min("_cmin").alias("lo"), F.max("_cmax").alias("hi"),
@@ -381,10 +369,11 @@ def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold
 
 
 def with_forward_rows(classified: Classified, latest: DataFrame, config: PipelineConfig,
-                      hold: Holding) -> Classified:
+                      hold: Holding, whole: bool) -> Classified:
     """``classified`` against latest_summary's key and month, its forward-class accounts given
     their whole latest rows (``_old_<column>``, NULL for the others): picked out by their keys as
-    the table is scanned (broadcast when they fit); not read at all when they are new accounts."""
+    the table is scanned (broadcast when they fit); not read at all when they are new accounts.
+    ``whole``: ``latest`` is the whole table (the step did not name its accounts)."""
     key, month = config.key_column, config.month_column
     wide = [c for c in summary_column_names(config) if c not in (key, month)]
     if not classified.forward_known:  # new accounts alone: nothing to read
@@ -393,8 +382,9 @@ def with_forward_rows(classified: Classified, latest: DataFrame, config: Pipelin
             "*", *[F.lit(None).cast(types[c]).alias(f"_old_{c}") for c in wide]))
     keys = classified.accounts.where(F.col("_class").isin(*FORWARD_CLASSES) & F.col("_lmi").isNotNull()).select(key)
     rows = latest.join(tx.broadcast_when_few(keys, classified.forward_known), key, "left_semi")
-    return replace(classified, accounts=hold.keep(classified.accounts.join(
-        rows.select(key, *[F.col(c).alias(f"_old_{c}") for c in wide]), key, "left")))
+    with codegen.whole_partition_scan(latest.sparkSession, whole):
+        return replace(classified, accounts=hold.keep(classified.accounts.join(
+            rows.select(key, *[F.col(c).alias(f"_old_{c}") for c in wide]), key, "left")))
 
 
 def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepReads, force: bool,
@@ -419,8 +409,8 @@ def build_rows(spark: Any, tables: Tables, classified: Classified, reads: StepRe
     applied = changes
     if classified.backfill_months is not None:
         backfill_accounts = accounts.where("_class = 'backfill'")
-        backfilled = backfill_rows(reads.summary, changes, backfill_accounts, classified.backfill_months, config,
-                                   force, force or reads.keys is not None, hold, classified.by_class["backfill"])
+        backfilled = backfill_rows(reads, changes, backfill_accounts, classified.backfill_months, config,
+                                   force, hold, classified.by_class["backfill"])
         parts.append(backfilled.rows)
         applied = changes.join(backfill_accounts.select(key), key, "left_anti").unionByName(backfilled.applied)
     one_row_each = set(classified.by_class) == {"single_forward"}
@@ -583,29 +573,32 @@ def against_stored(rows: DataFrame, stored: DataFrame, config: PipelineConfig) -
 
 
 def backfill_rows(
-    summary: DataFrame, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
-    config: PipelineConfig, force: bool, whole_rows: bool, hold: Holding, account_count: int,
+    reads: StepReads, changes: DataFrame, accounts: DataFrame, month_range: Tuple[int, int],
+    config: PipelineConfig, force: bool, hold: Holding, account_count: int,
 ) -> Backfilled:
-    """What backfill ``accounts`` (``account_count`` of them) need written (:class:`Backfilled`).
+    """What backfill ``accounts`` (``account_count`` of them) need written (:class:`Backfilled`),
+    from the window of their months in the step's read of summary.
 
-    Without ``whole_rows`` only the window's scalar columns are read: Iceberg reads a
+    A step that names its accounts or re-runs a month (``force``) reads the stored rows whole
+    (``whole_rows``). Any other reads only the window's scalar columns: Iceberg reads a
     projection of primitive columns vectorized, while it decodes every history array value by
     value, and the arrays hold 36 times the scalars' values. The existing rows' arrays are
     then rebuilt from those scalars (a row's history is a function of its account's records:
     docs/architecture.md, "Table semantics"), so only rows a record actually moves are
-    written. With ``whole_rows`` (always for a re-run, ``force``) the stored rows are read
-    whole and compared against: the operator's re-run rewrites any stored row that differs
-    from its recomputation."""
+    written. With ``whole_rows`` the stored rows are compared against: the operator's re-run
+    rewrites any stored row that differs from its recomputation."""
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
+    whole_rows = force or reads.keys is not None
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
     # Broadcast when few: what adaptive execution would make of it at run time (small steps run without).
     keys = tx.broadcast_when_few(accounts.select(key), account_count)
     # Partition predicate on the month range; the semi-join keeps only these accounts.
     # Read once, used several times (and again for the change records).
-    window = summary.where(F.col(month).between(lo, hi))
-    window = hold.keep(tx.with_month_index(
-        (window if whole_rows else window.select(*scalars)).join(keys, key, "left_semi"), config))
+    window = reads.summary.where(F.col(month).between(lo, hi))
+    with codegen.whole_partition_scan(window.sparkSession, reads.keys is None):
+        window = hold.keep(tx.with_month_index(
+            (window if whole_rows else window.select(*scalars)).join(keys, key, "left_semi"), config))
     mine = changes.join(keys, key, "left_semi")
     if not force:
         current = window.select(key, month, F.col(ts).alias("_ets"))
@@ -662,7 +655,8 @@ def replace_summary_rows(spark: Any, tables: Tables, rows: DataFrame, months: Tu
     the stored rows are only scanned, never shuffled."""
     per_account = replaced_months(rows, tables.config)
     tx.broadcast_when_few(per_account, row_count).createOrReplaceTempView(SUMMARY_REPLACED_VIEW)
-    spark.sql(summary_delete_sql(tables, months))
+    with codegen.whole_partition_scan(spark):  # scans the key and month of every row of ``months``
+        spark.sql(summary_delete_sql(tables, months))
     rows.writeTo(tables.written(tables.summary)).append()
 
 
@@ -740,7 +734,8 @@ def merge_latest(spark: Any, tables: Tables, rows: DataFrame, latest: DataFrame,
     count = changes.count()
     if count:
         changes.createOrReplaceTempView(LATEST_ROWS_VIEW)
-        spark.sql(latest_merge_sql(tables, keys))
+        with codegen.whole_partition_scan(spark, keys is None):  # without keys it scans all of the table
+            spark.sql(latest_merge_sql(tables, keys))
     changes.unpersist()
     return count
 

@@ -82,14 +82,17 @@ def test_seed_test_case_2_multi_gap_backfill(spark, isolated):
 
 
 # --- semantics case by case ---------------------------------------------------------------
-@pytest.fixture(params=["small step", "generated code, whole partitions"])
+@pytest.fixture(params=["small step", "small step, whole partitions", "generated code, whole partitions"])
 def execution(request, spark, monkeypatch):
     """A small step runs on Spark's interpreted path and names its few accounts in its reads
-    (emr_jobs/summarise.size_step, transforms.named_keys); a large one compiles its plans and
-    reads whole month partitions. A scenario run both ways covers both."""
+    (emr_jobs/summarise.size_step, transforms.named_keys); one of more accounts than it can name
+    scans whole month partitions on generated code and the rest interpreted (emr_jobs/codegen.py);
+    a large one compiles its plans and reads whole month partitions. A scenario run each way
+    covers all three."""
     if request.param != "small step":
-        spark.conf.set(INTERPRET_SMALL_STEPS, "false")
         monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
+    if request.param == "generated code, whole partitions":
+        spark.conf.set(INTERPRET_SMALL_STEPS, "false")
     yield request.param
     spark.conf.unset(INTERPRET_SMALL_STEPS)
 

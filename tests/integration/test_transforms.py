@@ -85,32 +85,27 @@ def test_grids_put_one_placeholder_per_month_without_a_value(spark):
 def test_a_small_step_runs_without_adaptive_execution_interpreted_and_the_session_gets_its_settings_back(spark):
     """AQE re-optimises the whole plan after each query stage and generated code costs a Janino
     compile per new plan (seconds of driver time per step on the wide summary plans): a step of
-    a few records runs without either (compiled after all when it reads whole partitions), a
-    large one with both, and whatever a step set is undone when it ends, failed or not."""
-    from emr_jobs.summarise import (
-        ADAPTIVE,
-        CODEGEN_FACTORY,
-        INTERPRET_SMALL_STEPS,
-        STEP_SETTINGS,
-        WHOLE_STAGE_CODEGEN,
-        Holding,
-        compile_whole_partition_reads,
-        size_step,
-        step_settings,
-    )
+    a few records runs without either (its scans of whole partitions compiled), a large one with
+    both, and whatever a step set is undone when it ends, failed or not."""
+    from emr_jobs.codegen import CODEGEN_FACTORY, WHOLE_STAGE_CODEGEN, whole_partition_scan
+    from emr_jobs.summarise import ADAPTIVE, INTERPRET_SMALL_STEPS, STEP_SETTINGS, Holding, size_step, step_settings
 
     before = {name: spark.conf.get(name, None) for name in STEP_SETTINGS}
     one_partition = CONFIG.shuffle_partitions.rows_per_partition
+    codegen = (WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)
     with pytest.raises(RuntimeError, match="the step failed"), step_settings(spark):
         assert size_step(spark, 35, CONFIG) == Holding(True, 4)  # the local session caps partitions at 4
         assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("false", "NO_CODEGEN")
-        compile_whole_partition_reads(spark, Holding(True, 4), (1, 2))  # it names its accounts: interpreted
-        assert spark.conf.get(CODEGEN_FACTORY) == "NO_CODEGEN"
-        compile_whole_partition_reads(spark, Holding(True, 4), None)  # it reads whole partitions: compiled
-        assert (spark.conf.get(WHOLE_STAGE_CODEGEN), spark.conf.get(CODEGEN_FACTORY)) == ("true", "FALLBACK")
+        with whole_partition_scan(spark, whole=False):  # a read of named accounts: interpreted
+            assert [spark.conf.get(name) for name in codegen] == ["false", "NO_CODEGEN"]
+        with whole_partition_scan(spark):  # a scan of whole partitions: compiled, then interpreted again
+            assert [spark.conf.get(name) for name in codegen] == ["true", "FALLBACK"]
+        assert [spark.conf.get(name) for name in codegen] == ["false", "NO_CODEGEN"]
         spark.conf.set(CODEGEN_FACTORY, "FALLBACK")  # the next step starts from the session's settings
         assert size_step(spark, one_partition + 1, CONFIG).small_step is False
         assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("true", "FALLBACK")
+        with whole_partition_scan(spark):  # a compiled step's scans are left as they are
+            assert [spark.conf.get(name) for name in codegen] == ["false", "FALLBACK"]
         spark.conf.set(INTERPRET_SMALL_STEPS, "false")
         assert size_step(spark, one_partition, CONFIG).small_step is True
         assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("false", "FALLBACK")
