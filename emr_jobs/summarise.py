@@ -234,6 +234,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     # A step of few accounts names them in every read of both tables: Iceberg then opens only
     # the files that can hold them, not whole month partitions.
     keys = tx.named_keys(held_changes, key)
+    compile_many_unnamed(spark, hold, keys, source_rows)
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
     # A step that may rewrite latest_summary whole classifies against all of it and keeps the
     # rows it does not touch, so the rewrite decodes no wide row a second time.
@@ -270,8 +271,8 @@ def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> Holdi
       hundreds of milliseconds to compile per stage, more than its rows cost. It is the path
       Spark falls back to whenever generated code fails, and Spark's own tests run both;
       ``spark.datadominion.interpretSmallSteps=false`` keeps generated code; a step that
-      cannot name its accounts compiles its scans of whole partitions alone
-      (emr_jobs/codegen.py);
+      cannot name its accounts compiles its scans of whole partitions (emr_jobs/codegen.py),
+      and everything when its records are many (:func:`compile_many_unnamed`);
     * cutting the lineage of the frames it holds (:class:`Holding`).
     Measured in docs/benchmarks.md ("Small steps")."""
     cap = int(spark.conf.get(LOCAL_PARTITION_CAP, "0"))
@@ -289,6 +290,24 @@ def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> Holdi
 def reads_whole_partitions(hold: Holding, keys: Optional[Tuple[Any, ...]]) -> bool:
     """A small step that could not name its accounts: its records are few, its reads are not."""
     return hold.small_step and keys is None
+
+
+# Up to this many records, a small step that cannot name its accounts runs interpreted but for
+# its scans of whole partitions; with more it runs generated code throughout. A backfill's record
+# rebuilds up to 36 rows: interpreted, a 1% backfill at 250k x 24 (2,500 records) was 15% faster,
+# one at 1M x 24 (10,000) as fast, a 10% one at 1M x 24 4% slower (docs/benchmarks.md, twenty-first).
+INTERPRETED_UNNAMED_RECORDS = 10_000
+
+
+def compile_many_unnamed(spark: Any, hold: Holding, keys: Optional[Tuple[Any, ...]], records: int) -> None:
+    """A small step of more accounts than it can name and more than INTERPRETED_UNNAMED_RECORDS
+    records runs Spark's generated code throughout, whole-stage too, as Spark does by default:
+    interpreted, each of the rows it rebuilds goes through every expression one by one (a 10%
+    backfill at 1M accounts x 24 months: 402.2 s compiled throughout, 419.9 s with only its
+    scans compiled; docs/benchmarks.md, twenty-first section)."""
+    if reads_whole_partitions(hold, keys) and records > INTERPRETED_UNNAMED_RECORDS:
+        spark.conf.set(codegen.WHOLE_STAGE_CODEGEN, "true")
+        spark.conf.set(codegen.CODEGEN_FACTORY, codegen.GENERATED)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from datadominion.months import add_months, format_month, parse_month
 from datadominion.steps import Step
-from emr_jobs import file_reads
+from emr_jobs import file_reads, summarise
 from emr_jobs import transforms as tx
 from emr_jobs.publish import audit_branch
 from emr_jobs.summarise import INTERPRET_SMALL_STEPS
@@ -82,15 +82,19 @@ def test_seed_test_case_2_multi_gap_backfill(spark, isolated):
 
 
 # --- semantics case by case ---------------------------------------------------------------
-@pytest.fixture(params=["small step", "small step, whole partitions", "generated code, whole partitions"])
+@pytest.fixture(params=["small step", "small step, whole partitions", "small step, whole partitions, many records",
+                        "generated code, whole partitions"])
 def execution(request, spark, monkeypatch):
     """A small step runs on Spark's interpreted path and names its few accounts in its reads
     (emr_jobs/summarise.size_step, transforms.named_keys); one of more accounts than it can name
-    scans whole month partitions on generated code and the rest interpreted (emr_jobs/codegen.py);
-    a large one compiles its plans and reads whole month partitions. A scenario run each way
-    covers all three."""
+    scans whole month partitions on generated code and the rest interpreted (emr_jobs/codegen.py),
+    all of it compiled when its records are many (summarise.compile_many_unnamed); a large one
+    compiles its plans, whole-stage code off, and reads whole month partitions. A scenario run
+    each way covers all four."""
     if request.param != "small step":
         monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
+    if request.param.endswith("many records"):
+        monkeypatch.setattr(summarise, "INTERPRETED_UNNAMED_RECORDS", 0)
     if request.param == "generated code, whole partitions":
         spark.conf.set(INTERPRET_SMALL_STEPS, "false")
     yield request.param

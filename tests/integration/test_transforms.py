@@ -88,7 +88,16 @@ def test_a_small_step_runs_without_adaptive_execution_interpreted_and_the_sessio
     a few records runs without either (its scans of whole partitions compiled), a large one with
     both, and whatever a step set is undone when it ends, failed or not."""
     from emr_jobs.codegen import CODEGEN_FACTORY, WHOLE_STAGE_CODEGEN, whole_partition_scan
-    from emr_jobs.summarise import ADAPTIVE, INTERPRET_SMALL_STEPS, STEP_SETTINGS, Holding, size_step, step_settings
+    from emr_jobs.summarise import (
+        ADAPTIVE,
+        INTERPRET_SMALL_STEPS,
+        INTERPRETED_UNNAMED_RECORDS,
+        STEP_SETTINGS,
+        Holding,
+        compile_many_unnamed,
+        size_step,
+        step_settings,
+    )
 
     before = {name: spark.conf.get(name, None) for name in STEP_SETTINGS}
     one_partition = CONFIG.shuffle_partitions.rows_per_partition
@@ -101,7 +110,14 @@ def test_a_small_step_runs_without_adaptive_execution_interpreted_and_the_sessio
         with whole_partition_scan(spark):  # a scan of whole partitions: compiled, then interpreted again
             assert [spark.conf.get(name) for name in codegen] == ["true", "FALLBACK"]
         assert [spark.conf.get(name) for name in codegen] == ["false", "NO_CODEGEN"]
-        spark.conf.set(CODEGEN_FACTORY, "FALLBACK")  # the next step starts from the session's settings
+        few, many = INTERPRETED_UNNAMED_RECORDS, INTERPRETED_UNNAMED_RECORDS + 1
+        compile_many_unnamed(spark, Holding(True, 4), (1, 2), many)  # it names its accounts: interpreted
+        compile_many_unnamed(spark, Holding(True, 4), None, few)  # few records: interpreted but for its scans
+        assert [spark.conf.get(name) for name in codegen] == ["false", "NO_CODEGEN"]
+        compile_many_unnamed(spark, Holding(True, 4), None, many)  # many records, unnamed: compiled throughout
+        assert [spark.conf.get(name) for name in codegen] == ["true", "FALLBACK"]
+        spark.conf.set(WHOLE_STAGE_CODEGEN, "false")  # the next step starts from the session's settings
+        spark.conf.set(CODEGEN_FACTORY, "FALLBACK")
         assert size_step(spark, one_partition + 1, CONFIG).small_step is False
         assert (spark.conf.get(ADAPTIVE), spark.conf.get(CODEGEN_FACTORY)) == ("true", "FALLBACK")
         with whole_partition_scan(spark):  # a compiled step's scans are left as they are
