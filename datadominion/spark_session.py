@@ -13,8 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from datadominion.catalog import CatalogSettings
 
@@ -228,3 +229,18 @@ def verify_iceberg(spark: Any, settings: CatalogSettings) -> str:
             f"Iceberg is not usable in this Spark session ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
             f"check that {ICEBERG_JAR_NAME} is on spark.jars"
         ) from exc
+
+
+@contextmanager
+def settings_kept(spark: Any, names: Sequence[str]) -> Iterator[None]:
+    """The session's settings ``names`` as they were before the block, when it ends (failed
+    or not): what a step or one of its queries sets for itself."""
+    before = {name: spark.conf.get(name, None) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                spark.conf.unset(name)
+            else:
+                spark.conf.set(name, value)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from datadominion.spark_session import settings_kept
+
 WHOLE_STAGE_CODEGEN = "spark.sql.codegen.wholeStage"
 CODEGEN_FACTORY = "spark.sql.codegen.factoryMode"
 INTERPRETED = "NO_CODEGEN"  # every expression evaluated by Spark's interpreted path
@@ -29,14 +31,7 @@ def whole_partition_scan(spark: Any, whole: bool = True) -> Iterator[None]:
     if not whole or spark.conf.get(CODEGEN_FACTORY, None) != INTERPRETED:
         yield
         return
-    before = {name: spark.conf.get(name, None) for name in (WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)}
-    spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
-    spark.conf.set(CODEGEN_FACTORY, GENERATED)
-    try:
+    with settings_kept(spark, (WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)):
+        spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
+        spark.conf.set(CODEGEN_FACTORY, GENERATED)
         yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                spark.conf.unset(name)
-            else:
-                spark.conf.set(name, value)

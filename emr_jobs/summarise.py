@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from datadominion.config import PipelineConfig
 from datadominion.months import format_month
 from datadominion.schema import SOURCE_BATCH_COLUMN
+from datadominion.spark_session import settings_kept
 from emr_jobs import changes as feed_records
 from emr_jobs import codegen, file_reads
 from emr_jobs import transforms as tx
@@ -337,15 +338,8 @@ class Holding:
 @contextmanager
 def step_settings(spark: Any) -> Iterator[None]:
     """The session settings a step sizes for itself, as they were before it when it ends."""
-    before = {name: spark.conf.get(name, None) for name in STEP_SETTINGS}
-    try:
+    with settings_kept(spark, STEP_SETTINGS):
         yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                spark.conf.unset(name)
-            else:
-                spark.conf.set(name, value)
 
 
 def classify(changes: DataFrame, latest: DataFrame, config: PipelineConfig, hold: Holding,
