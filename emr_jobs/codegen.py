@@ -26,8 +26,8 @@ def whole_partition_scan(spark: Any, whole: bool = True) -> Iterator[None]:
     that runs interpreted they run on generated code, whole-stage too, and the session is
     interpreted again after the block. Only the scans compile: the rest of a small step that
     cannot name its accounts works on the few accounts' rows they pick out (a 1% backfill at
-    250k accounts x 24 months: 35.6 s against 42.0-45.0 s compiled throughout;
-    docs/benchmarks.md, twenty-first section)."""
+    250k accounts x 24 months, each a fresh process: 35.7-36.7 s against 40.2-45.6 s compiled
+    throughout; docs/benchmarks.md, twenty-first section)."""
     if not whole or spark.conf.get(CODEGEN_FACTORY, None) != INTERPRETED:
         yield
         return
