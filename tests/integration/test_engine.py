@@ -285,7 +285,7 @@ def test_a_backfill_reads_its_window_without_arrays_and_a_rerun_repairs_a_stored
     array value by value) and rebuilds the existing rows' arrays from them; a re-run reads the
     stored rows whole, so it rewrites a stored history that differs from its recomputation
     (its accounts not named, which would also read them whole)."""
-    from emr_jobs.summarise import Holding, backfill_rows, prepare_changes
+    from emr_jobs.summarise import Holding, StepReads, backfill_rows, prepare_changes
 
     env, cfg = isolated, isolated.config
     key, month = cfg.key_column, cfg.month_column
@@ -293,9 +293,10 @@ def test_a_backfill_reads_its_window_without_arrays_and_a_rerun_repairs_a_stored
         generate(cfg, env.landing, 20, 6, "2023-01", 0, seed=3))))
     changes = prepare_changes(spark.table(env.tables.accounts_all).where(f"{key} < 3 AND {month} = '2023-02'"), cfg)
     arrays = {r.name for r in cfg.rolling_columns}
-    for whole_rows in (False, True):
-        window = backfill_rows(spark.table(env.tables.summary), changes, changes.select(key).distinct(),
-                               (parse_month("2023-02"), parse_month("2023-02")), cfg, whole_rows, whole_rows,
+    reads = StepReads(spark.table(env.tables.summary), spark.table(env.tables.latest_summary))  # accounts unnamed
+    for whole_rows in (False, True):  # a re-run (force) reads the rows whole
+        window = backfill_rows(reads, changes, changes.select(key).distinct(),
+                               (parse_month("2023-02"), parse_month("2023-02")), cfg, whole_rows,
                                Holding(False, 2), 2).window
         assert (arrays & _scan_columns(spark, window, env.tables.summary)) == (arrays if whole_rows else set())
         window.unpersist()
