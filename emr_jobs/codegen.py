@@ -32,6 +32,11 @@ def whole_partition_scan(spark: Any, whole: bool = True) -> Iterator[None]:
         yield
         return
     with settings_kept(spark, (WHOLE_STAGE_CODEGEN, CODEGEN_FACTORY)):
-        spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
-        spark.conf.set(CODEGEN_FACTORY, GENERATED)
+        compile_all(spark)
         yield
+
+
+def compile_all(spark: Any) -> None:
+    """The session's queries run on generated code, whole-stage too: Spark's defaults."""
+    spark.conf.set(WHOLE_STAGE_CODEGEN, "true")
+    spark.conf.set(CODEGEN_FACTORY, GENERATED)

@@ -175,6 +175,12 @@ class StepReads:
     latest: DataFrame
     keys: Optional[Tuple[Any, ...]] = None
 
+    @property
+    def unnamed(self) -> bool:
+        """The step could not name its accounts: its reads are whole month partitions and all of
+        latest_summary."""
+        return self.keys is None
+
 
 @dataclass(frozen=True)
 class BuiltRows:
@@ -250,7 +256,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
         else:
             first_classified = classify(held_changes, reads.latest.select(key, tables.config.month_column),
                                         tables.config, hold, pick_out=reads_whole_partitions(hold, keys))
-            classified = with_forward_rows(first_classified, reads.latest, tables.config, hold, keys is None)
+            classified = with_forward_rows(first_classified, reads.latest, tables.config, hold, reads.unnamed)
         built = build_rows(spark, tables, classified, reads, force, hold)
         reads = replace(reads, latest=classified.latest_rows(tables.config, built.existing))
         rewrite = latest_rewrite(classified, latest_total, tables.config) if may_rewrite else None
@@ -307,8 +313,7 @@ def compile_many_unnamed(spark: Any, hold: Holding, keys: Optional[Tuple[Any, ..
     backfill at 1M accounts x 24 months: 402.2 s compiled throughout, 419.9 s with only its
     scans compiled; docs/benchmarks.md, twenty-first section)."""
     if reads_whole_partitions(hold, keys) and records > INTERPRETED_UNNAMED_RECORDS:
-        spark.conf.set(codegen.WHOLE_STAGE_CODEGEN, "true")
-        spark.conf.set(codegen.CODEGEN_FACTORY, codegen.GENERATED)
+        codegen.compile_all(spark)
 
 
 @dataclass(frozen=True)
@@ -602,14 +607,14 @@ def backfill_rows(
     rewrites any stored row that differs from its recomputation."""
     h, key, month, ts = config.history_length, config.key_column, config.month_column, config.timestamp_column
     scalars = list(config.summary_scalar_types)
-    whole_rows = force or reads.keys is not None
+    whole_rows = force or not reads.unnamed
     lo, hi = format_month(month_range[0] - (h - 1)), format_month(month_range[1] + (h - 1))
     # Broadcast when few: what adaptive execution would make of it at run time (small steps run without).
     keys = tx.broadcast_when_few(accounts.select(key), account_count)
     # Partition predicate on the month range; the semi-join keeps only these accounts.
     # Read once, used several times (and again for the change records).
     window = reads.summary.where(F.col(month).between(lo, hi))
-    with codegen.whole_partition_scan(window.sparkSession, reads.keys is None):
+    with codegen.whole_partition_scan(window.sparkSession, reads.unnamed):
         window = hold.keep(tx.with_month_index(
             (window if whole_rows else window.select(*scalars)).join(keys, key, "left_semi"), config))
     mine = changes.join(keys, key, "left_semi")
@@ -650,7 +655,7 @@ def write_summary(spark: Any, tables: Tables, rows: DataFrame, months: Tuple[str
     if not read_existing and reads.summary.where(F.col(month).isin(list(months))).limit(1).count() == 0:
         rows.writeTo(tables.written(tables.summary)).append()
         return False
-    if reads.keys is None:
+    if reads.unnamed:
         replace_summary_rows(spark, tables, rows, months, row_count)
     else:
         merge_summary(spark, tables, rows, months, reads.keys)
