@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
+from datadominion import local_files
 from datadominion.catalog import CatalogSettings
 
 SQLITE_JDBC_JAR = Path("/usr/share/java/sqlite-jdbc.jar")
@@ -46,7 +47,7 @@ def iceberg_runtime_jar() -> Path:
     return jar
 
 
-def _java() -> str:
+def java_executable() -> str:
     java = shutil.which("java", path=os.path.join(os.environ.get("JAVA_HOME", ""), "bin") + os.pathsep
                         + os.environ.get("PATH", ""))
     if not java:
@@ -126,9 +127,13 @@ LOCAL_SCALE_SETTINGS = {
 }
 
 
-def local_session_conf(jars: List[Path]) -> Dict[str, str]:
-    """The local session's own settings (on top of :func:`base_spark_conf`)."""
+def local_session_conf(jars: List[Path], file_system_jar: Path) -> Dict[str, str]:
+    """The local session's own settings (on top of :func:`base_spark_conf`); ``file_system_jar``
+    holds the local file system's classes (datadominion/local_files.py)."""
     return {
+        # On the driver's class path, where Hadoop looks a file system up by name.
+        "spark.driver.extraClassPath": str(file_system_jar),
+        "spark.hadoop.fs.file.impl": local_files.FILE_SYSTEM_CLASS,
         # Spark's start-up warnings (native library, log level hints) stay out of the terminal.
         "spark.driver.extraJavaOptions": local_driver_java_options(),
         "spark.master": os.environ.get("DATADOMINION_SPARK_MASTER", "local[2]"),
@@ -167,23 +172,37 @@ def class_archive_path() -> Optional[Path]:
     if os.environ.get("DATADOMINION_CLASS_ARCHIVE", "").lower() == "off":
         return None
     digest = hashlib.sha256(java_version().encode())
+    digest.update(str(local_file_system_jar_path()).encode())  # named by its own sources' digest
     for jar in sorted(spark_classpath_jars()) + [iceberg_runtime_jar(), SQLITE_JDBC_JAR]:
         stat = jar.stat() if jar.is_file() else None
         digest.update(f"{jar}:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1}".encode())
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "datadominion" / f"{CLASS_ARCHIVE_PREFIX}{digest.hexdigest()[:16]}.jsa"
+    return cache_folder() / f"{CLASS_ARCHIVE_PREFIX}{digest.hexdigest()[:16]}.jsa"
+
+
+def cache_folder() -> Path:
+    """The user's cache folder for what local sessions build once (the class-data archive, the
+    local file system's classes)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datadominion"
+
+
+def local_file_system_jar_path() -> Path:
+    return local_files.jar_path(cache_folder(), spark_jars_folder())
 
 
 def spark_classpath_jars() -> list[Path]:
+    return list(spark_jars_folder().glob("*.jar"))
+
+
+def spark_jars_folder() -> Path:
     import pyspark
 
-    return list((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+    return Path(pyspark.__file__).parent / "jars"
 
 
 @functools.lru_cache(maxsize=1)
 def java_version() -> str:
     """``java -version``'s first line (it names the exact build an archive belongs to)."""
-    out = subprocess.run([_java(), "-version"], capture_output=True, text=True, check=False).stderr
+    out = subprocess.run([java_executable(), "-version"], capture_output=True, text=True, check=False).stderr
     return out.splitlines()[0] if out else "unknown"
 
 
@@ -210,7 +229,8 @@ def build_spark_session(
         # PySpark reads the variable when the context starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "hostname resolves to a loopback" warning
-        conf.update(local_session_conf(jars))
+        file_system_jar = local_files.ensure_jar(java_executable(), cache_folder(), spark_jars_folder())
+        conf.update(local_session_conf(jars, file_system_jar))
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)

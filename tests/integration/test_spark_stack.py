@@ -53,3 +53,22 @@ def test_remembering_lookups_twice_or_of_a_class_the_jvm_lacks_changes_nothing(s
     monkeypatch.setattr(jvm_lookups, "STATIC_CLASSES", ("functions", "NoSuchClassAnywhere"))
     jvm_lookups.remember_static_lookups(spark)
     assert view.__dict__["functions"] is before and "NoSuchClassAnywhere" not in view.__dict__
+
+
+def test_the_local_file_system_creates_files_without_a_process_and_sets_permissions(spark, tmp_path):
+    """Hadoop's local file system started `chmod` for every file it created (no native library
+    in pyspark): the local session's sets the permission through java.io, never looser than
+    asked (group and others get a bit only when both have it; datadominion/local_files.py)."""
+    from datadominion.local_files import FILE_SYSTEM_CLASS
+
+    jvm = spark.sparkContext._jvm
+    fs = jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI("file:///"), spark._jsc.hadoopConfiguration())
+    assert fs.getClass().getName() == FILE_SYSTEM_CLASS
+    path = jvm.org.apache.hadoop.fs.Path(f"file://{tmp_path}/f.bin")
+    fs.create(path, True).close()
+    modes = {}
+    for asked in ("644", "600", "755", "700", "640", "604", "000"):
+        fs.setPermission(path, jvm.org.apache.hadoop.fs.permission.FsPermission(asked))
+        modes[asked] = oct((tmp_path / "f.bin").stat().st_mode & 0o777)[2:].zfill(3)
+    assert modes == {"644": "644", "600": "600", "755": "755", "700": "700", "640": "600", "604": "600", "000": "000"}
+    assert spark.range(3).count() == 3

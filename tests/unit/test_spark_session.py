@@ -64,7 +64,7 @@ def test_the_local_session_shapes_queries_as_the_job_on_emr_does():
     once hid that on EMR a forward month's shift compiled to methods too large for the JIT."""
     from datadominion.job_request import JobSettings, spark_submit_parameters
 
-    local = spark_session.local_session_conf([])
+    local = spark_session.local_session_conf([], spark_session.local_file_system_jar_path())
     assert {k for k in local if k.startswith("spark.sql.")} == set(spark_session.LOCAL_SCALE_SETTINGS)
     base = spark_session.base_spark_conf(16)
     assert base["spark.sql.codegen.wholeStage"] == "false"
