@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 SOURCES = Path(__file__).with_name("java")
 FILE_SYSTEM_CLASS = "datadominion.local.LocalFileSystemWithoutShell"
@@ -62,14 +62,17 @@ def ensure_jar(java: str, cache: Path, spark_jars: Path) -> Path:
             raise LocalFilesError(f"compiling {SOURCES} failed (exit {done.returncode}): "
                                   f"{(done.stdout + done.stderr).strip()[:2000]}")
         partial = jar.with_name(f"{jar.name}.{os.getpid()}.partial")
-        with zipfile.ZipFile(partial, "w") as archive:
-            for path in classes:
-                archive.write(path, path.relative_to(out).as_posix())
-    os.replace(partial, jar)
+        try:
+            with zipfile.ZipFile(partial, "w") as archive:
+                for path in classes:
+                    archive.write(path, path.relative_to(out).as_posix())
+            os.replace(partial, jar)
+        finally:
+            partial.unlink(missing_ok=True)  # a failed write leaves nothing behind
     return jar
 
 
-def _jars(folder: Path, patterns: tuple) -> List[Path]:
+def _jars(folder: Path, patterns: Tuple[str, ...]) -> List[Path]:
     found = [next(iter(sorted(folder.glob(pattern))), None) for pattern in patterns]
     missing = [pattern for pattern, jar in zip(patterns, found) if jar is None]
     if missing:
