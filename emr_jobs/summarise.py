@@ -241,8 +241,8 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
     # A step of few accounts names them in every read of both tables: Iceberg then opens only
     # the files that can hold them, not whole month partitions.
     keys = tx.named_keys(held_changes, key)
-    compile_many_unnamed(spark, hold, keys, source_rows)
     reads = StepReads(whole_summary.where(tx.among(keys, key)), whole_latest.where(tx.among(keys, key)), keys)
+    compile_many_unnamed(spark, hold, reads, source_rows)
     # A step that may rewrite latest_summary whole classifies against all of it and keeps the
     # rows it does not touch, so the rewrite decodes no wide row a second time.
     latest_total = rows_at(latest_table, latest_at)
@@ -255,7 +255,7 @@ def summarise(spark: Any, tables: Tables, source: DataFrame, force: bool = False
             classified = first_classified = classify(held_changes, whole, tables.config, hold, keep_untouched=True)
         else:
             first_classified = classify(held_changes, reads.latest.select(key, tables.config.month_column),
-                                        tables.config, hold, pick_out=reads_whole_partitions(hold, keys))
+                                        tables.config, hold, pick_out=reads_whole_partitions(hold, reads))
             classified = with_forward_rows(first_classified, reads.latest, tables.config, hold, reads.unnamed)
         built = build_rows(spark, tables, classified, reads, force, hold)
         reads = replace(reads, latest=classified.latest_rows(tables.config, built.existing))
@@ -294,9 +294,9 @@ def size_step(spark: Any, changed_records: int, config: PipelineConfig) -> Holdi
     return Holding(small_step, partitions)
 
 
-def reads_whole_partitions(hold: Holding, keys: Optional[Tuple[Any, ...]]) -> bool:
+def reads_whole_partitions(hold: Holding, reads: StepReads) -> bool:
     """A small step that could not name its accounts: its records are few, its reads are not."""
-    return hold.small_step and keys is None
+    return hold.small_step and reads.unnamed
 
 
 # Up to this many records, a small step that cannot name its accounts runs interpreted but for
@@ -306,13 +306,13 @@ def reads_whole_partitions(hold: Holding, keys: Optional[Tuple[Any, ...]]) -> bo
 INTERPRETED_UNNAMED_RECORDS = 10_000
 
 
-def compile_many_unnamed(spark: Any, hold: Holding, keys: Optional[Tuple[Any, ...]], records: int) -> None:
+def compile_many_unnamed(spark: Any, hold: Holding, reads: StepReads, records: int) -> None:
     """A small step of more accounts than it can name and more than INTERPRETED_UNNAMED_RECORDS
     records runs Spark's generated code throughout, whole-stage too, as Spark does by default:
     interpreted, each of the rows it rebuilds goes through every expression one by one (a 10%
     backfill at 1M accounts x 24 months: 402.2 s compiled throughout, 419.9 s with only its
     scans compiled; docs/benchmarks.md, twenty-first section)."""
-    if reads_whole_partitions(hold, keys) and records > INTERPRETED_UNNAMED_RECORDS:
+    if reads_whole_partitions(hold, reads) and records > INTERPRETED_UNNAMED_RECORDS:
         codegen.compile_all(spark)
 
 

@@ -94,6 +94,7 @@ def test_a_small_step_runs_without_adaptive_execution_interpreted_and_the_sessio
         INTERPRETED_UNNAMED_RECORDS,
         STEP_SETTINGS,
         Holding,
+        StepReads,
         compile_many_unnamed,
         size_step,
         step_settings,
@@ -111,10 +112,11 @@ def test_a_small_step_runs_without_adaptive_execution_interpreted_and_the_sessio
             assert [spark.conf.get(name) for name in codegen] == ["true", "FALLBACK"]
         assert [spark.conf.get(name) for name in codegen] == ["false", "NO_CODEGEN"]
         few, many = INTERPRETED_UNNAMED_RECORDS, INTERPRETED_UNNAMED_RECORDS + 1
-        compile_many_unnamed(spark, Holding(True, 4), (1, 2), many)  # it names its accounts: interpreted
-        compile_many_unnamed(spark, Holding(True, 4), None, few)  # few records: interpreted but for its scans
+        named, unnamed = StepReads(spark.range(1), spark.range(1), (1, 2)), StepReads(spark.range(1), spark.range(1))
+        compile_many_unnamed(spark, Holding(True, 4), named, many)  # it names its accounts: interpreted
+        compile_many_unnamed(spark, Holding(True, 4), unnamed, few)  # few records: interpreted but for its scans
         assert [spark.conf.get(name) for name in codegen] == ["false", "NO_CODEGEN"]
-        compile_many_unnamed(spark, Holding(True, 4), None, many)  # many records, unnamed: compiled throughout
+        compile_many_unnamed(spark, Holding(True, 4), unnamed, many)  # many records, unnamed: compiled throughout
         assert [spark.conf.get(name) for name in codegen] == ["true", "FALLBACK"]
         spark.conf.set(WHOLE_STAGE_CODEGEN, "false")  # the next step starts from the session's settings
         spark.conf.set(CODEGEN_FACTORY, "FALLBACK")
