@@ -45,7 +45,7 @@ lint: setup ## ruff, the job's code parses as Python 3.9 (EMR 7.12's default), i
 	$(PY) -m tests.layers
 
 typecheck: setup ## mypy
-	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra localmode app.py
+	$(VENV)/bin/mypy datadominion emr_jobs lambdas infra localmode app.py tests/benchmarks
 
 package: setup ## build the Lambda asset and the EMR job assets into build/ (pip, no Docker)
 	$(PY) -m infra.packaging

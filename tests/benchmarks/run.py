@@ -90,7 +90,7 @@ def _late_set(env: Any) -> int:
 
     from datadominion.landing import BatchRef
     from datadominion.schema import arrow_schema
-    from localmode.generator import _write_batch, generate, read_landing_month, write_corrections
+    from localmode.generator import _write_batch, generate, write_corrections
 
     newer, older = datetime(2026, 1, 5, tzinfo=timezone.utc), datetime(2019, 1, 1, tzinfo=timezone.utc)
     batches = 0
@@ -105,17 +105,26 @@ def _late_set(env: Any) -> int:
         batches += len(write_corrections(env.config, env.landing, [80 + number, 90 + number], [month], 100, 0,
                                          newer + timedelta(hours=1, minutes=number), batch_label="fill"))
     schema = arrow_schema(env.config.source_types)
-    template = read_landing_month(env.landing, "2021-06").slice(0, 1).to_pylist()[0]
+    template = _landed(env, "2021-06").slice(0, 1).to_pylist()[0]
     for month in ("2021-06", "2021-07", "2021-09"):  # a new account, backfilled into three past months
         row = dict(template, cons_acct_key=100_001, rpt_as_of_mo=month, base_ts=newer)
         _write_batch(env.landing, BatchRef(month, f"newacct-{month}"), pa.Table.from_pylist([row], schema=schema))
         batches += 1
-    twice = dict(read_landing_month(env.landing, "2022-03").slice(0, 1).to_pylist()[0])
+    twice = dict(_landed(env, "2022-03").slice(0, 1).to_pylist()[0])
     rows = [dict(twice, past_due_am=1, base_ts=newer), dict(twice, past_due_am=2, base_ts=newer + timedelta(1))]
     _write_batch(env.landing, BatchRef("2022-03", "double-correction"), pa.Table.from_pylist(rows, schema=schema))
     batches += 1
     batches += len(generate(env.config, env.landing, 100, 1, "2025-01", 10, 43, batch_prefix="next"))
     return batches
+
+
+def _landed(env: Any, month: str) -> Any:
+    """The records of ``month`` in the landing folder (the story landed them before)."""
+    from localmode.generator import read_landing_month
+
+    table = read_landing_month(env.landing, month)
+    assert table is not None, f"nothing landed for {month}"
+    return table
 
 
 def scenario_late_set(home: Path) -> Dict[str, Any]:
@@ -236,9 +245,9 @@ def _duckdb_reference(env: Any, home: Path, month: str, latest_before: Any, reco
     recompute_sql = ddb.recompute_sql(env.config, f"read_parquet('{out}/accounts_all.parquet')")
     t0 = time.monotonic()
     db.execute(f"COPY ({recompute_sql}) TO '{out}/summary_recomputed.parquet' {parquet}")
-    recompute = time.monotonic() - t0
+    recompute_s = time.monotonic() - t0
     return {"duckdb_forward_s": round(forward, 2), "duckdb_records_per_s": round(records / forward),
-            "duckdb_recompute_all_months_s": round(recompute, 2)}
+            "duckdb_recompute_all_months_s": round(recompute_s, 2)}
 
 
 def scenario_forward(home: Path, accounts: int) -> Dict[str, Any]:
@@ -427,6 +436,7 @@ def _month_figures(env: Any, seconds: float) -> Dict[str, Any]:
     line: Dict[str, Any] = {"step_s": round(seconds, 1), "full_read_s": round(read_s, 2)}
     for table, name in ((env.config.destination_table, "summary"), (env.config.latest_history_table, "latest")):
         health = table_health(env.catalog, env.identifier(table), name, 1)
+        assert health is not None, f"{table} does not exist"
         summary = env.catalog.load_table(env.identifier(table)).current_snapshot().summary
         line[name] = {"files": health.data_files, "deletes": health.delete_files, "snapshots": health.snapshots,
                       "mb": round(int(summary.get("total-files-size", 0)) / 2**20, 1)}
@@ -441,7 +451,7 @@ def _months_with_backfills(home: Path, accounts: int, months: int, maintain_ever
     from localmode.generator import generate, write_corrections
 
     env = _env(home)
-    never = {"maintenance_due": lambda: []}
+    never: Dict[str, Any] = {"maintenance_due": lambda: []}
     lines = []
     for n in range(1, months + 1):
         generate(env.config, env.landing, accounts, n + 1, "2023-01", 0, 5)
