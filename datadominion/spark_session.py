@@ -189,6 +189,11 @@ def local_file_system_jar_path() -> Path:
     return local_files.jar_path(cache_folder(), spark_jars_folder())
 
 
+def local_file_system_jar() -> Path:
+    """The local file system's classes in the user's cache, compiled first when missing."""
+    return local_files.ensure_jar(java_executable(), cache_folder(), spark_jars_folder())
+
+
 def spark_classpath_jars() -> list[Path]:
     return list(spark_jars_folder().glob("*.jar"))
 
@@ -229,8 +234,7 @@ def build_spark_session(
         # PySpark reads the variable when the context starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "hostname resolves to a loopback" warning
-        file_system_jar = local_files.ensure_jar(java_executable(), cache_folder(), spark_jars_folder())
-        conf.update(local_session_conf(jars, file_system_jar))
+        conf.update(local_session_conf(jars, local_file_system_jar()))
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)

@@ -12,7 +12,7 @@ from typing import Any, Iterator, List
 import pytest
 
 from datadominion import local_files
-from datadominion.spark_session import java_executable, spark_jars_folder
+from datadominion.spark_session import java_executable, local_file_system_jar, spark_jars_folder
 
 
 @pytest.fixture
@@ -40,8 +40,7 @@ def test_files_are_created_without_starting_chmod_where_hadoops_own_starts_one_p
     from pyspark import SparkConf
     from pyspark.java_gateway import launch_gateway
 
-    jar = local_files.ensure_jar(java_executable(), tmp_path / "cache", spark_jars_folder())
-    gateway = launch_gateway(SparkConf().set("spark.driver.extraClassPath", str(jar)))
+    gateway = launch_gateway(SparkConf().set("spark.driver.extraClassPath", str(local_file_system_jar())))
     try:
         jvm = gateway.jvm
 
