@@ -34,7 +34,7 @@ run: setup ## set up, then run the seed's Test Case 2 story locally (no AWS)
 	$(VENV)/bin/datadominion demo
 
 test: setup lint typecheck ## set up, then run every test (lint, types, unit, integration, infra)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup  # the Spark tests on one worker, the rest beside them (tests/conftest.py)
 
 unit: setup ## only the fast tests (no Spark)
 	$(PY) -m pytest tests/unit

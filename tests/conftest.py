@@ -115,3 +115,16 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     yield env
     wiring.settings.cache_clear()
     wiring.client.cache_clear()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup scheduling reads the groups
+def pytest_collection_modifyitems(items: list) -> None:
+    """Under two workers (`make test`), every test that drives Spark (the session fixture, or a
+    `datadominion` command's own JVM) runs on one worker and the rest (moto, CDK synth, the
+    planners) on the other: one Spark JVM already keeps the 2 cores ~70% busy, a second only
+    queues behind it (docs/benchmarks.md, fourteenth and twenty-fifth), while the AWS-side tests
+    use the idle share. The infra tests share build/, so they never run on two workers at once."""
+    for item in items:
+        group = "spark" if item.get_closest_marker("spark") or "spark" in getattr(item, "fixturenames", ()) \
+            else "aws"
+        item.add_marker(pytest.mark.xdist_group(group))
