@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -127,11 +128,17 @@ def _landed(env: Any, month: str) -> Any:
     return table
 
 
+# Late batches of a single record measured after the late set, each a backfill step of its own:
+# the target (<= 5 s) is judged on their median, since one step's time moves by a second or more
+# between sittings on two cores (docs/benchmarks.md, twenty-sixth section).
+ONE_RECORD_ACCOUNTS = (50, 52, 53)
+
+
 def scenario_late_set(home: Path) -> Dict[str, Any]:
     """The seed's Test Case 2 (100 accounts x 60 months), then the late set above: the time to
-    apply it (Spark start excluded), each step's stages, seconds and Spark jobs; then one more
-    late batch of a single record, a backfill step of its own (target <= 5 s), before and after
-    a maintenance step."""
+    apply it (Spark start excluded), each step's stages, seconds and Spark jobs; then late
+    batches of a single record (ONE_RECORD_ACCOUNTS), each a backfill step of its own, the
+    first with its Spark jobs; then one more after a maintenance step."""
     from localmode.generator import generate
 
     env = _env(home)
@@ -142,11 +149,13 @@ def scenario_late_set(home: Path) -> Dict[str, Any]:
     result = env.process(notify=lambda _: None)
     assert result.ok, (result.rejected, result.failed)
     applied_s = round(time.monotonic() - t0, 1)
-    one = _one_record_step(env, 50, "one")
+    ones = [_one_record_step(env, account, f"one{n}") for n, account in enumerate(ONE_RECORD_ACCOUNTS)]
+    steps_s = [one["one_record_s"] for one in ones]
     maintained = env.process(notify=lambda _: None, maintain=True)
     assert maintained.ok, (maintained.rejected, maintained.failed)
     return {"late_batches": batches, "applied_s": applied_s, "steps": [_step_profile(s) for s in result.steps],
-            **one, "after_maintenance": _one_record_step(env, 51, "two")}
+            **ones[0], "one_record_s": statistics.median(steps_s), "one_record_steps_s": steps_s,
+            "after_maintenance": _one_record_step(env, 51, "two")}
 
 
 def _one_record_step(env: Any, account: int, label: str) -> Dict[str, Any]:
