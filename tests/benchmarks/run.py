@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -19,7 +20,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from tests.support.cli import cli_env, run_cli, start_cli
 from tests.support.jvm import forget_static_lookups, java_list, py4j_requests, spark_stages
@@ -138,7 +139,7 @@ def scenario_late_set(home: Path) -> Dict[str, Any]:
     """The seed's Test Case 2 (100 accounts x 60 months), then the late set above: the time to
     apply it (Spark start excluded), each step's stages, seconds and Spark jobs; then late
     batches of a single record (ONE_RECORD_ACCOUNTS), each a backfill step of its own, the
-    first with its Spark jobs; then one more after a maintenance step."""
+    first with its Spark jobs and files scanned; then one more after a maintenance step."""
     from localmode.generator import generate
 
     env = _env(home)
@@ -160,19 +161,20 @@ def scenario_late_set(home: Path) -> Dict[str, Any]:
 
 def _one_record_step(env: Any, account: int, label: str) -> Dict[str, Any]:
     """A late batch of one record for ``account`` in 2022-07, a backfill step of its own
-    (target <= 5 s), with its Spark jobs. Measured again after a maintenance step: the part of
-    its cost that is earlier steps' delete files (docs/benchmarks.md, twelfth section)."""
+    (target <= 5 s), with its Spark jobs and the Iceberg files its scans kept. Measured again
+    after a maintenance step: the part of its cost that is earlier steps' delete files
+    (docs/benchmarks.md, twelfth section)."""
     from localmode.generator import write_corrections
 
     write_corrections(env.config, env.landing, [account], ["2022-07"], 1_234, 0,
                       datetime(2026, 2, 1, tzinfo=timezone.utc), batch_label=label)
-    jobs = _JobMeter(env.runner.session())
+    jobs, scans = _JobMeter(env.runner.session()), _ScanMeter(env.runner.session())
     t0 = time.monotonic()
     one = env.process(notify=lambda _: None)
     seconds = time.monotonic() - t0
     assert one.ok and [s["mode"] for s in one.steps] == ["backfill"], (one.rejected, one.failed)
     return {"one_record_s": round(seconds, 1), "one_record_step": _step_profile(one.steps[0]),
-            "one_record_jobs": jobs.read(seconds)}
+            "one_record_jobs": jobs.read(seconds), "one_record_files": scans.read()}
 
 
 def _step_profile(step: Dict[str, Any]) -> Dict[str, Any]:
@@ -550,6 +552,60 @@ class _JobMeter:
         return {"spark_jobs": len(new), "inside_jobs_s": round(inside / 1000, 2),
                 "outside_jobs_s": round(wall_s - inside / 1000, 2),
                 "longest": sorted(timed, key=lambda j: -(j["ms"] + j["driver_ms_before"]))[:self.LONGEST]}
+
+
+class _ScanMeter:
+    """The Iceberg files that each SQL execution's scans kept and skipped since the meter was
+    made, from the session's SQL status store: Iceberg reports them from its scan planning as
+    driver metrics of each BatchScan node, with the write node of the execution (a MERGE's
+    WriteDelta, an append's AppendData) where it writes: files scanned per MERGE."""
+
+    FILES = {"number of result data files": "data_files", "number of result delete files": "delete_files",
+             "number of skipped data files": "skipped_data_files"}  # Iceberg's metric descriptions
+    WRITES = ("WriteDelta", "ReplaceData", "AppendData", "OverwriteByExpression", "OverwritePartitionsDynamic")
+
+    def __init__(self, spark: Any) -> None:
+        self.store = spark._jsparkSession.sharedState().statusStore()
+        self.scala = spark._jvm.scala.collection.JavaConverters
+        self.seen = {e.executionId() for e in self._executions()}
+
+    def _seq(self, seq: Any) -> List[Any]:
+        return java_list(self.scala.seqAsJavaList(seq))
+
+    def _executions(self) -> List[Any]:
+        return self._seq(self.store.executionsList())
+
+    def _scans(self, execution_id: int) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+        """Each BatchScan's table and files, and the execution's write node if it has one."""
+        values = {int(e.getKey()): str(e.getValue())
+                  for e in java_list(self.scala.mapAsJavaMap(self.store.executionMetrics(execution_id)).entrySet())}
+        nodes = self._seq(self.store.planGraph(execution_id).allNodes())
+        scans = []
+        for node in nodes:
+            name = str(node.name())
+            if name.startswith("BatchScan"):
+                found = {self.FILES[str(m.name())]: _leading_int(values.get(int(m.accumulatorId()), ""))
+                         for m in self._seq(node.metrics()) if str(m.name()) in self.FILES}
+                scans.append({"table": name.removeprefix("BatchScan").strip().split(".")[-1], **found})
+        write = next((str(n.name()) for n in nodes if str(n.name()).startswith(self.WRITES)), None)
+        return scans, write
+
+    def read(self) -> Dict[str, Any]:
+        """Every scan in order, each with the write node of its execution (None for a query);
+        the files kept over all of them."""
+        new = sorted(e.executionId() for e in self._executions() if e.executionId() not in self.seen)
+        scans = []
+        for execution_id in new:
+            found, write = self._scans(execution_id)
+            scans += [{**scan, "write": write} for scan in found]
+        totals = {metric: sum(scan.get(metric) or 0 for scan in scans) for metric in self.FILES.values()}
+        return {"sql_executions": len(new), **totals, "scans": scans}
+
+
+def _leading_int(text: str) -> Optional[int]:
+    """The number a SQL metric's value starts with ("3", "1,024"); None when it holds none."""
+    digits = "".join(itertools.takewhile(lambda c: c.isdigit() or c == ",", text.strip())).replace(",", "")
+    return int(digits) if digits else None
 
 
 def _scale_point(home: Path, accounts: int, months: int = 1) -> Dict[str, Any]:
