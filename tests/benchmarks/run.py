@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from tests.support.cli import cli_env, run_cli, start_cli
-from tests.support.jvm import forget_static_lookups, java_list, py4j_requests, spark_stages
+from tests.support.jvm import forget_static_lookups, java_list, py4j_requests, scala_list, spark_stages
 from tests.support.paths import REPO
 
 
@@ -565,20 +565,21 @@ class _ScanMeter:
     WRITES = ("WriteDelta", "ReplaceData", "AppendData", "OverwriteByExpression", "OverwritePartitionsDynamic")
 
     def __init__(self, spark: Any) -> None:
+        self.spark = spark
         self.store = spark._jsparkSession.sharedState().statusStore()
-        self.scala = spark._jvm.scala.collection.JavaConverters
         self.seen = {e.executionId() for e in self._executions()}
 
     def _seq(self, seq: Any) -> List[Any]:
-        return java_list(self.scala.seqAsJavaList(seq))
+        return scala_list(self.spark, seq)
 
     def _executions(self) -> List[Any]:
         return self._seq(self.store.executionsList())
 
     def _scans(self, execution_id: int) -> Tuple[List[Dict[str, Any]], Optional[str]]:
         """Each BatchScan's table and files, and the execution's write node if it has one."""
-        values = {int(e.getKey()): str(e.getValue())
-                  for e in java_list(self.scala.mapAsJavaMap(self.store.executionMetrics(execution_id)).entrySet())}
+        converters = self.spark._jvm.scala.collection.JavaConverters
+        metrics = converters.mapAsJavaMap(self.store.executionMetrics(execution_id))
+        values = {int(e.getKey()): str(e.getValue()) for e in java_list(metrics.entrySet())}
         nodes = self._seq(self.store.planGraph(execution_id).allNodes())
         scans = []
         for node in nodes:
@@ -604,8 +605,8 @@ class _ScanMeter:
 
 def _leading_int(text: str) -> Optional[int]:
     """The number a SQL metric's value starts with ("3", "1,024"); None when it holds none."""
-    digits = "".join(itertools.takewhile(lambda c: c.isdigit() or c == ",", text.strip())).replace(",", "")
-    return int(digits) if digits else None
+    found = re.match(r"\s*([\d,]+)", text)
+    return int(found.group(1).replace(",", "")) if found else None
 
 
 def _scale_point(home: Path, accounts: int, months: int = 1) -> Dict[str, Any]:

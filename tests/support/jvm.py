@@ -59,3 +59,8 @@ def records_read(spark: Any) -> Iterator[List[int]]:
     yield read
     spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()  # a stage's last metrics come after the action
     read[0] = sum(stage.inputRecords() for stage in spark_stages(spark) if stage.stageId() not in before)
+
+
+def scala_list(spark: Any, seq: Any) -> List[Any]:
+    """The items of a Scala collection (e.g. from Spark's SQL status store), as a Python list."""
+    return java_list(spark._jvm.scala.collection.JavaConverters.seqAsJavaList(seq))
