@@ -51,11 +51,18 @@ def _peak_mb(pid: int) -> Optional[int]:
     return None
 
 
-def _env(home: Path) -> Any:
+def _env(home: Path, spark_conf: Optional[Dict[str, str]] = None) -> Any:
+    """A local home; ``spark_conf``: settings its Spark session adds to the local ones."""
     from datadominion.config import load_pipeline_config
-    from localmode.environment import LocalEnvironment
+    from datadominion.spark_session import build_spark_session
+    from localmode.environment import LOCAL_LATEST_BUCKETS, LocalEnvironment
+    from localmode.spark_runner import LocalSparkJobRunner
 
-    return LocalEnvironment(home, load_pipeline_config(REPO / "configs" / "pipeline.json"))
+    env = LocalEnvironment(home, load_pipeline_config(REPO / "configs" / "pipeline.json"))
+    if spark_conf:
+        env.runner = LocalSparkJobRunner(env.catalog_settings, env.config, LOCAL_LATEST_BUCKETS, spark_factory=lambda: (
+            build_spark_session(env.catalog_settings, extra_conf=spark_conf)))
+    return env
 
 
 def _process(env: Any) -> Dict[str, Any]:
@@ -142,7 +149,7 @@ def scenario_late_set(home: Path) -> Dict[str, Any]:
     first with its Spark jobs and files scanned; then one more after a maintenance step."""
     from localmode.generator import generate
 
-    env = _env(home)
+    env = _env(home, {_ScanMeter.RETAINED: "1000"})  # a step's SQL executions outnumber the local 20
     generate(env.config, env.landing, 100, 60, "2020-01", 10, 42)
     _process(env)
     batches = _late_set(env)
@@ -564,6 +571,8 @@ class _ScanMeter:
              "number of skipped data files": "skipped_data_files"}  # Iceberg's metric descriptions
     WRITES = ("WriteDelta", "ReplaceData", "AppendData", "OverwriteByExpression", "OverwritePartitionsDynamic")
 
+    RETAINED = "spark.sql.ui.retainedExecutions"  # the store drops the oldest past this many
+
     def __init__(self, spark: Any) -> None:
         self.spark = spark
         self.store = spark._jsparkSession.sharedState().statusStore()
@@ -600,7 +609,8 @@ class _ScanMeter:
             found, write = self._scans(execution_id)
             scans += [{**scan, "write": write} for scan in found]
         totals = {metric: sum(scan.get(metric) or 0 for scan in scans) for metric in self.FILES.values()}
-        return {"sql_executions": len(new), **totals, "scans": scans}
+        truncated = bool(new and self.seen) and new[0] > max(self.seen) + 1  # the store dropped some
+        return {"sql_executions": len(new), **totals, "truncated": truncated, "scans": scans}
 
 
 def _leading_int(text: str) -> Optional[int]:
