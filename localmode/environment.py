@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from datadominion.adapters.local_storage import LocalStorage, write_local_text
 from datadominion.adapters.sqlite_ledger import SqliteLedger
@@ -31,6 +31,7 @@ LOCAL_LATEST_BUCKETS = 4
 class LocalEnvironment:
     home: Path
     config: PipelineConfig
+    spark_conf: Optional[Dict[str, str]] = None  # settings the Spark session adds to the local ones
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
@@ -41,7 +42,7 @@ class LocalEnvironment:
         self.ledger = SqliteLedger(self.home / "ledger.db")
         self.catalog_settings: CatalogSettings = local_catalog_settings(self.home)
         self._catalog: Optional[Any] = None
-        self.runner = LocalSparkJobRunner(self.catalog_settings, self.config, LOCAL_LATEST_BUCKETS)
+        self.runner = LocalSparkJobRunner(self.catalog_settings, self.config, LOCAL_LATEST_BUCKETS, self.spark_conf)
 
     @property
     def catalog(self) -> Any:

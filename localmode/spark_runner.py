@@ -16,9 +16,10 @@ from datadominion.steps import Step
 
 class LocalSparkJobRunner:
     def __init__(self, settings: CatalogSettings, config: PipelineConfig, latest_buckets: int = 4,
-                 spark_factory: Optional[Callable[[], Any]] = None):
+                 spark_conf: Optional[Dict[str, str]] = None):
+        """``spark_conf``: settings the session adds to the local ones (a benchmark's, say)."""
         self.settings, self.config, self.latest_buckets = settings, config, latest_buckets
-        self._spark_factory = spark_factory
+        self.spark_conf = dict(spark_conf or {})
         self._spark: Any = None
         self._tables: Any = None
         self.progress: Optional[Callable[[str], None]] = None  # hears each stage of a running step
@@ -29,7 +30,7 @@ class LocalSparkJobRunner:
             from datadominion.spark_session import build_spark_session
             from emr_jobs.tables import Tables, create_tables
 
-            self._spark = self._spark_factory() if self._spark_factory else build_spark_session(self.settings)
+            self._spark = build_spark_session(self.settings, extra_conf=self.spark_conf or None)
             self._tables = Tables(self.settings.name, self.config)
             create_tables(self._spark, self._tables, self.latest_buckets)
         return self._spark

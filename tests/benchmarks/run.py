@@ -54,15 +54,9 @@ def _peak_mb(pid: int) -> Optional[int]:
 def _env(home: Path, spark_conf: Optional[Dict[str, str]] = None) -> Any:
     """A local home; ``spark_conf``: settings its Spark session adds to the local ones."""
     from datadominion.config import load_pipeline_config
-    from datadominion.spark_session import build_spark_session
-    from localmode.environment import LOCAL_LATEST_BUCKETS, LocalEnvironment
-    from localmode.spark_runner import LocalSparkJobRunner
+    from localmode.environment import LocalEnvironment
 
-    env = LocalEnvironment(home, load_pipeline_config(REPO / "configs" / "pipeline.json"))
-    if spark_conf:
-        env.runner = LocalSparkJobRunner(env.catalog_settings, env.config, LOCAL_LATEST_BUCKETS, spark_factory=lambda: (
-            build_spark_session(env.catalog_settings, extra_conf=spark_conf)))
-    return env
+    return LocalEnvironment(home, load_pipeline_config(REPO / "configs" / "pipeline.json"), spark_conf)
 
 
 def _process(env: Any) -> Dict[str, Any]:
