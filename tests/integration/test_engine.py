@@ -841,6 +841,37 @@ def test_a_large_step_holds_no_copy_of_its_records_and_leaves_the_from_scratch_r
     assert_equals_reference(spark, env)
 
 
+ICEBERG_ADVISORY_SIZE = "spark.sql.iceberg.advisory-partition-size"  # Iceberg's session setting (bytes)
+
+
+def test_a_large_month_is_written_by_several_tasks_into_accounts_all_and_summary(
+        spark, catalog_settings, pipeline_config, tmp_path):
+    """Iceberg asks for accounts_all's rows clustered by month and summary's ordered by account,
+    and does not require the distribution strictly: adaptive execution's rebalance then spreads
+    one month over as many write tasks as its size asks, where a strict clustering by month
+    would hand production's billion records of a month to one task (docs/decisions.md, "No
+    adaptive execution for small steps"). A month of 3,000 records in 6 files, with the
+    advisory partition size shrunk to match, must land in several files of each table."""
+    from datadominion.config import ShufflePartitions
+    from tests.support.tables import fresh_tables
+
+    config = pipeline_config.model_copy(update={"shuffle_partitions": ShufflePartitions(rows_per_partition=10)})
+    env = fresh_tables(spark, catalog_settings, config, tmp_path / "landing")
+    written = generate(config, env.landing, 3000, 2, "2023-01", 0, seed=5, files_per_batch=6)
+    before = spark.conf.get(ICEBERG_ADVISORY_SIZE, None)
+    spark.conf.set(ICEBERG_ADVISORY_SIZE, str(32 * 1024))
+    try:
+        run_step(spark, env.tables, step_of("initial", as_step_batches(written)))
+    finally:
+        spark.conf.unset(ICEBERG_ADVISORY_SIZE) if before is None else spark.conf.set(ICEBERG_ADVISORY_SIZE, before)
+    for table in (env.tables.accounts_all, env.tables.summary):
+        files = dict(spark.sql(f"SELECT partition.{config.month_column}, count(*) FROM {table}.data_files "
+                               "GROUP BY 1").collect())
+        assert set(files) == {"2023-01", "2023-02"}
+        assert min(files.values()) > 1, f"{table}: each month written by one task: {files}"
+    assert_equals_reference(spark, env)
+
+
 def test_a_large_forward_month_shuffles_its_records_once_and_hashes_latest_summary(
         spark, catalog_settings, pipeline_config, tmp_path, monkeypatch):
     """A large step that rewrites latest_summary classifies its accounts by one join of its
