@@ -862,8 +862,11 @@ def test_a_large_month_is_written_by_several_tasks_into_accounts_all_and_summary
     spark.conf.set(ICEBERG_ADVISORY_SIZE, str(32 * 1024))
     try:
         run_step(spark, env.tables, step_of("initial", as_step_batches(written)))
-    finally:
-        spark.conf.unset(ICEBERG_ADVISORY_SIZE) if before is None else spark.conf.set(ICEBERG_ADVISORY_SIZE, before)
+    finally:  # the session serves every test
+        if before is None:
+            spark.conf.unset(ICEBERG_ADVISORY_SIZE)
+        else:
+            spark.conf.set(ICEBERG_ADVISORY_SIZE, before)
     for table in (env.tables.accounts_all, env.tables.summary):
         files = dict(spark.sql(f"SELECT partition.{config.month_column}, count(*) FROM {table}.data_files "
                                "GROUP BY 1").collect())
