@@ -57,7 +57,7 @@ def check_rows(rows: DataFrame, config: Any, table: str) -> List[str]:
 
 
 def check_touched(spark: Any, tables: Tables, pairs: DataFrame, keys: Optional[Tuple[Any, ...]] = None,
-                  among_untouched: bool = False) -> None:
+                  among_untouched: bool = False, new_rows: bool = False) -> None:
     """Check summary rows at the touched (account, month) pairs and those accounts' latest rows.
 
     One aggregate query per table decides pass/fail; only a failure pays for the
@@ -66,7 +66,9 @@ def check_touched(spark: Any, tables: Tables, pairs: DataFrame, keys: Optional[T
     without them the pairs' accounts are named when they are few. ``among_untouched``: the
     step wrote its rows (MERGEd, or deleted and appended) into partitions of rows it did not
     touch (a backfill); when its accounts are not named, the wide rows are then read from only
-    the files that hold a touched row (:func:`_rows_at`)."""
+    the files that hold a touched row (:func:`_rows_at`). ``new_rows``: the step appended one row
+    per account to months that held none (a forward month's step); when its accounts are not
+    named, the tables are compared by order-free digests (:func:`_new_rows_fail`)."""
     key, month = tables.config.key_column, tables.config.month_column
     per_month = pairs.groupBy(month).count().collect()  # the touched months and their rows, once
     if not per_month:
@@ -76,7 +78,11 @@ def check_touched(spark: Any, tables: Tables, pairs: DataFrame, keys: Optional[T
     named_keys = keys if keys else tx.named_keys(pairs, key)
     named = tx.among(named_keys, key)
     reading: ReadingMode = "named" if named_keys is not None else "files first" if among_untouched else "whole"
-    if not _touched_rows_fail(spark, tables, pairs, named, months, expected, reading):
+    if new_rows and reading == "whole":
+        failing = _new_rows_fail(spark, tables, pairs, months, expected)
+    else:
+        failing = _touched_rows_fail(spark, tables, pairs, named, months, expected, reading)
+    if not failing:
         return
     _explain_failures(spark, tables, pairs, named, months)
 
@@ -130,6 +136,59 @@ def _touched_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, named: Colu
         latest_rows = _rows_at(spark, tables, tables.latest_summary, named, accounts, [key], small, how)
         return _counts_fail(_touched(summary_rows, pairs, [key, month], small, config),
                             _touched(latest_rows, accounts, [key], small, config), config, expected)
+
+
+def _new_rows_fail(spark: Any, tables: Tables, pairs: DataFrame, months: List[str], expected: int) -> bool:
+    """One query for a step that appended one row per account to ``months``, which held no row
+    before it: those months then hold the step's summary rows and nothing else, and
+    latest_summary's rows at those months must be the very same rows. Each multiset is reduced
+    to an order-free digest (:func:`_digest`) as it is read, so no row is shuffled or joined per
+    account: summary's (key, month) pairs against the step's, every column of summary's rows
+    against latest_summary's. A touched account's latest row that is missing, stale or altered
+    leaves the digest of its months; one kept beside it at an older month is found by counting
+    latest_summary's rows per key, a narrow aggregate (docs/decisions.md, "Checks of a forward
+    month by digests")."""
+    config = tables.config
+    key, month = config.key_column, config.month_column
+    in_months = F.col(month).isin(months)
+    pair_hash = F.xxhash64(key, month)
+    row_hash = F.xxhash64(key, month, _fingerprint(config))
+    with ExitStack() as stack:
+        how = _Reading("whole", stack)
+        stack.enter_context(codegen.whole_partition_scan(spark))
+        summary = _rows_at(spark, tables, tables.summary, in_months, pairs, [key, month], False, how, (month, months))
+        latest = _rows_at(spark, tables, tables.latest_summary, F.lit(True), pairs, [key], False, how)
+        found = (summary.select(*_digest(pair_hash, "s_pairs"), *_digest(row_hash, "s_rows"),
+                                F.sum(_broken(config)).alias("s_broken"))
+                 .crossJoin(latest.where(in_months).select(*_digest(row_hash, "l_rows"),
+                                                           F.sum(_broken(config)).alias("l_broken")))
+                 .crossJoin(pairs.select(*_digest(pair_hash, "pairs")))
+                 .crossJoin(latest.groupBy(key).count().select(_count(F.col("count") > 1).alias("l_repeated")))
+                 .first())
+    return found is None or _digests_differ(found.asDict(), expected)
+
+
+DIGEST_PART_BITS = 22  # a 64-bit hash summed in three parts: each sum exact in a long up to 2^41 rows
+
+
+def _digest(hashed: Column, name: str) -> List[Column]:
+    """An order-free digest of a multiset of rows: their count and the sums of three parts of
+    each row's 64-bit hash. Equal digests mean equal multisets but for odds of ~2^-64 (a
+    missing, extra, repeated or altered row moves the sums); the hash itself is not summed, as
+    a sum of billions of 64-bit values overflows."""
+    mask = F.lit((1 << DIGEST_PART_BITS) - 1)
+    parts = [F.sum(F.shiftrightunsigned(hashed, DIGEST_PART_BITS * i).bitwiseAND(mask)).alias(f"{name}_{i}")
+             for i in range(3)]
+    return [F.count(F.lit(1)).alias(f"{name}_n"), *parts]
+
+
+def _digests_differ(found: Dict[str, Any], expected: int) -> bool:
+    """True when the digests tell of anything wrong (:func:`_new_rows_fail`)."""
+    def same(a: str, b: str) -> bool:
+        return all(found[f"{a}_{part}"] == found[f"{b}_{part}"] for part in ("n", 0, 1, 2))
+
+    return not (found["pairs_n"] == expected and same("s_pairs", "pairs") and same("s_rows", "l_rows")
+                and not found["s_broken"] and not found["l_broken"] and not found["l_repeated"])
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,14 @@ class SummariseResult:
     named_keys: Optional[Tuple[Any, ...]] = None  # the accounts the step named in its reads, if few
     merged: bool = False  # summary's rows went among rows the step did not touch (MERGEd, or deleted and appended)
 
+    @property
+    def new_rows_only(self) -> bool:
+        """Every account the step touched got one row, appended to months that held none of its
+        rows (a forward month's step): what the checks' order-free digests assume
+        (emr_jobs/checks.py)."""
+        return bool(self.summary_rows_written) and not self.merged and {
+            name for name, _ in self.accounts_by_class} == {"single_forward"}
+
 
 def current_snapshot(spark: Any, table: str) -> Optional[int]:
     """The snapshot ``main`` of ``table`` points at (None: the table has none yet)."""

@@ -152,7 +152,8 @@ def summarise_and_check(spark: Any, tables: Tables, source: Any, force: bool, re
     on_stage("before_checks")
     with report.stage("checks"):
         try:
-            checks.check_touched(spark, audited, summary.touched, summary.named_keys, summary.merged)
+            checks.check_touched(spark, audited, summary.touched, summary.named_keys, summary.merged,
+                                 new_rows=summary.new_rows_only)
         except checks.IntegrityError:
             publish.close_audit(spark, tables, branch, keep_days=tables.config.failed_audit_retention_days)
             raise

@@ -642,6 +642,69 @@ def test_integrity_checks_catch_missing_duplicated_and_stale_rows(spark, checked
     assert message in str(err.value)
 
 
+@pytest.fixture(params=["through Iceberg", "read as written"])
+def digest_reads(request, monkeypatch):
+    """The checks of a step that appended one new row per account (``new_rows``; a forward
+    month's), its accounts not named: they compare order-free digests of the tables' rows,
+    read through Iceberg (after corruptions that add delete files) or as written; the
+    per-account comparison must not run at all."""
+    from emr_jobs import checks
+
+    def per_account(*args, **kwargs):
+        raise AssertionError("the per-account comparison ran for a step of new rows")
+
+    monkeypatch.setattr(checks, "_touched_rows_fail", per_account)
+    if request.param == "read as written":
+        yield from _read_as_written(request, monkeypatch)
+        return
+    monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
+    yield
+
+
+def _newest_pairs(spark):
+    """The fixture's newest month as if a forward month had appended it: one pair per account."""
+    return spark.createDataFrame([(k, "2022-05") for k in (1, 2)], ["cons_acct_key", "rpt_as_of_mo"])
+
+
+def test_digest_checks_pass_the_rows_a_forward_month_wrote(spark, checked, digest_reads):
+    from emr_jobs.checks import check_touched
+
+    env, _ = checked
+    check_touched(spark, env.tables, _newest_pairs(spark), new_rows=True)
+
+
+@pytest.mark.parametrize("corruption, message", [
+    ("UPDATE {summary} SET past_due_am_history = array(1), payment_history_grid = 'x' "
+     "WHERE cons_acct_key = 2 AND rpt_as_of_mo = '2022-05'", "'past_due_am_history has 36 elements'"),
+    ("UPDATE {latest} SET past_due_am_history = concat(array(past_due_am_history[0], NULL, past_due_am_history[1]), "
+     "slice(past_due_am_history, 4, 33)) WHERE cons_acct_key = 2",
+     "differs from the summary row of the same month, e.g. [2]"),
+    ("DELETE FROM {summary} WHERE cons_acct_key = 2 AND rpt_as_of_mo = '2022-05'", "touched rows missing"),
+    ("UPDATE {summary} SET cons_acct_key = 3 WHERE cons_acct_key = 2 AND rpt_as_of_mo = '2022-05'",
+     "touched rows missing"),
+    ("INSERT INTO {summary} SELECT * FROM {summary} WHERE cons_acct_key = 2 AND rpt_as_of_mo = '2022-05'",
+     "duplicate (cons_acct_key, rpt_as_of_mo) rows, e.g. [(2, '2022-05')]"),
+    ("INSERT INTO {latest} SELECT * FROM {latest} WHERE cons_acct_key = 2", "several rows per account, e.g. [2]"),
+    ("INSERT INTO {latest} SELECT * FROM {summary} WHERE cons_acct_key = 2 AND rpt_as_of_mo = '2022-04'",
+     "several rows per account, e.g. [2]"),
+    ("DELETE FROM {latest} WHERE cons_acct_key = 2", "older than the account's newest summary row"),
+    ("UPDATE {latest} SET rpt_as_of_mo = '2022-04' WHERE cons_acct_key = 2",
+     "older than the account's newest summary row"),
+])
+def test_digest_checks_catch_every_corruption_of_a_forward_months_rows(spark, checked, digest_reads, corruption,
+                                                                       message):
+    """Digests, not per-account joins, decide: a row broken, altered (a NULL moved), missing,
+    moved to another account or repeated, in either table, and a stale latest row kept beside
+    the new one at an older month, each fails the step, and the detailed queries name it."""
+    from emr_jobs.checks import IntegrityError, check_touched
+
+    env, _ = checked
+    spark.sql(corruption.format(summary=env.tables.summary, latest=env.tables.latest_summary))
+    with pytest.raises(IntegrityError) as err:
+        check_touched(spark, env.tables, _newest_pairs(spark), new_rows=True)
+    assert message in str(err.value)
+
+
 def test_integrity_checks_judge_only_the_touched_pairs_when_an_accounts_months_skip_one(spark, isolated,
                                                                                          check_reads):
     """The checks find their files through each account's span of touched months, which can
@@ -872,6 +935,39 @@ def test_a_large_month_is_written_by_several_tasks_into_accounts_all_and_summary
                                "GROUP BY 1").collect())
         assert set(files) == {"2023-01", "2023-02"}
         assert min(files.values()) > 1, f"{table}: each month written by one task: {files}"
+    assert_equals_reference(spark, env)
+
+
+def test_a_forward_month_is_checked_by_digests_and_other_steps_account_by_account(
+        spark, catalog_settings, pipeline_config, tmp_path, monkeypatch):
+    """Only a step that appended one new row per account (a forward month, its accounts not
+    named) is checked by digests; an initial load of two months per account and a backfill are
+    compared account by account, and each leaves the from-scratch result."""
+    from datadominion.config import ShufflePartitions
+    from emr_jobs import checks
+    from tests.support.tables import fresh_tables
+
+    config = pipeline_config.model_copy(update={"shuffle_partitions": ShufflePartitions(rows_per_partition=10)})
+    env = fresh_tables(spark, catalog_settings, config, tmp_path / "landing")
+    monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
+    ran = []
+
+    def spy(name, label):
+        original = getattr(checks, name)
+
+        def counted(*args, **kwargs):
+            ran.append(label)
+            return original(*args, **kwargs)
+        monkeypatch.setattr(checks, name, counted)
+
+    spy("_new_rows_fail", "digests")
+    spy("_touched_rows_fail", "per account")
+    written = generate(config, env.landing, 40, 3, "2023-01", 0, seed=5)
+    run_step(spark, env.tables, step_of("initial", as_step_batches(written[:2])))
+    run_step(spark, env.tables, step_of("forward", as_step_batches(written[2:])))
+    late = [record(config, k, "2023-02", 30, past_due_am=k) for k in range(1, 13)]
+    run_step(spark, env.tables, step_of("backfill", [write_batch(env.landing, "2023-02", "late", late, config)]))
+    assert ran == ["per account", "digests", "per account"]
     assert_equals_reference(spark, env)
 
 
