@@ -30,7 +30,7 @@ class LocalSparkJobRunner:
             from datadominion.spark_session import build_spark_session
             from emr_jobs.tables import Tables, create_tables
 
-            self._spark = build_spark_session(self.settings, extra_conf=self.spark_conf or None)
+            self._spark = build_spark_session(self.settings, extra_conf=self.spark_conf)
             self._tables = Tables(self.settings.name, self.config)
             create_tables(self._spark, self._tables, self.latest_buckets)
         return self._spark
