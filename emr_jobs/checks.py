@@ -211,7 +211,8 @@ def _rows_at(spark: Any, tables: Tables, table: str, where: Column, wanted: Data
     every file of their months, so a plain read decodes every history array of those months
     (Iceberg filters by ``_file`` only after reading). The files are found by a read of ``on``
     and ``_file``, primitive columns that Iceberg reads vectorized, and read through Iceberg
-    with their delete files (emr_jobs/file_reads.py); every row at a wanted key, a duplicate
+    with their delete files, or by Spark's Parquet reader when none applies (a backfill's rows
+    once replaced: the files it appended; emr_jobs/file_reads.py); every row at a wanted key, a duplicate
     too, lives in one of them, so the checks see the same rows."""
     rows = _read(spark, tables, table).where(where)
     if reading.mode == "whole":
@@ -221,7 +222,8 @@ def _rows_at(spark: Any, tables: Tables, table: str, where: Column, wanted: Data
     if reading.mode != "files first":
         return rows
     files = _files_holding(rows, wanted, on, small)
-    found = reading.stack.enter_context(file_reads.files_of(spark, table, tables.audit_branch, files, partitions))
+    found = reading.stack.enter_context(
+        file_reads.files_of(spark, table, tables.audit_branch, files, rows.schema, partitions))
     return rows if found is None else found.where(where)
 
 

@@ -1,11 +1,12 @@
-"""Read some data files of an Iceberg table, still through Iceberg's reader.
+"""Read some data files of an Iceberg table, and read files as written.
 
 A filter on the ``_file`` metadata column is not pushed into Iceberg's scan planning: Spark
 reads every file and drops rows afterwards. To read only known files, their scan tasks (each
 with the delete files that apply to it) are planned on the table and staged in Iceberg's
 ``ScanTaskSetManager``; a read with the ``scan-task-set-id`` option then scans exactly those
 tasks, as Iceberg's own file rewrites do (Iceberg 1.10, ``SparkStagedScanBuilder``;
-docs/decisions.md, "The checks read the files that hold the touched rows").
+docs/decisions.md, "The checks read the files that hold the touched rows"). Files that no
+delete file applies to are read by Spark's own Parquet reader instead (:func:`as_written`).
 """
 
 from __future__ import annotations
@@ -27,23 +28,31 @@ Version = Union[str, int, None]  # a branch's head (its name), a snapshot (its i
 
 
 @contextmanager
-def files_of(spark: Any, table: str, branch: Optional[str], files: Set[str],
+def files_of(spark: Any, table: str, branch: Optional[str], files: Set[str], columns: T.StructType,
              partitions: Optional[Tuple[str, List[str]]] = None) -> Iterator[Optional[DataFrame]]:
     """The rows of ``files`` (paths as ``_file`` gives them) in ``table`` at the head of
     ``branch`` (``main`` when None), deletes applied; None when some file is not in that
     version of the table, or this Iceberg cannot stage tasks (the caller reads the table
     whole instead). ``partitions`` (a column and its values) narrows the planning to the
-    partitions that hold the files. The staged tasks are released when the block ends, so
-    the frame must be used inside it."""
+    partitions that hold the files. When no delete file applies to them (a backfill's touched
+    rows once it replaced them: the files it appended), Spark's Parquet reader reads them as
+    :func:`as_written` does (``columns``: the caller's schema of that version), vectorized and
+    split over the cores; Iceberg packs small staged files into one task. The frame must be
+    used inside the block (the staged tasks are released when it ends)."""
     jvm = spark._jvm
     try:
         iceberg = iceberg_table(spark, table)
         tasks = _tasks_of(jvm, iceberg, branch, files, partitions)
+        plain = tasks is not None and _plain_parquet(tasks.iterator()) is not None and _types_unchanged(iceberg)
         manager = jvm.org.apache.iceberg.spark.ScanTaskSetManager.get()
     except (Py4JError, TypeError):  # an Iceberg without these APIs: the whole read is still right
         tasks = None
     if tasks is None:
         yield None
+        return
+    if plain:
+        with _parquet_read(spark, iceberg, branch, columns, sorted(files)) as rows:
+            yield rows
         return
     set_id = str(uuid.uuid4())
     manager.stageTasks(iceberg, set_id, tasks)
@@ -79,6 +88,14 @@ def as_written(spark: Any, table: str, version: Version, columns: T.StructType,
     if not paths:
         yield None
         return
+    with _parquet_read(spark, iceberg, version, columns, paths) as rows:
+        yield rows
+
+
+@contextmanager
+def _parquet_read(spark: Any, iceberg: Any, version: Version, columns: T.StructType,
+                  paths: List[str]) -> Iterator[DataFrame]:
+    """Spark's Parquet reader over ``paths``, columns matched by field id (:func:`as_written`)."""
     before = spark.conf.get(FIELD_ID_READS, None)
     spark.conf.set(FIELD_ID_READS, "true")
     try:
@@ -101,17 +118,22 @@ def _schema_at(iceberg: Any, version: Version) -> Any:
 def _plain_parquet_files(jvm: Any, iceberg: Any, version: Version,
                          partitions: Optional[Tuple[str, List[str]]]) -> Optional[List[str]]:
     """The data files of the scan, when each is Parquet with no delete file; else None."""
-    paths = []
     planned = _planned(jvm, iceberg, version, partitions)
     try:
-        walk = planned.iterator()
-        while walk.hasNext():
-            task = walk.next()
-            if not task.deletes().isEmpty() or str(task.file().format()) != "PARQUET":
-                return None
-            paths.append(str(task.file().location()))
+        return _plain_parquet(planned.iterator())
     finally:
         planned.close()
+
+
+def _plain_parquet(walk: Any) -> Optional[List[str]]:
+    """The data files of the scan tasks ``walk`` (a Java iterator) gives, when each is Parquet
+    with no delete file; else None."""
+    paths = []
+    while walk.hasNext():
+        task = walk.next()
+        if not task.deletes().isEmpty() or str(task.file().format()) != "PARQUET":
+            return None
+        paths.append(str(task.file().location()))
     return paths
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 
 import pytest
@@ -500,65 +500,67 @@ def test_corrupt_parquet_and_size_ceiling(spark, isolated):
 
 
 @pytest.fixture(params=["whole months", "files holding the touched rows", "whole months, nothing broadcast",
-                        "whole months read as written"])
+                        "whole months read as written", "files holding the touched rows read as written"])
 def check_reads(request, monkeypatch):
     """The checks read the touched months whole, or (a backfill MERGEd among rows it did not
     touch, its accounts not named) only the data files that hold a touched row
     (checks._rows_at); they meet the touched pairs by a broadcast (a step of few records) or by
     shuffled joins (a large step's, the production forward month's): every check must catch
     every corruption each way. Read as written (accounts not named, no delete files: a forward
-    month's), Spark's Parquet reader reads the files; the corruptions then rewrite files
-    (copy-on-write) rather than add delete files, so that reader meets them."""
-    if request.param == "whole months read as written":
-        yield from _read_as_written(request, monkeypatch)
-        return
+    month's, or the files a backfill appended), Spark's Parquet reader reads the files; the
+    corruptions then rewrite files (copy-on-write) rather than add delete files, so that reader
+    meets them."""
+    as_written = request.param.endswith("read as written")
     if request.param.startswith("whole months"):
         if request.param.endswith("nothing broadcast"):
             monkeypatch.setattr(tx, "BROADCAST_ROWS", 0)
-        yield False
-        return
+        if not as_written:
+            yield False
+            return
     monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
-    staged = _frames_given(monkeypatch, "files_of")
-    yield True
-    assert any(given for _, given in staged), "no check read its rows from the files that hold them"
+    reader = "as_written" if request.param.startswith("whole months") else "files_of"
+    read, directly = _frames_given(monkeypatch, reader)
+    with _copy_on_write(request) if as_written else nullcontext():
+        yield reader == "files_of"
+    assert any(given for _, given in read), f"no check read its rows by file_reads.{reader}"
+    assert not as_written or any(directly), "no check read its rows by Spark's Parquet reader"
 
 
 def _frames_given(monkeypatch, reader):
-    """Spy on ``file_reads.<reader>``: the list it fills says, per call, which table was asked
-    for and whether a frame was given."""
-    given, original = [], getattr(file_reads, reader)
+    """Spy on ``file_reads.<reader>``: the first list it fills says, per call, which table was
+    asked for and whether a frame was given; the second, per frame, whether Spark's own Parquet
+    reader reads it."""
+    given, directly, original = [], [], getattr(file_reads, reader)
 
     @contextmanager
     def spy(spark, table, *args, **kwargs):
         with original(spark, table, *args, **kwargs) as rows:
             given.append((table, rows is not None))
+            if rows is not None:
+                directly.append(_reads_parquet_directly(rows))
             yield rows
 
     monkeypatch.setattr(file_reads, reader, spy)
-    return given
+    return given, directly
 
 
-def _read_as_written(request, monkeypatch):
-    """``check_reads``' read by Spark's Parquet reader: the test's tables corrupted by
-    rewriting files, and the accounts not named; it must have read some table that way."""
+@contextmanager
+def _copy_on_write(request):
+    """The test's tables corrupted by rewriting files, not by adding delete files."""
     env = request.getfixturevalue("checked")[0] if "checked" in request.fixturenames else \
         request.getfixturevalue("isolated")
     spark = request.getfixturevalue("spark")
-    monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
-    tables = (env.tables.summary, env.tables.latest_summary)
 
     def set_modes(mode):
-        for table in tables:
+        for table in (env.tables.summary, env.tables.latest_summary):
             spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES "
                       f"('write.update.mode'='{mode}', 'write.delete.mode'='{mode}')")
 
     set_modes("copy-on-write")
-    read = _frames_given(monkeypatch, "as_written")
     try:
-        yield False
+        yield
     finally:
         set_modes("merge-on-read")
-    assert any(given for _, given in read), "no check read its rows as written"
 
 
 @pytest.fixture(scope="module")
@@ -654,11 +656,14 @@ def digest_reads(request, monkeypatch):
         raise AssertionError("the per-account comparison ran for a step of new rows")
 
     monkeypatch.setattr(checks, "_touched_rows_fail", per_account)
-    if request.param == "read as written":
-        yield from _read_as_written(request, monkeypatch)
-        return
     monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
-    yield
+    if request.param != "read as written":
+        yield
+        return
+    _, directly = _frames_given(monkeypatch, "as_written")
+    with _copy_on_write(request):
+        yield
+    assert any(directly), "no check read its rows as written"
 
 
 def _newest_pairs(spark):
@@ -728,17 +733,32 @@ def test_integrity_checks_judge_only_the_touched_pairs_when_an_accounts_months_s
 
 
 def test_files_of_reads_only_the_given_files_through_iceberg_with_their_deletes(spark, isolated):
+    """Only the given files' rows, deletes applied: by Spark's Parquet reader while no delete
+    file applies to them (columns matched by field id), through Iceberg once one does."""
     env, cfg = isolated, isolated.config
     key, month, summary = cfg.key_column, cfg.month_column, env.tables.summary
-    batches = [write_batch(env.landing, m, f"b{i}", [record(cfg, k, m, i) for k in (1, 2, 3)], cfg)
+    batches = [write_batch(env.landing, m, f"b{i}", [record(cfg, k, m, i, past_due_am=k) for k in (1, 2, 3)], cfg)
                for i, m in enumerate(("2022-04", "2022-05"))]
     run_step(spark, env.tables, step_of("initial", batches))
-    spark.sql(f"DELETE FROM {summary} WHERE {key} = 2 AND {month} = '2022-05'")  # a position delete
     files = {r[0] for r in spark.table(summary).where(f"{month} = '2022-05'").select("_file").distinct().collect()}
-    with file_reads.files_of(spark, summary, None, files, (month, ["2022-05"])) as rows:
+    spark.sql(f"ALTER TABLE {summary} RENAME COLUMN past_due_am TO past_due_amount")
+    schema = spark.table(summary).schema
+    with file_reads.files_of(spark, summary, None, files, schema, (month, ["2022-05"])) as rows:
+        assert _reads_parquet_directly(rows)
+        assert sorted((r[key], r[month], r["past_due_amount"]) for r in rows.collect()) == [
+            (1, "2022-05", 1), (2, "2022-05", 2), (3, "2022-05", 3)]
+    spark.sql(f"DELETE FROM {summary} WHERE {key} = 2 AND {month} = '2022-05'")  # a position delete
+    with file_reads.files_of(spark, summary, None, files, schema, (month, ["2022-05"])) as rows:
+        assert not _reads_parquet_directly(rows)
         assert sorted((r[key], r[month]) for r in rows.collect()) == [(1, "2022-05"), (3, "2022-05")]
-    with file_reads.files_of(spark, summary, None, files | {"file:/nowhere/part-0.parquet"}) as rows:
+    with file_reads.files_of(spark, summary, None, files | {"file:/nowhere/part-0.parquet"}, schema) as rows:
         assert rows is None  # a file the table does not hold: the caller reads the table whole
+
+
+def _reads_parquet_directly(rows):
+    """Whether ``rows`` is a read by Spark's own Parquet reader (not Iceberg's scan)."""
+    plan = rows._jdf.queryExecution().executedPlan().toString()
+    return "FileScan parquet" in plan and "BatchScan" not in plan
 
 
 def test_as_written_reads_what_iceberg_reads_or_declines(spark, isolated):
@@ -782,7 +802,7 @@ def test_a_forward_step_moving_most_accounts_rewrites_latest_summary_without_del
     that rewrites the table reads it by Spark's Parquet reader while no delete file applies,
     else through Iceberg (after the MERGE)."""
     env = isolated
-    read = _frames_given(monkeypatch, "as_written")
+    read, _ = _frames_given(monkeypatch, "as_written")
     written = generate(env.config, env.landing, 40, 4, "2023-01", 0, seed=5)
     run_step(spark, env.tables, step_of("initial", as_step_batches(written[:3])))
     forward = run_step(spark, env.tables, step_of("forward", as_step_batches(written[3:4])))
