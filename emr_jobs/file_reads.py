@@ -43,7 +43,7 @@ def files_of(spark: Any, table: str, branch: Optional[str], files: Set[str], col
     try:
         iceberg = iceberg_table(spark, table)
         tasks = _tasks_of(jvm, iceberg, branch, files, partitions)
-        plain = tasks is not None and _plain_parquet(tasks.iterator()) is not None and _types_unchanged(iceberg)
+        plain = _plain_parquet(tasks.iterator()) if tasks is not None and _types_unchanged(iceberg) else None
         manager = jvm.org.apache.iceberg.spark.ScanTaskSetManager.get()
     except (Py4JError, TypeError):  # an Iceberg without these APIs: the whole read is still right
         tasks = None
@@ -51,7 +51,7 @@ def files_of(spark: Any, table: str, branch: Optional[str], files: Set[str], col
         yield None
         return
     if plain:
-        with _parquet_read(spark, iceberg, branch, columns, sorted(files)) as rows:
+        with _parquet_read(spark, iceberg, branch, columns, plain) as rows:
             yield rows
         return
     set_id = str(uuid.uuid4())

@@ -510,15 +510,15 @@ def check_reads(request, monkeypatch):
     month's, or the files a backfill appended), Spark's Parquet reader reads the files; the
     corruptions then rewrite files (copy-on-write) rather than add delete files, so that reader
     meets them."""
+    whole = request.param.startswith("whole months")
     as_written = request.param.endswith("read as written")
-    if request.param.startswith("whole months"):
-        if request.param.endswith("nothing broadcast"):
-            monkeypatch.setattr(tx, "BROADCAST_ROWS", 0)
-        if not as_written:
-            yield False
-            return
+    if request.param.endswith("nothing broadcast"):
+        monkeypatch.setattr(tx, "BROADCAST_ROWS", 0)
+    if whole and not as_written:
+        yield False
+        return
     monkeypatch.setattr(tx, "NAMED_KEYS_LIMIT", 0)
-    reader = "as_written" if request.param.startswith("whole months") else "files_of"
+    reader = "as_written" if whole else "files_of"
     read, directly = _frames_given(monkeypatch, reader)
     with _copy_on_write(request) if as_written else nullcontext():
         yield reader == "files_of"
