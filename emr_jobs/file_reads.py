@@ -174,6 +174,19 @@ def _tasks_of(jvm: Any, iceberg: Any, branch: Optional[str], files: Set[str],
     return tasks if files and found == files else None
 
 
+def holds_files(spark: Any, table: str, partitions: Tuple[str, List[str]]) -> bool:
+    """Whether ``table`` as now committed has a data file in ``partitions`` (a column and its
+    values): a look at its manifests, no Spark job. True when this Iceberg cannot tell."""
+    try:
+        planned = _planned(spark._jvm, iceberg_table(spark, table), None, partitions)
+    except (Py4JError, TypeError):
+        return True
+    try:
+        return bool(planned.iterator().hasNext())
+    finally:
+        planned.close()
+
+
 def _planned(jvm: Any, iceberg: Any, version: Version, partitions: Optional[Tuple[str, List[str]]]) -> Any:
     """The file scan tasks (closeable) at ``version``, within ``partitions``."""
     scan = iceberg.newScan()

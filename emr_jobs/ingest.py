@@ -7,10 +7,11 @@ committed (a re-run, a redrive) is recognised and skipped.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -19,6 +20,7 @@ from datadominion.job_request import S3_REGION_CONF
 from datadominion.landing import FILE_PATH_PATTERN
 from datadominion.schema import SOURCE_BATCH_COLUMN, SPARK_SQL_TYPES
 from datadominion.steps import StepBatch
+from emr_jobs import file_reads
 from emr_jobs import transforms as tx
 from emr_jobs.footers import footer_problems, s3_options
 from emr_jobs.tables import BATCHES_PROPERTY, Tables
@@ -230,12 +232,16 @@ def conflict_problems(spark: Any, tables: Tables, union: DataFrame, batches: Seq
     months = sorted({b.month for b in batches})
     source_columns = [c.name for c in config.source_schema]
     mine = union.select(*source_columns, BATCH)
-    existing = (
-        spark.table(tables.accounts_all).where(F.col(month).isin(months))
-        .join(mine.select(key, month, ts).distinct(), [key, month, ts], "left_semi")
-        .select(*source_columns, F.lit("accounts_all").alias(BATCH))
-    )
-    versions = mine.unionByName(existing)
+    versions = mine
+    # A month accounts_all holds no file of (a forward month's, normally) has nothing to clash
+    # with: asked of its manifests, not by a join that de-duplicates every record's key first.
+    if file_reads.holds_files(spark, tables.accounts_all, (month, months)):
+        existing = (
+            spark.table(tables.accounts_all).where(F.col(month).isin(months))
+            .join(mine.select(key, month, ts).distinct(), [key, month, ts], "left_semi")
+            .select(*source_columns, F.lit("accounts_all").alias(BATCH))
+        )
+        versions = mine.unionByName(existing)
     clashing = clashing_groups(versions, config)
     if clashing.isEmpty():
         return {}
@@ -260,17 +266,27 @@ def committed_batches(spark: Any, tables: Tables) -> Set[str]:
 
 def read_all(spark: Any, batches: Sequence[StepBatch], config: PipelineConfig) -> DataFrame:
     """Every batch of the step in one scan (one plan node, however many batches), with the
-    batch key and path month of each row taken from its file's path."""
+    batch key and path month of each row taken from its file's path (:func:`path_parts`)."""
     schema = ", ".join(f"{c.name} {SPARK_SQL_TYPES[c.type]}" for c in config.source_schema)  # DDL
-    locations = [b.location for b in batches]
-    path = F.input_file_name()
-    month = F.regexp_extract(path, FILE_PATH_PATTERN, 1)
-    batch_id = F.regexp_extract(path, FILE_PATH_PATTERN, 2)
+    month, batch_id = path_parts(batches)
     return (
-        spark.read.schema(schema).option("pathGlobFilter", "*.parquet").parquet(*locations)
+        spark.read.schema(schema).option("pathGlobFilter", "*.parquet").parquet(*[b.location for b in batches])
         .withColumn(BATCH, F.concat_ws("/", month, batch_id))
         .withColumn("_path_month", month)
     )
+
+
+def path_parts(batches: Sequence[StepBatch]) -> Tuple[Column, Column]:
+    """The month and batch id in each row's file path (FILE_PATH_PATTERN's two groups). Every
+    file of one batch sits directly in its folder, so a step of one batch (a forward month,
+    typically) takes them from the folder once, as literals: parsed per row they cost 1.2-1.5 s
+    of a 1M-record month's one-task read (docs/benchmarks.md, twenty-ninth section)."""
+    if len(batches) == 1:
+        found = re.search(FILE_PATH_PATTERN, f"{batches[0].location.rstrip('/')}/part.parquet")
+        if found:
+            return F.lit(found.group(1)), F.lit(found.group(2))
+    path = F.input_file_name()
+    return F.regexp_extract(path, FILE_PATH_PATTERN, 1), F.regexp_extract(path, FILE_PATH_PATTERN, 2)
 
 
 def validated_batches(
@@ -287,8 +303,8 @@ def validated_batches(
     rejected.update(file_column_problems(spark, valid(batches), config))
     if not valid(batches):
         return ValidatedStep((), None, {}, rejected)
-    # Checkpointed, not just cached: the file-name column is non-deterministic, and MERGE
-    # (copy-on-write) refuses a source whose lineage holds one.
+    # Checkpointed, not just cached: the file-name column that tags a step of several batches is
+    # non-deterministic, and MERGE (copy-on-write) refuses a source whose lineage holds one.
     scan = read_all(spark, valid(batches), config).localCheckpoint(eager=True)
     rows, bad_rows = validate_rows(scan, valid(batches), config)
     rejected.update(bad_rows)

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from datadominion.months import add_months, format_month, parse_month
 from datadominion.steps import Step
-from emr_jobs import file_reads, summarise
+from emr_jobs import file_reads, ingest, summarise
 from emr_jobs import transforms as tx
 from emr_jobs.publish import audit_branch
 from emr_jobs.summarise import INTERPRET_SMALL_STEPS
@@ -415,6 +415,43 @@ def test_bad_batches_are_each_rejected_once_with_their_rule_and_the_good_one_is_
     assert report.batches_appended == [good.batch_key] and report.rows_ingested == 1
     assert spark.table(env.tables.accounts_all).count() == 2
     assert_equals_reference(spark, env)
+
+
+def test_a_batch_read_alone_is_tagged_from_its_folder_as_its_rows_are_when_read_beside_another(spark, isolated):
+    """A step of one batch takes its rows' batch key and path month from its folder once; they
+    are what parsing each row's file path gives, which a step of several batches still does."""
+    env, cfg = isolated, isolated.config
+    key = cfg.key_column
+    one = write_batch(env.landing, "2022-02", "one", [record(cfg, 1, "2022-02", 0), record(cfg, 2, "2022-03", 0)], cfg)
+    other = write_batch(env.landing, "2022-03", "other", [record(cfg, 3, "2022-03", 0)], cfg)
+    alone, beside = ingest.read_all(spark, [one], cfg), ingest.read_all(spark, [one, other], cfg)
+
+    def tags(rows):
+        return sorted(tuple(r) for r in rows.select(key, ingest.BATCH, "_path_month").collect())
+
+    assert tags(alone) == [(1, "2022-02/one", "2022-02"), (2, "2022-02/one", "2022-02")]
+    assert tags(beside) == [*tags(alone), (3, "2022-03/other", "2022-03")]
+    # Parsed per row, the tags come from input_file_name(), a non-deterministic expression.
+    assert [rows._jdf.queryExecution().analyzed().deterministic() for rows in (alone, beside)] == [True, False]
+
+
+def test_a_month_accounts_all_lacks_is_not_joined_to_it_yet_its_batch_conflicts_are_found(spark, isolated):
+    """The conflict check asks accounts_all's manifests whether it holds the step's months and
+    skips the join with its records when not; a clash inside a batch of a new month is still
+    rejected, and a clash with a stored month still found (bad_cases, 'vs accounts_all')."""
+    env, cfg = isolated, isolated.config
+    seed = write_batch(env.landing, "2022-02", "seed", [record(cfg, 1, "2022-02", 0)], cfg)
+    run_step(spark, env.tables, step_of("initial", [seed]))
+    month = cfg.month_column
+    assert file_reads.holds_files(spark, env.tables.accounts_all, (month, ["2022-02"]))
+    assert not file_reads.holds_files(spark, env.tables.accounts_all, (month, ["2022-03", "2022-05"]))
+    clash = write_batch(env.landing, "2022-03", "clash", [record(cfg, 5, "2022-03", 3, past_due_am=1),
+                                                          record(cfg, 5, "2022-03", 3, past_due_am=2)], cfg)
+    stored = write_batch(env.landing, "2022-02", "stored", [record(cfg, 1, "2022-02", 0, past_due_am=12345)], cfg)
+    for bad in (clash, stored):
+        report = run_step(spark, env.tables, step_of("forward" if bad is clash else "backfill", [bad]))
+        assert rule_of(report.rejected[bad.batch_key]) == "no conflicting duplicates"
+    assert spark.table(env.tables.accounts_all).count() == 1
 
 
 def test_validation_costs_the_same_spark_jobs_for_many_batches_as_for_two(spark, isolated):
