@@ -118,11 +118,8 @@ def _schema_at(iceberg: Any, version: Version) -> Any:
 def _plain_parquet_files(jvm: Any, iceberg: Any, version: Version,
                          partitions: Optional[Tuple[str, List[str]]]) -> Optional[List[str]]:
     """The data files of the scan, when each is Parquet with no delete file; else None."""
-    planned = _planned(jvm, iceberg, version, partitions)
-    try:
-        return _plain_parquet(planned.iterator())
-    finally:
-        planned.close()
+    with _planned(jvm, iceberg, version, partitions) as walk:
+        return _plain_parquet(walk)
 
 
 def _plain_parquet(walk: Any) -> Optional[List[str]]:
@@ -160,17 +157,13 @@ def _tasks_of(jvm: Any, iceberg: Any, branch: Optional[str], files: Set[str],
     """The scan tasks (a Java list) of ``files`` at the head of ``branch``; None unless every
     one of them is there."""
     tasks, found = jvm.java.util.ArrayList(), set()
-    planned = _planned(jvm, iceberg, branch, partitions)
-    try:
-        walk = planned.iterator()
+    with _planned(jvm, iceberg, branch, partitions) as walk:
         while walk.hasNext():
             task = walk.next()
             path = str(task.file().location())
             if path in files:
                 tasks.add(task)
                 found.add(path)
-    finally:
-        planned.close()
     return tasks if files and found == files else None
 
 
@@ -178,17 +171,16 @@ def holds_files(spark: Any, table: str, partitions: Tuple[str, List[str]]) -> bo
     """Whether ``table`` as now committed has a data file in ``partitions`` (a column and its
     values): a look at its manifests, no Spark job. True when this Iceberg cannot tell."""
     try:
-        planned = _planned(spark._jvm, iceberg_table(spark, table), None, partitions)
+        with _planned(spark._jvm, iceberg_table(spark, table), None, partitions) as walk:
+            return bool(walk.hasNext())
     except (Py4JError, TypeError):
         return True
-    try:
-        return bool(planned.iterator().hasNext())
-    finally:
-        planned.close()
 
 
-def _planned(jvm: Any, iceberg: Any, version: Version, partitions: Optional[Tuple[str, List[str]]]) -> Any:
-    """The file scan tasks (closeable) at ``version``, within ``partitions``."""
+@contextmanager
+def _planned(jvm: Any, iceberg: Any, version: Version, partitions: Optional[Tuple[str, List[str]]]) -> Iterator[Any]:
+    """An iterator (Java) over the file scan tasks at ``version``, within ``partitions``; the
+    planning's open manifests are closed when the block ends."""
     scan = iceberg.newScan()
     if isinstance(version, int):
         scan = scan.useSnapshot(version)
@@ -196,7 +188,11 @@ def _planned(jvm: Any, iceberg: Any, version: Version, partitions: Optional[Tupl
         scan = scan.useRef(version)
     if partitions is not None and partitions[1]:
         scan = scan.filter(_any_of(jvm, *partitions))
-    return scan.planFiles()
+    planned = scan.planFiles()
+    try:
+        yield planned.iterator()
+    finally:
+        planned.close()
 
 
 def _any_of(jvm: Any, column: str, values: List[str]) -> Any:
